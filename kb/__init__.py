@@ -1,0 +1,3 @@
+"""claimkb: a claim-tracking knowledge base."""
+
+__version__ = "0.1.0"

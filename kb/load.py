@@ -1,0 +1,165 @@
+"""Read a knowledge base folder into the model: discover, read, parse (cached), assemble.
+
+All reading happens here, before anything is checked or written. Parsing is the costly step, so
+parsed files are cached by content (see kb.cache) and, when many files changed, spread over the
+machine's cores.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb import model as m
+from kb.cache import ParseCache, digest
+from kb.problems import Loc, Problem, problem, rel
+from kb.schema import build_record
+from kb.yamlstrict import decode, parse
+
+KIND_DIRS = {"claim": "claims", "source": "sources", "entity": "entities"}
+PARALLEL_THRESHOLD = 1500  # below this, starting worker processes costs more than it saves
+
+
+class NotAKnowledgeBase(Exception):
+    """The folder cannot be read as a knowledge base at all (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class FileInput:
+    kind: str
+    path: str  # relative to the root, with forward slashes
+    data: bytes
+
+
+Parsed = tuple[m.Record | None, list[Problem]]
+
+
+def parse_file(kind: str, path: str, data: bytes) -> Parsed:
+    """One file's record and problems; a pure function of its arguments, so it can be cached."""
+    text, problems = decode(data, path)
+    if text is None:
+        return None, problems
+    root, more = parse(text, path)
+    problems += more
+    if any(p.code == "Y002" for p in more):
+        return None, problems
+    record, more = build_record(kind, root, path)
+    return record, problems + more
+
+
+def _parse_batch(batch: list[FileInput]) -> list[Parsed]:
+    return [parse_file(f.kind, f.path, f.data) for f in batch]
+
+
+def discover(root: Path) -> list[tuple[str, Path]]:
+    """Every record file, by kind, in a stable order. Claims may sit in subfolders."""
+    if not root.is_dir():
+        raise NotAKnowledgeBase(f"{root} is not a folder")
+    dirs = {kind: root / name for kind, name in KIND_DIRS.items()}
+    if not any(d.is_dir() for d in dirs.values()):
+        raise NotAKnowledgeBase(
+            f"{root} has none of claims/, sources/, entities/: not a knowledge base"
+        )
+    found = []
+    for kind, folder in dirs.items():
+        pattern = "**/*.yaml" if kind == "claim" else "*.yaml"
+        found += [(kind, p) for p in sorted(folder.glob(pattern)) if p.is_file()]
+    return found
+
+
+def _parse_all(inputs: list[FileInput], cache: ParseCache | None, jobs: int) -> list[Parsed]:
+    results: list[Parsed | None] = [None] * len(inputs)
+    todo: list[int] = []
+    for i, f in enumerate(inputs):
+        hit = cache.get(f.kind, f.path, digest(f.data)) if cache else None
+        if hit is not None:
+            results[i] = hit
+        else:
+            todo.append(i)
+    if jobs > 1 and len(todo) >= PARALLEL_THRESHOLD:
+        size = max(200, len(todo) // (jobs * 4))
+        batches = [[inputs[i] for i in todo[k : k + size]] for k in range(0, len(todo), size)]
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            done = [r for batch in pool.map(_parse_batch, batches) for r in batch]
+    else:
+        done = [parse_file(inputs[i].kind, inputs[i].path, inputs[i].data) for i in todo]
+    for i, parsed in zip(todo, done, strict=True):
+        results[i] = parsed
+        if cache:
+            f = inputs[i]
+            cache.put(f.kind, f.path, digest(f.data), parsed)
+    return [r for r in results if r is not None]
+
+
+def _read(path: Path, shown: str) -> tuple[bytes | None, list[Problem]]:
+    try:
+        return path.read_bytes(), []
+    except OSError as exc:
+        return None, [problem(Loc(shown, 0, 0), "Y008", f"cannot read the file: {exc.strerror}")]
+
+
+def _snapshots(root: Path, kb: m.KnowledgeBase) -> list[Problem]:
+    problems: list[Problem] = []
+    folder = root / KIND_DIRS["source"]
+    for path in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+        shown = rel(path, root)
+        data, probs = _read(path, shown)
+        problems += probs
+        if data is None:
+            continue
+        text, probs = decode(data, shown)
+        problems += [problem(p.loc, "Q502", p.message, p.hint) for p in probs]
+        if path.stem not in kb.sources:
+            problems.append(problem(Loc(shown, 0, 0), "Q503",
+                                    f"no source '{path.stem}' for this text",
+                                    f"add sources/{path.stem}.yaml or rename the file"))
+        elif text is not None:
+            kb.snapshots[path.stem] = m.Snapshot(path.stem, shown, text)
+    return problems
+
+
+def load(
+    root: Path, cache: ParseCache | None = None, jobs: int | None = None
+) -> tuple[m.KnowledgeBase, list[Problem]]:
+    """The knowledge base in `root`, and every problem found while reading it."""
+    root = root.resolve()
+    files = discover(root)
+    problems: list[Problem] = []
+    inputs: list[FileInput] = []
+    for kind, path in files:
+        shown = rel(path, root)
+        data, probs = _read(path, shown)
+        problems += probs
+        if data is not None:
+            inputs.append(FileInput(kind, shown, data))
+    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    kb = m.KnowledgeBase(root)
+    for f, (record, probs) in zip(inputs, _parse_all(inputs, cache, jobs), strict=True):
+        problems += probs
+        if record is None:
+            continue
+        kb.files.append((f.path, record))
+        table = _table(kb, f.kind)
+        table.setdefault(record.id, record)
+    if cache is not None:
+        cache.save(keep={(f.kind, f.path) for f in inputs})
+    problems += _snapshots(root, kb)
+    return kb, problems
+
+
+def _table(kb: m.KnowledgeBase, kind: str) -> dict[str, m.Record]:
+    tables: dict[str, Iterable[object]] = {
+        "claim": kb.claims, "source": kb.sources, "entity": kb.entities,
+    }
+    return tables[kind]  # type: ignore[return-value]
+
+
+def kind_of(record: m.Record) -> str:
+    if isinstance(record, m.Claim):
+        return "claim"
+    if isinstance(record, m.Source):
+        return "source"
+    return "entity"

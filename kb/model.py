@@ -1,0 +1,174 @@
+"""The typed model: what the YAML files mean, with every value's place in its file.
+
+Each record keeps `loc` (where it starts) and `locs` (field name, or "field[i]" for a list
+item, to the place of that value), so every later rule can point an editor at the exact spot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kb.problems import Loc
+
+CLAIM_KINDS = ("fact", "quantity", "quote", "opinion", "prediction")
+STANCES = ("supports", "partly-supports", "partly-refutes", "refutes", "context")
+STATUSES = (
+    "supported",
+    "partly-supported",
+    "disputed",
+    "refuted",
+    "unverified",
+    "not-checkable",
+)
+RELATIONS = ("supports", "contradicts", "refines", "duplicates", "depends-on", "context")
+SOURCE_KINDS = (
+    "news-article",
+    "statistics",
+    "report",
+    "interview",
+    "social-post",
+    "forum-thread",
+    "encyclopedia",
+    "dataset",
+    "other",
+)
+ENTITY_KINDS = ("person", "organization", "country", "place", "event", "product", "other")
+
+_NOWHERE = Loc("", 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference to another record by id, with the place it was written."""
+
+    id: str
+    loc: Loc = _NOWHERE
+
+
+@dataclass
+class Located:
+    loc: Loc = field(default=_NOWHERE, kw_only=True, compare=False, repr=False)
+    locs: dict[str, Loc] = field(default_factory=dict, kw_only=True, compare=False, repr=False)
+
+    def at(self, name: str) -> Loc:
+        """The place of a field's value, or of the record where the field is missing."""
+        return self.locs.get(name, self.loc)
+
+
+@dataclass
+class Quantity(Located):
+    value: float = 0.0
+    unit: str = ""
+
+
+@dataclass
+class Appearance(Located):
+    source: Ref = Ref("")
+    quote: str = ""
+    translation: str | None = None
+
+
+@dataclass
+class Evidence(Located):
+    source: Ref = Ref("")
+    stance: str = "context"
+    quote: str | None = None
+    translation: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class Verdict(Located):
+    status: str = ""
+    summary: str | None = None
+
+
+@dataclass
+class Review(Located):
+    by: str = ""
+    date: dt.date | None = None
+    note: str | None = None
+
+
+@dataclass
+class Relation(Located):
+    claim: Ref = Ref("")
+    relation: str = "context"
+
+
+@dataclass
+class Claim(Located):
+    id: str = ""
+    claim: str = ""
+    kind: str = "fact"
+    claimant: Ref | None = None
+    about: list[Ref] = field(default_factory=list)
+    period: str | None = None
+    quantity: Quantity | None = None
+    appearances: list[Appearance] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    verdict: Verdict | None = None
+    reviews: list[Review] = field(default_factory=list)
+    related: list[Relation] = field(default_factory=list)
+    resolves_by: dt.date | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Source(Located):
+    id: str = ""
+    title: str = ""
+    kind: str = "other"
+    publisher: Ref | None = None
+    authors: list[Ref] = field(default_factory=list)
+    url: str = ""
+    archived: str | None = None
+    published: str | None = None  # YYYY, YYYY-MM or YYYY-MM-DD: a source's date may be partial
+    accessed: dt.date | None = None
+    language: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class Entity(Located):
+    id: str = ""
+    name: str = ""
+    kind: str = "other"
+    description: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    wikidata: str | None = None
+
+
+Record = Claim | Source | Entity
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A source's text, as stored beside it in sources/<id>.txt."""
+
+    source_id: str
+    path: str
+    text: str
+
+
+@dataclass
+class KnowledgeBase:
+    """Every record of a folder, by kind and id; the first of two records with one id wins."""
+
+    root: Path
+    claims: dict[str, Claim] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict)
+    entities: dict[str, Entity] = field(default_factory=dict)
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
+    # records of a kind in file order, duplicates included, for rules that look at all of them
+    files: list[tuple[str, Record]] = field(default_factory=list)
+
+    def record(self, kind: str, id_: str) -> Record | None:
+        table: dict[str, Claim] | dict[str, Source] | dict[str, Entity] = {
+            "claim": self.claims,
+            "source": self.sources,
+            "entity": self.entities,
+        }[kind]
+        return table.get(id_)

@@ -1,0 +1,211 @@
+"""A strict YAML reader: text in, a tree of located nodes out, never an exception.
+
+libyaml's event stream is walked directly, so that anchors, aliases, tags, several documents
+and duplicate keys are seen (a composer would resolve them away) and every node keeps its line
+and column. Plain scalars stay text here; `scalar_kind` applies the YAML 1.2 core schema so that
+the schema layer can tell `2024` from `"2024"` and refuse to guess.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from kb.problems import Loc, Problem, problem
+
+try:  # libyaml's parser is several times faster; the pure one gives the same events
+    from yaml import CBaseLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import BaseLoader as _Loader  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    value: str
+    plain: bool  # written without quotes or block style, so YAML 1.2 may read it as non-text
+    loc: Loc
+
+
+@dataclass(slots=True)
+class Mapping:
+    loc: Loc
+    items: dict[str, tuple[Scalar, Node]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Sequence:
+    loc: Loc
+    items: list[Node] = field(default_factory=list)
+
+
+Node = Scalar | Mapping | Sequence
+
+# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution)
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
+def scalar_kind(s: Scalar) -> str:
+    """What YAML 1.2's core schema makes of a scalar: null, bool, int, float or str."""
+    if not s.plain:
+        return "str"
+    v = s.value
+    if _NULL.match(v):
+        return "null"
+    if _BOOL.match(v):
+        return "bool"
+    if _INT.match(v):
+        return "int"
+    if _FLOAT.match(v):
+        return "float"
+    return "str"
+
+
+def decode(data: bytes, path: str) -> tuple[str | None, list[Problem]]:
+    """UTF-8 text with a BOM dropped and line ends made \\n, or Y001 at the first bad byte."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        return None, [
+            problem(
+                Loc(path, line, col),
+                "Y001",
+                f"byte 0x{data[exc.start]:02x} is not valid UTF-8",
+                "save the file as UTF-8",
+            )
+        ]
+    return text.replace("\r\n", "\n").replace("\r", "\n"), []
+
+
+def _tabs(text: str, path: str) -> list[Problem]:
+    found = []
+    for n, line in enumerate(text.split("\n"), start=1):
+        col = line.find("\t")
+        if col >= 0:
+            found.append(
+                problem(Loc(path, n, col + 1), "Y007", "tab character", "indent with spaces")
+            )
+    return found
+
+
+def _loc(path: str, mark: yaml.Mark | None) -> Loc:
+    if mark is None:
+        return Loc(path, 1, 1)
+    return Loc(path, mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def node(self, events: list[yaml.Event], i: int) -> tuple[Node, int]:
+        ev = events[i]
+        loc = _loc(self.path, ev.start_mark)
+        if isinstance(ev, yaml.AliasEvent):
+            self.problems.append(
+                problem(loc, "Y004", f"alias *{ev.anchor}", "write the value out in full")
+            )
+            return Scalar("", False, loc), i + 1
+        anchor = getattr(ev, "anchor", None)
+        if anchor is not None:
+            self.problems.append(
+                problem(loc, "Y004", f"anchor &{anchor}", "remove the anchor")
+            )
+        tag = getattr(ev, "tag", None)
+        explicit = tag is not None and not (
+            isinstance(ev, yaml.ScalarEvent) and tag == "!" and not ev.implicit[0]
+        )
+        if explicit and not isinstance(ev, yaml.ScalarEvent | yaml.MappingStartEvent
+                                       | yaml.SequenceStartEvent):
+            explicit = False
+        if explicit:
+            self.problems.append(problem(loc, "Y005", f"tag {tag}", "remove the tag"))
+        if isinstance(ev, yaml.ScalarEvent):
+            plain = ev.style is None or ev.style == ""
+            return Scalar(ev.value, plain and not explicit, loc), i + 1
+        if isinstance(ev, yaml.SequenceStartEvent):
+            seq = Sequence(loc)
+            i += 1
+            while not isinstance(events[i], yaml.SequenceEndEvent):
+                child, i = self.node(events, i)
+                seq.items.append(child)
+            return seq, i + 1
+        if isinstance(ev, yaml.MappingStartEvent):
+            m = Mapping(loc)
+            i += 1
+            while not isinstance(events[i], yaml.MappingEndEvent):
+                key, i = self.node(events, i)
+                value, i = self.node(events, i)
+                if not isinstance(key, Scalar):
+                    self.problems.append(
+                        problem(key.loc, "S103", "a key must be a plain name", "")
+                    )
+                    continue
+                if key.value in m.items:
+                    first = m.items[key.value][0].loc
+                    self.problems.append(
+                        problem(
+                            key.loc,
+                            "Y003",
+                            f"duplicate key '{key.value}' (first at line {first.line})",
+                            "keep one of the two",
+                        )
+                    )
+                    continue
+                m.items[key.value] = (key, value)
+            return m, i + 1
+        raise AssertionError(f"unexpected event {ev!r}")  # pragma: no cover
+
+
+def parse(text: str, path: str) -> tuple[Node | None, list[Problem]]:
+    """The one document of a file as a node tree, and every problem met on the way."""
+    problems = _tabs(text, path)
+    loader = _Loader(text)
+    events: list[yaml.Event] = []
+    try:
+        while True:
+            ev = loader.get_event()
+            if ev is None:
+                break
+            events.append(ev)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or "invalid YAML"
+        if exc.context:
+            what = f"{what} ({exc.context})"
+        problems.append(problem(_loc(path, mark), "Y002", what, "fix the YAML syntax"))
+        return None, problems
+    except yaml.YAMLError as exc:  # e.g. a reader error on a control character
+        mark = getattr(exc, "problem_mark", None)
+        problems.append(problem(_loc(path, mark), "Y002", str(exc).split("\n")[0], ""))
+        return None, problems
+    finally:
+        loader.dispose()
+
+    starts = [i for i, ev in enumerate(events) if isinstance(ev, yaml.DocumentStartEvent)]
+    if not starts:
+        return None, problems
+    for extra in starts[1:]:
+        problems.append(
+            problem(
+                _loc(path, events[extra].start_mark),
+                "Y006",
+                "a second YAML document",
+                "keep one record per file; remove the '---' and what follows",
+            )
+        )
+    builder = _Builder(path)
+    root, _ = builder.node(events, starts[0] + 1)
+    problems.extend(builder.problems)
+    return root, problems
