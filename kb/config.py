@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from kb.problems import Loc, Problem, problem
@@ -56,13 +56,12 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         url = getattr(config, key)
         if url and not valid_url(url):
             problems.append(problem(where, "C801", f"'{key}' must be an http(s) URL"))
-            config = _replace(config, key, getattr(Config(), key))
+            config = _replace(config, key, str(getattr(Config(), key)))
     if not config.base_url.endswith("/"):
         config = _replace(config, "base_url", config.base_url + "/")
     return config, problems
 
 
-def _replace(config: Config, key: str, value: object) -> Config:
-    from dataclasses import replace
-
-    return replace(config, **{key: value})
+def _replace(config: Config, key: str, value: str) -> Config:
+    changes: dict[str, object] = {key: value}
+    return replace(config, **changes)  # type: ignore[arg-type]

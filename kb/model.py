@@ -115,6 +115,10 @@ class Claim(Located):
     resolves_by: dt.date | None = None
     tags: list[str] = field(default_factory=list)
 
+    def citations(self) -> list[Appearance | Evidence]:
+        """Every place the claim cites a source: its appearances, then its evidence."""
+        return [*self.appearances, *self.evidence]
+
 
 @dataclass
 class Source(Located):
@@ -166,9 +170,8 @@ class KnowledgeBase:
     files: list[tuple[str, Record]] = field(default_factory=list)
 
     def record(self, kind: str, id_: str) -> Record | None:
-        table: dict[str, Claim] | dict[str, Source] | dict[str, Entity] = {
-            "claim": self.claims,
-            "source": self.sources,
-            "entity": self.entities,
-        }[kind]
-        return table.get(id_)
+        if kind == "claim":
+            return self.claims.get(id_)
+        if kind == "source":
+            return self.sources.get(id_)
+        return self.entities.get(id_)

@@ -223,7 +223,7 @@ def period_bounds(text: str) -> tuple[dt.date, dt.date] | None:
     for i, part in enumerate(parts):
         if not _PARTIAL_DATE.match(part):
             return None
-        y, mo, d = (int(x) for x in (part.split("-") + ["0", "0"])[:3])
+        y, mo, d = (int(x) for x in [*part.split("-"), "0", "0"][:3])
         try:
             if i == 0 or len(parts) == 1:
                 days.append(dt.date(y, mo or 1, d or 1))

@@ -79,7 +79,7 @@ def references(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
             yield from _unknown(claim.claimant, "entity", kb.entities)
         for ref in claim.about:
             yield from _unknown(ref, "entity", kb.entities)
-        for item in [*claim.appearances, *claim.evidence]:
+        for item in claim.citations():
             yield from _unknown(item.source, "source", kb.sources)
         for rel in claim.related:
             yield from _unknown(rel.claim, "claim", kb.claims)
@@ -121,8 +121,7 @@ def future_dates(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
 
 def quotes_in_text(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
     for claim in kb.claims.values():
-        items: list[m.Appearance | m.Evidence] = [*claim.appearances, *claim.evidence]
-        for item in items:
+        for item in claim.citations():
             text = ctx.snapshot(kb, item.source.id)
             if text is None or not item.quote or locate(text, item.quote) is not None:
                 continue
@@ -173,7 +172,7 @@ def unreferenced(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
         used_entities.update(r.id for r in claim.about)
         if claim.claimant:
             used_entities.add(claim.claimant.id)
-        used_sources.update(i.source.id for i in [*claim.appearances, *claim.evidence])
+        used_sources.update(i.source.id for i in claim.citations())
     for source in kb.sources.values():
         used_entities.update(r.id for r in source.authors)
         if source.publisher:

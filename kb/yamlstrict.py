@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -98,7 +99,7 @@ def _tabs(text: str, path: str) -> list[Problem]:
     return found
 
 
-def _loc(path: str, mark: yaml.Mark | None) -> Loc:
+def _loc(path: str, mark: Any) -> Loc:
     if mark is None:
         return Loc(path, 1, 1)
     return Loc(path, mark.line + 1, mark.column + 1)

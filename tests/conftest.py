@@ -1,0 +1,100 @@
+"""Shared fixtures: a fixed "today", a private parse cache, and tiny knowledge bases on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TODAY = "2026-11-28"
+
+# A small valid knowledge base; tests copy it and change one thing.
+MINIMAL: dict[str, str] = {
+    "claims/trade-record-2024.yaml": """\
+id: trade-record-2024
+claim: Russia–China trade reached a record $245bn in 2024.
+kind: quantity
+claimant: someone
+about: [russia]
+period: "2024"
+quantity: {value: 245e9, unit: USD}
+appearances:
+  - source: article
+    quote: "the value of trade hit a record $245bn"
+evidence:
+  - source: report
+    stance: supports
+    quote: "amounted to $244.8 billion"
+reviews:
+  - {by: editor, date: 2026-11-01}
+tags: [trade]
+""",
+    "sources/article.yaml": """\
+id: article
+title: An article
+kind: news-article
+url: https://example.org/article
+published: 2025-12
+language: en
+""",
+    "sources/article.txt": "Last year, the value of trade  hit a record $245bn (£182bn).\n",
+    "sources/report.yaml": """\
+id: report
+title: A report
+kind: report
+publisher: someone
+url: https://example.org/report
+published: 2025-01-13
+""",
+    "entities/someone.yaml": """\
+id: someone
+name: Some One
+kind: person
+aliases: [S. One]
+""",
+    "entities/russia.yaml": """\
+id: russia
+name: Russia
+kind: country
+""",
+}
+
+
+@pytest.fixture(autouse=True)
+def _reproducible(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+                  ) -> None:
+    monkeypatch.setenv("KB_TODAY", TODAY)
+    monkeypatch.setenv("KB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+MakeKB = Callable[..., Path]
+
+
+@pytest.fixture
+def make_kb(tmp_path: Path) -> MakeKB:
+    """Write a knowledge base: MINIMAL (unless base=None) updated with `files`.
+
+    A value of None deletes that file from the base.
+    """
+
+    def make(files: dict[str, str | bytes | None] | None = None,
+             base: dict[str, str] | None = MINIMAL, name: str = "kb") -> Path:
+        root = tmp_path / name
+        merged: dict[str, str | bytes | None] = dict(base or {})
+        merged.update(files or {})
+        for rel, content in merged.items():
+            if content is None:
+                continue
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+        for sub in ("claims", "sources", "entities"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        return root
+
+    return make
