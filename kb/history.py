@@ -46,3 +46,83 @@ def file_histories(root: Path, paths: tuple[str, ...] = ("claims", "sources", "e
     for commits in histories.values():
         commits.reverse()
     return histories
+
+
+# --- status at each step (additive: claim pages and the PROV-O graph) ---------------------
+
+
+@dataclass(frozen=True)
+class HistoryStep:
+    """A claim file as one commit left it: its status then, or why there is none."""
+
+    commit: Commit
+    status: str | None  # the status shown (verdict or derived); None: deleted or unreadable
+    derived: str | None  # what the evidence alone gave
+    reason: str  # the derivation in words, the verdict's summary, "deleted", "could not be read"
+    deleted: bool = False
+
+
+def read_blobs(root: Path, specs: list[str]) -> list[bytes | None]:
+    """The contents of `rev:path` specs (paths relative to `root`) from one `git cat-file`.
+
+    None for a spec that names nothing (the file did not exist at that commit).
+    """
+    if not specs:
+        return []
+    if shutil.which("git") is None:
+        return [None] * len(specs)
+    feed = "".join(f"{s.split(':', 1)[0]}:./{s.split(':', 1)[1]}\n" for s in specs)
+    try:
+        out = subprocess.run(["git", "-C", str(root), "cat-file", "--batch"],
+                             input=feed.encode("utf-8"), capture_output=True, check=True,
+                             timeout=300).stdout
+    except (OSError, subprocess.SubprocessError):
+        return [None] * len(specs)
+    blobs: list[bytes | None] = []
+    pos = 0
+    for _ in specs:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) == 3 and header[1] == b"blob":
+            size = int(header[2])
+            blobs.append(out[pos : pos + size])
+            pos += size + 1  # the blob is followed by a newline
+        else:  # "<spec> missing", or not a blob
+            blobs.append(None)
+    return blobs
+
+
+def claim_histories(root: Path, paths: tuple[str, ...] = ("claims",),
+                    review_age_days: int = 365) -> dict[str, list[HistoryStep]]:
+    """For each claim file under `paths`, its status at each commit that touched it, oldest
+    first. One `git log` and one `git cat-file` for the whole knowledge base.
+
+    A step is assessed as of its commit's date, so a prediction reads as it did then.
+    """
+    from kb.load import parse_file
+    from kb.model import Claim
+    from kb.status import assess
+
+    histories = {p: cs for p, cs in file_histories(root, paths).items()
+                 if p.endswith(".yaml")}
+    order = [(p, c) for p, commits in sorted(histories.items()) for c in commits]
+    blobs = read_blobs(root, [f"{c.sha}:{p}" for p, c in order])
+    out: dict[str, list[HistoryStep]] = {}
+    for (path, commit), data in zip(order, blobs, strict=True):
+        if data is None:
+            step = HistoryStep(commit, None, None, "deleted", deleted=True)
+        else:
+            record, _ = parse_file("claim", path, data)
+            if isinstance(record, Claim):
+                a = assess(record, commit.date.date(), review_age_days)
+                step = HistoryStep(commit, a.status, a.derived, a.reason)
+            else:
+                step = HistoryStep(commit, None, None, "could not be read")
+        out.setdefault(path, []).append(step)
+    return out
+
+
+def claim_history(root: Path, relpath: str, review_age_days: int = 365) -> list[HistoryStep]:
+    """One claim file's steps (see claim_histories), oldest first; [] outside git."""
+    return claim_histories(root, (relpath,), review_age_days).get(relpath, [])

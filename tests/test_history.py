@@ -1,0 +1,81 @@
+"""The history of a claim from git: each commit with its date, author, message and status."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from test_diff import REFUTING, commit, init, needs_git
+
+from kb.history import claim_histories, claim_history, read_blobs
+
+from conftest import MakeKB
+
+CLAIM = "claims/trade-record-2024.yaml"
+
+
+@needs_git
+def test_claim_with_several_commits(make_kb: MakeKB) -> None:
+    root = make_kb()
+    init(root)
+    path = root / CLAIM
+    original = path.read_text(encoding="utf-8")
+    first = commit(root, "Add the trade claim", date="2026-01-05T09:00:00+01:00",
+                   author="Editor One")
+    path.write_text(original.replace("reviews:", REFUTING + "reviews:"), encoding="utf-8")
+    second = commit(root, "Add refuting evidence", date="2026-02-10T10:00:00+00:00",
+                    author="Editor Two")
+    (root / "entities/china.yaml").write_text("id: china\nname: China\nkind: country\n",
+                                              encoding="utf-8")
+    commit(root, "An unrelated entity", date="2026-02-11T10:00:00+00:00")
+    path.write_text(original.replace("reviews:", REFUTING + "verdict:\n  status: refuted\n"
+                                     "  summary: The editors read it so.\nreviews:"),
+                    encoding="utf-8")
+    third = commit(root, "Verdict: refuted", date="2026-03-01T08:30:00+00:00")
+    path.unlink()
+    fourth = commit(root, "Remove the claim", date="2026-04-01T08:30:00+00:00")
+
+    steps = claim_history(root, CLAIM)
+    assert [s.commit.sha for s in steps] == [first, second, third, fourth]
+    assert [s.commit.subject for s in steps] == ["Add the trade claim", "Add refuting evidence",
+                                                 "Verdict: refuted", "Remove the claim"]
+    assert [s.commit.author for s in steps[:2]] == ["Editor One", "Editor Two"]
+    assert steps[0].commit.date == dt.datetime(2026, 1, 5, 9, 0,
+                                               tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert [s.status for s in steps] == ["supported", "disputed", "refuted", None]
+    assert [s.derived for s in steps] == ["supported", "disputed", "disputed", None]
+    assert steps[1].reason == "1 source supports, 1 refutes."
+    assert steps[2].reason == "The editors read it so."
+    assert steps[3].deleted and not steps[0].deleted
+
+    every = claim_histories(root)
+    assert set(every) == {CLAIM}
+    assert every[CLAIM] == steps
+
+
+@needs_git
+def test_unreadable_step_and_subfolder(make_kb: MakeKB) -> None:
+    root = make_kb({"claims/2024/other.yaml": "id: other\nclaim: [broken\n"})
+    init(root)
+    commit(root, "broken claim")
+    steps = claim_history(root, "claims/2024/other.yaml")
+    assert len(steps) == 1 and steps[0].status is None
+    assert steps[0].reason == "could not be read"
+
+
+def test_no_git_history_outside_a_repository(make_kb: MakeKB) -> None:
+    root = make_kb()
+    assert claim_history(root, CLAIM) == []
+    assert read_blobs(root, []) == []
+
+
+@needs_git
+def test_read_blobs_in_one_process(make_kb: MakeKB, tmp_path: Path) -> None:
+    root = make_kb()
+    init(root)
+    sha = commit(root, "base")
+    blobs = read_blobs(root, [f"{sha}:{CLAIM}", f"{sha}:claims/missing.yaml",
+                              f"{sha}:sources/article.txt"])
+    assert blobs[0] == (root / CLAIM).read_bytes()
+    assert blobs[1] is None
+    assert blobs[2] == (root / "sources/article.txt").read_bytes()
