@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.cache import ParseCache
-from kb.config import Config, load_config
-from kb.load import load
+from kb import __version__ as kb_version
+from kb.cache import ParseCache, cache_path, code_fingerprint, read_pickle, write_pickle
+from kb.config import CONFIG_FILE, Config, load_config
+from kb.load import Inputs, load, read_inputs
 from kb.model import KnowledgeBase
 from kb.problems import Report
 from kb.validate import Context, validate
@@ -36,7 +38,8 @@ class Checked:
     report: Report
 
 
-def check(root: Path, options: CheckOptions | None = None) -> Checked:
+def check(root: Path, options: CheckOptions | None = None,
+          inputs: Inputs | None = None) -> Checked:
     """Everything wrong with the knowledge base in `root`.
 
     Raises kb.load.NotAKnowledgeBase when the folder cannot be read as one.
@@ -44,10 +47,50 @@ def check(root: Path, options: CheckOptions | None = None) -> Checked:
     options = options or CheckOptions()
     config, problems = load_config(root)
     cache = ParseCache(root) if options.use_cache else None
-    kb, more = load(root, cache=cache, jobs=options.jobs)
+    kb, more = load(root, cache=cache, jobs=options.jobs, inputs=inputs)
     report = Report(files_checked=len(kb.files))
     report.extend(problems)
     report.extend(more)
     ctx = Context(options.today or today(), config.review_age_days)
     report.extend(validate(kb, ctx))
     return Checked(kb, config, ctx, report)
+
+
+def check_report(root: Path, options: CheckOptions | None = None) -> Report:
+    """The report of `check`, reused as a whole when nothing it depends on has changed.
+
+    The key covers every input of a check: each file's path and content, kb.toml, the date,
+    and the code of the whole package, so a reused report is always the one a fresh check
+    would give. Editors run `kb check` again and again; most runs change nothing.
+    """
+    options = options or CheckOptions()
+    if not options.use_cache:
+        return check(root, options).report
+    inputs = read_inputs(root)
+    config_file = root / CONFIG_FILE
+    key = (
+        inputs.fingerprint(),
+        config_file.read_bytes() if config_file.is_file() else b"",
+        (options.today or today()).isoformat(),
+        kb_version,
+        sys.version,
+        code_fingerprint(),
+    )
+    path = cache_path(root, "report")
+    report = read_pickle(path, key)
+    if isinstance(report, Report):
+        return report
+    report = check(root, options, inputs).report
+    write_pickle(path, key, report)
+    return report
+
+
+def check_command(root: Path, options: CheckOptions, shacl: bool = False) -> Report:
+    """What `kb check` reports: the rules, and with `shacl` the graph against its shapes."""
+    if not shacl:
+        return check_report(root, options)
+    from kb.shacl import shacl_problems  # the graph stage: loaded only when asked for
+
+    checked = check(root, options)
+    checked.report.extend(shacl_problems(checked))
+    return checked.report

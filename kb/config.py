@@ -34,7 +34,7 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
     where = Loc(CONFIG_FILE, 1, 1)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
         return Config(), [problem(where, "C801", f"kb.toml cannot be read: {exc}")]
     known = {f.name: f for f in fields(Config)}
     values: dict[str, object] = {}

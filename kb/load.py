@@ -7,14 +7,15 @@ machine's cores.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from kb import model as m
-from kb.cache import ParseCache, digest
+from kb.cache import ParseCache, digest, paused_gc
 from kb.problems import Loc, Problem, problem, rel
 from kb.schema import build_record
 from kb.yamlstrict import decode, parse
@@ -51,7 +52,8 @@ def parse_file(kind: str, path: str, data: bytes) -> Parsed:
 
 
 def _parse_batch(batch: list[FileInput]) -> list[Parsed]:
-    return [parse_file(f.kind, f.path, f.data) for f in batch]
+    with paused_gc():
+        return [parse_file(f.kind, f.path, f.data) for f in batch]
 
 
 def discover(root: Path) -> list[tuple[str, Path]]:
@@ -65,9 +67,23 @@ def discover(root: Path) -> list[tuple[str, Path]]:
         )
     found = []
     for kind, folder in dirs.items():
-        pattern = "**/*.yaml" if kind == "claim" else "*.yaml"
-        found += [(kind, p) for p in sorted(folder.glob(pattern)) if p.is_file()]
+        found += [(kind, p) for p in _files(folder, ".yaml", recursive=kind == "claim")]
     return found
+
+
+def _files(folder: Path, suffix: str, recursive: bool = False) -> list[Path]:
+    """The non-folder entries ending in `suffix`, sorted by path.
+
+    A broken link is kept, so that reading it reports Y008 instead of skipping it silently.
+    os.walk, not Path.glob: at 100,000 files the stat per path of glob costs seconds.
+    """
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        found += [Path(dirpath, n) for n in filenames if n.endswith(suffix)]
+        if not recursive:
+            break
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    return sorted(found)
 
 
 def _parse_all(inputs: list[FileInput], cache: ParseCache | None, jobs: int) -> list[Parsed]:
@@ -101,43 +117,75 @@ def _read(path: Path, shown: str) -> tuple[bytes | None, list[Problem]]:
         return None, [problem(Loc(shown, 0, 0), "Y008", f"cannot read the file: {exc.strerror}")]
 
 
-def _snapshots(root: Path, kb: m.KnowledgeBase) -> list[Problem]:
-    problems: list[Problem] = []
-    folder = root / KIND_DIRS["source"]
-    for path in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
-        shown = rel(path, root)
-        data, probs = _read(path, shown)
-        problems += probs
-        if data is None:
-            continue
-        text, probs = decode(data, shown)
-        problems += [problem(p.loc, "Q502", p.message, p.hint) for p in probs]
-        if path.stem not in kb.sources:
-            problems.append(problem(Loc(shown, 0, 0), "Q503",
-                                    f"no source '{path.stem}' for this text",
-                                    f"add sources/{path.stem}.yaml or rename the file"))
-        elif text is not None:
-            kb.snapshots[path.stem] = m.Snapshot(path.stem, shown, text)
-    return problems
+@dataclass
+class Inputs:
+    """Every byte a knowledge base is made of, read once, before anything is parsed."""
+
+    root: Path
+    records: list[FileInput]
+    snapshots: list[tuple[str, bytes]]  # (relative path, bytes) of sources/*.txt
+    problems: list[Problem]
+
+    def fingerprint(self) -> str:
+        """One digest of every file's path and content: equal inputs, equal results."""
+        h = hashlib.blake2b(digest_size=20)
+        for f in self.records:
+            h.update(f"{f.kind}\0{f.path}\0{digest(f.data)}\n".encode())
+        for path, data in self.snapshots:
+            h.update(f"txt\0{path}\0{digest(data)}\n".encode())
+        for p in self.problems:
+            h.update(f"{p.loc}\0{p.code}\n".encode())
+        return h.hexdigest()
 
 
-def load(
-    root: Path, cache: ParseCache | None = None, jobs: int | None = None
-) -> tuple[m.KnowledgeBase, list[Problem]]:
-    """The knowledge base in `root`, and every problem found while reading it."""
+def read_inputs(root: Path) -> Inputs:
+    """Read every record file and text snapshot of the knowledge base in `root`."""
     root = root.resolve()
-    files = discover(root)
     problems: list[Problem] = []
-    inputs: list[FileInput] = []
-    for kind, path in files:
+    records: list[FileInput] = []
+    for kind, path in discover(root):
         shown = rel(path, root)
         data, probs = _read(path, shown)
         problems += probs
         if data is not None:
-            inputs.append(FileInput(kind, shown, data))
+            records.append(FileInput(kind, shown, data))
+    snapshots = []
+    for path in _files(root / KIND_DIRS["source"], ".txt"):
+        shown = rel(path, root)
+        data, probs = _read(path, shown)
+        problems += probs
+        if data is not None:
+            snapshots.append((shown, data))
+    return Inputs(root, records, snapshots, problems)
+
+
+def _snapshots(inputs: Inputs, kb: m.KnowledgeBase) -> list[Problem]:
+    problems: list[Problem] = []
+    for shown, data in inputs.snapshots:
+        stem = PurePosixPath(shown).stem
+        text, probs = decode(data, shown)
+        problems += [problem(p.loc, "Q502", p.message, p.hint) for p in probs]
+        if stem not in kb.sources:
+            problems.append(problem(Loc(shown, 0, 0), "Q503",
+                                    f"no source '{stem}' for this text",
+                                    f"add sources/{stem}.yaml or rename the file"))
+        elif text is not None:
+            kb.snapshots[stem] = m.Snapshot(stem, shown, text)
+    return problems
+
+
+def load(
+    root: Path, cache: ParseCache | None = None, jobs: int | None = None,
+    inputs: Inputs | None = None,
+) -> tuple[m.KnowledgeBase, list[Problem]]:
+    """The knowledge base in `root` (or of `inputs` already read), and every problem found."""
+    inputs = inputs or read_inputs(root)
+    problems = list(inputs.problems)
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
-    kb = m.KnowledgeBase(root)
-    for f, (record, probs) in zip(inputs, _parse_all(inputs, cache, jobs), strict=True):
+    kb = m.KnowledgeBase(inputs.root)
+    with paused_gc():
+        parsed = _parse_all(inputs.records, cache, jobs)
+    for f, (record, probs) in zip(inputs.records, parsed, strict=True):
         problems += probs
         if record is None:
             continue
@@ -145,8 +193,8 @@ def load(
         table = _table(kb, f.kind)
         table.setdefault(record.id, record)
     if cache is not None:
-        cache.save(keep={(f.kind, f.path) for f in inputs})
-    problems += _snapshots(root, kb)
+        cache.save(keep={(f.kind, f.path) for f in inputs.records})
+    problems += _snapshots(inputs, kb)
     return kb, problems
 
 

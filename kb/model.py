@@ -102,7 +102,7 @@ class Relation(Located):
 class Claim(Located):
     id: str = ""
     claim: str = ""
-    kind: str = "fact"
+    kind: str = ""  # empty when the file's kind is missing or invalid (already reported)
     claimant: Ref | None = None
     about: list[Ref] = field(default_factory=list)
     period: str | None = None

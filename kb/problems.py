@@ -10,6 +10,7 @@ import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 
 class Severity(enum.Enum):
@@ -17,9 +18,12 @@ class Severity(enum.Enum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True, order=True)
-class Loc:
-    """A place in a file; line and column count from 1 (0 means "the whole file")."""
+class Loc(NamedTuple):
+    """A place in a file; line and column count from 1 (0 means "the whole file").
+
+    A named tuple, not a dataclass: one is made for every YAML node, and a frozen dataclass
+    costs several times as much to create.
+    """
 
     path: str
     line: int = 0
@@ -43,7 +47,8 @@ def _codes(*entries: tuple[str, Severity, str]) -> dict[str, Code]:
 E, W = Severity.ERROR, Severity.WARNING
 
 # The stable rule codes. Y: the file and its YAML; S: schema and types; I: identifiers;
-# R: references; V: values; Q: quotes; T: status and review; N: the claim network; C: kb.toml.
+# R: references; V: values; Q: quotes; T: status and review; N: the claim network; C: kb.toml;
+# G: the RDF graph (kb check --shacl).
 CODES: dict[str, Code] = _codes(
     ("Y001", E, "file is not valid UTF-8"),
     ("Y002", E, "YAML syntax error"),
@@ -82,6 +87,7 @@ CODES: dict[str, Code] = _codes(
     ("N701", E, "depends-on cycle"),
     ("N702", W, "depends on a refuted or disputed claim"),
     ("C801", E, "invalid kb.toml"),
+    ("G901", E, "graph does not conform to the SHACL shapes"),
 )
 
 

@@ -57,25 +57,35 @@ def locate(haystack: Normalised, quote: str) -> tuple[int, int] | None:
     return haystack.offsets[i], haystack.offsets[j] + 1
 
 
-def nearest(haystack: Normalised, quote: str, limit: int = 200_000) -> str | None:
-    """The stretch of text most like the quote, to show an editor what the source says."""
+def nearest(haystack: Normalised, quote: str) -> str | None:
+    """The stretch of text most like the quote, to show an editor what the source says.
+
+    Anchored on the longest block the two share, then compared in a few windows around it:
+    linear in the text's length, where sliding a window over all of it is quadratic.
+    """
     needle = norm_text(quote)
-    text = haystack.text[:limit]
+    text = haystack.text
     if not needle or not text:
         return None
-    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == " "]
-    matcher = difflib.SequenceMatcher(autojunk=False)
-    matcher.set_seq2(needle)
+    matcher = difflib.SequenceMatcher(None, text, needle, autojunk=False)
+    block = matcher.find_longest_match(0, len(text), 0, len(needle))
+    if block.size == 0:
+        return None
+    origin = block.a - block.b  # where the quote would start if the block were in place
     best, best_ratio = None, 0.0
-    for s in starts:
-        window = text[s : s + len(needle)]
-        matcher.set_seq1(window)
-        if matcher.real_quick_ratio() <= best_ratio or matcher.quick_ratio() <= best_ratio:
+    scorer = difflib.SequenceMatcher(None, "", needle, autojunk=False)
+    reach = len(needle) // 4 + 1
+    starts = [i for i in range(max(0, origin - reach), min(len(text), origin + reach))
+              if i == 0 or text[i - 1] == " "]  # windows start on a word
+    for start in starts or [max(0, origin)]:
+        window = text[start : start + len(needle)]
+        scorer.set_seq1(window)
+        if scorer.quick_ratio() <= best_ratio:
             continue
-        r = matcher.ratio()
-        if r > best_ratio:
-            best, best_ratio = window, r
-    return best if best_ratio >= 0.5 else None
+        ratio = scorer.ratio()
+        if ratio > best_ratio:
+            best, best_ratio = window, ratio
+    return best.strip() if best is not None and best_ratio >= 0.5 else None
 
 
 def context(text: str, start: int, end: int, sentences: int = 1) -> tuple[str, str]:
@@ -91,7 +101,7 @@ def context(text: str, start: int, end: int, sentences: int = 1) -> tuple[str, s
         cut = k
     pre = before[cut:].lstrip(". \n")
     pos = 0
-    for _ in range(sentences):
+    for _ in range(sentences + 1):  # the end of the quoted sentence, then `sentences` more
         k = min((x for x in (after.find(". ", pos), after.find("\n", pos)) if x >= 0),
                 default=-1)
         if k < 0:

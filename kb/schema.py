@@ -191,7 +191,9 @@ def _number(s: Scalar) -> tuple[float | None, list[Problem]]:
     if kind == "int" and (v.startswith(("0o", "0x")) or (len(v) > 1 and v.startswith("0"))):
         return None, [problem(s.loc, "S103", f"{s.value} is ambiguous (octal or hex in YAML 1.1)",
                               "write the number in decimal without leading zeros")]
-    value = float(s.value.replace("_", ""))
+    if v.lower() in (".inf", ".nan"):  # YAML's spellings, which Python's float() refuses
+        return None, [problem(s.loc, "S104", f"{s.value} is not a finite number", "")]
+    value = float(s.value)
     if value != value or value in (float("inf"), float("-inf")):
         return None, [problem(s.loc, "S104", f"{s.value} is not a finite number", "")]
     return value, []
@@ -386,9 +388,10 @@ def build(spec: ObjectSpec, node: Mapping) -> tuple[Any, list[Problem]]:
 def build_record(kind: str, root: Node | None, path: str) -> tuple[m.Record | None, list[Problem]]:
     """One record of `kind` from the document of a file, or None when there is nothing to build."""
     spec = RECORDS[kind]
+    article = "an" if kind[0] in "aeiou" else "a"
     if root is None:
         return None, [problem(Loc(path, 1, 1), "S103", f"the file holds no {kind}",
-                              f"write a mapping with the fields of a {kind}")]
+                              f"write a mapping with the fields of {article} {kind}")]
     if not isinstance(root, Mapping):
         return None, [problem(root.loc, "S103",
                               f"expected a mapping of {kind} fields, got {_describe(root)}")]

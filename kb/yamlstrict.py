@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -18,12 +18,15 @@ from kb.problems import Loc, Problem, problem
 
 try:  # libyaml's parser is several times faster; the pure one gives the same events
     from yaml import CBaseLoader as _Loader
+
+    _BYTE_OFFSETS = True  # libyaml counts offsets in UTF-8 bytes
 except ImportError:  # pragma: no cover
     from yaml import BaseLoader as _Loader  # type: ignore[assignment]
 
+    _BYTE_OFFSETS = False  # the pure-Python reader counts characters
 
-@dataclass(frozen=True, slots=True)
-class Scalar:
+
+class Scalar(NamedTuple):
     value: str
     plain: bool  # written without quotes or block style, so YAML 1.2 may read it as non-text
     loc: Loc
@@ -105,14 +108,41 @@ def _loc(path: str, mark: Any) -> Loc:
     return Loc(path, mark.line + 1, mark.column + 1)
 
 
+def _offset_loc(path: str, text: str, position: int) -> Loc:
+    before = (text.encode("utf-8")[:position].decode("utf-8", "ignore")
+              if _BYTE_OFFSETS else text[:position])
+    return Loc(path, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)
+
+
+MAX_DEPTH = 100
+
+
+def _skip(events: list[yaml.Event], i: int) -> int:
+    """The index after the collection that starts at events[i]."""
+    depth = 0
+    while True:
+        if isinstance(events[i], yaml.CollectionStartEvent):
+            depth += 1
+        elif isinstance(events[i], yaml.CollectionEndEvent):
+            depth -= 1
+        i += 1
+        if depth == 0:
+            return i
+
+
 class _Builder:
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems: list[Problem] = []
 
-    def node(self, events: list[yaml.Event], i: int) -> tuple[Node, int]:
+    def node(self, events: list[yaml.Event], i: int, depth: int = 0) -> tuple[Node, int]:
         ev = events[i]
         loc = _loc(self.path, ev.start_mark)
+        if depth >= MAX_DEPTH and isinstance(ev, yaml.CollectionStartEvent):
+            # a record needs a few levels; thousands would exhaust Python's stack
+            self.problems.append(problem(loc, "Y002", f"nested more than {MAX_DEPTH} levels deep",
+                                         "a record needs only a few levels"))
+            return Scalar("", False, loc), _skip(events, i)
         if isinstance(ev, yaml.AliasEvent):
             self.problems.append(
                 problem(loc, "Y004", f"alias *{ev.anchor}", "write the value out in full")
@@ -139,15 +169,15 @@ class _Builder:
             seq = Sequence(loc)
             i += 1
             while not isinstance(events[i], yaml.SequenceEndEvent):
-                child, i = self.node(events, i)
+                child, i = self.node(events, i, depth + 1)
                 seq.items.append(child)
             return seq, i + 1
         if isinstance(ev, yaml.MappingStartEvent):
             m = Mapping(loc)
             i += 1
             while not isinstance(events[i], yaml.MappingEndEvent):
-                key, i = self.node(events, i)
-                value, i = self.node(events, i)
+                key, i = self.node(events, i, depth + 1)
+                value, i = self.node(events, i, depth + 1)
                 if not isinstance(key, Scalar):
                     self.problems.append(
                         problem(key.loc, "S103", "a key must be a plain name", "")
@@ -187,7 +217,12 @@ def parse(text: str, path: str) -> tuple[Node | None, list[Problem]]:
             what = f"{what} ({exc.context})"
         problems.append(problem(_loc(path, mark), "Y002", what, "fix the YAML syntax"))
         return None, problems
-    except yaml.YAMLError as exc:  # e.g. a reader error on a control character
+    except yaml.reader.ReaderError as exc:  # a control character: it has no mark, only an offset
+        problems.append(problem(_offset_loc(path, text, exc.position), "Y002",
+                                f"character U+{exc.character:04X} is not allowed in YAML",
+                                "remove the control character"))
+        return None, problems
+    except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problems.append(problem(_loc(path, mark), "Y002", str(exc).split("\n")[0], ""))
         return None, problems
