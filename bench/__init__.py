@@ -1,0 +1,1 @@
+"""Benchmarks of claimkb on synthetic knowledge bases: `python -m bench --help`."""

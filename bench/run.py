@@ -1,0 +1,231 @@
+"""Run the stages on generated knowledge bases and write the table of results.
+
+Each run of a stage is a fresh process, timed from start to exit; its peak memory is the
+ru_maxrss that wait4() reports for it (the largest of it and the children it waited for, so a
+worker pool's peak counts, not the sum of its processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import machine
+from bench.generate import generate
+from bench.stages import STAGES, Bench, Stage
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+KB_TODAY = "2026-11-28"  # the generated knowledge bases are valid as of this day
+
+
+@dataclass(frozen=True)
+class Sample:
+    seconds: float
+    cpu: float  # user + system seconds of the process and the workers it waited for
+    peak_mb: float
+
+
+@dataclass
+class Result:
+    stage: Stage
+    claims: int
+    files: int
+    samples: list[Sample] = field(default_factory=list)
+    skipped: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(s.seconds for s in self.samples)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    claims: int
+    root: Path
+    files: int
+    sources: int
+    entities: int
+    snapshots: int
+    megabytes: float
+
+
+def _stamp(claims: int, seed: int) -> str:
+    code = (HERE / "generate.py").read_bytes()
+    return hashlib.blake2b(code + f"|{claims}|{seed}".encode(), digest_size=12).hexdigest()
+
+
+def ensure_corpus(workdir: Path, claims: int, seed: int) -> Corpus:
+    """The knowledge base of this size, generated once and reused while the generator stays."""
+    root = workdir / f"kb-{claims}-seed{seed}"
+    stamp = workdir / f"kb-{claims}-seed{seed}.stamp"
+    want = _stamp(claims, seed)
+    if not (root.is_dir() and stamp.is_file() and stamp.read_text() == want):
+        shutil.rmtree(root, ignore_errors=True)
+        workdir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=workdir, prefix=".gen-"))
+        generate(tmp, claims, seed)
+        tmp.rename(root)
+        stamp.write_text(want)
+    count = {"claims": 0, "sources": 0, "entities": 0, "txt": 0}
+    size = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            size += os.stat(os.path.join(folder, name)).st_size
+            top = Path(folder).relative_to(root).parts[:1]
+            if name.endswith(".txt"):
+                count["txt"] += 1
+            elif name.endswith(".yaml") and top and top[0] in count:
+                count[top[0]] += 1
+    return Corpus(claims, root, count["claims"] + count["sources"] + count["entities"],
+                  count["sources"], count["entities"], count["txt"], size / 1e6)
+
+
+def measure(argv: list[str], env: dict[str, str], log: Path) -> Sample:
+    """Run a command once; its wall time (or the figure it reports) and its peak memory."""
+    result = Path(env["BENCH_RESULT"])
+    result.unlink(missing_ok=True)
+    with log.open("wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}:\n{tail}")
+    if result.is_file():
+        seconds = float(result.read_text().strip())
+    cpu = usage.ru_utime + usage.ru_stime
+    return Sample(seconds, cpu, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+
+
+def run_stage(stage: Stage, corpus: Corpus, workdir: Path, repeat: int) -> Result:
+    res = Result(stage, corpus.claims, corpus.files)
+    missing = stage.missing()
+    if missing:
+        res.skipped = "not installed: " + ", ".join(missing)
+        return res
+    work = workdir / f"work-{corpus.claims}" / stage.name
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, KB_TODAY=KB_TODAY, KB_CACHE_DIR=str(work / "cache"),
+               BENCH_RESULT=str(work / "result"))
+    bench = Bench(corpus.root, corpus.claims, corpus.files, work, env)
+    for i in range(repeat):
+        if stage.prepare is not None:
+            stage.prepare(bench)
+        sample = measure(stage.command(bench), env, work / f"run-{i}.log")
+        res.samples.append(sample)
+        print(f"  {stage.name:<14} {corpus.claims:>7} claims  run {i + 1}/{repeat}: "
+              f"{sample.seconds:7.2f} s  {sample.cpu:7.2f} s CPU  {sample.peak_mb:7.0f} MB",
+              file=sys.stderr)
+    return res
+
+
+def _seconds(x: float) -> str:
+    return f"{x:.3f}" if x < 1 else f"{x:.2f}" if x < 100 else f"{x:.0f}"
+
+
+def render(results: list[Result], corpora: list[Corpus], repeat: int,
+           load_before: str, load_after: str, command: str) -> str:
+    lines = [
+        "# Benchmark results", "",
+        f"Measured with `{command}` (see bench/README.md). Each figure is the median of "
+        f"{repeat} runs, each in a fresh process started from the command line, so it includes "
+        "Python's start-up. \"Cold\" means no claimkb cache; the operating system's file cache "
+        "is warm in every run. CPU is user + system time of the process and its workers (the "
+        "median): on a shared machine it shows the work done when the wall time shows the "
+        "queue. Peak memory is the largest resident set of the process or of a worker it "
+        "started.", "",
+        "## Machine", "", "| | |", "| --- | --- |",
+    ]
+    lines += [f"| {k} | {v} |" for k, v in machine.describe(REPO)]
+    lines += [f"| load average (1, 5, 15 min) before | {load_before} |",
+              f"| load average after | {load_after} |", ""]
+    lines += ["## Knowledge bases", "",
+              "Generated by `python -m bench.generate N DIR` (seed 0): valid by construction.", "",
+              "| claims | sources | entities | text snapshots | record files | bytes in files |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {c.claims:,} | {c.sources:,} | {c.entities:,} | {c.snapshots:,} | "
+              f"{c.files:,} | {c.megabytes:.1f} MB |" for c in corpora]
+    lines += ["", "## Times", "",
+              "| claims | stage | median | min – max | CPU | files/s | peak memory | target |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in results:
+        if r.skipped:
+            lines.append(f"| {r.claims:,} | {r.stage.name} | skipped ({r.skipped}) | | | | | |")
+            continue
+        times = [s.seconds for s in r.samples]
+        target = r.stage.targets.get(r.claims)
+        verdict = "" if target is None else (
+            f"< {target:g} s: {'met' if r.median < target else '**missed**'}")
+        lines.append(
+            f"| {r.claims:,} | {r.stage.name} | {_seconds(r.median)} s | "
+            f"{_seconds(min(times))} – {_seconds(max(times))} s | "
+            f"{_seconds(statistics.median(s.cpu for s in r.samples))} s | "
+            f"{r.files / r.median:,.0f} | {max(s.peak_mb for s in r.samples):,.0f} MB | "
+            f"{verdict} |")
+    lines += ["", "## Stages", ""]
+    names = dict.fromkeys(r.stage.name for r in results)
+    lines += [f"- `{n}`: {STAGES[n].about}" for n in names]
+    return "\n".join(lines) + "\n"
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Time claimkb's stages on synthetic knowledge bases.")
+    parser.add_argument("--sizes", type=_ints, default=[1000, 10000],
+                        help="numbers of claims, comma-separated (default: 1000,10000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each stage (default 3)")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help=f"comma-separated, from: {', '.join(STAGES)} (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md",
+                        help="the results file (default: bench/RESULTS.md)")
+    parser.add_argument("--workdir", type=Path, default=HERE / "out",
+                        help="generated knowledge bases and scratch (default: bench/out)")
+    args = parser.parse_args(argv)
+    names = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [n for n in names if n not in STAGES]
+    if unknown or not names or args.repeat < 1 or not args.sizes or min(args.sizes) < 1:
+        parser.error(f"unknown stage(s): {', '.join(unknown)}" if unknown
+                     else "give at least one stage, size and run")
+    load_before = machine.load_average()
+    results: list[Result] = []
+    corpora: list[Corpus] = []
+    try:
+        for claims in args.sizes:
+            print(f"knowledge base of {claims:,} claims …", file=sys.stderr)
+            corpus = ensure_corpus(args.workdir.resolve(), claims, args.seed)
+            corpora.append(corpus)
+            for name in names:
+                results.append(run_stage(STAGES[name], corpus, args.workdir.resolve(),
+                                         args.repeat))
+    except (RuntimeError, OSError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    command = "python -m bench " + " ".join(
+        [f"--sizes {','.join(map(str, args.sizes))}", f"--repeat {args.repeat}",
+         f"--stages {','.join(names)}"])
+    text = render(results, corpora, args.repeat, load_before, machine.load_average(), command)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+    return 0

@@ -1,0 +1,126 @@
+"""The benchmark's synthetic knowledge bases are valid and reproducible, and the runner runs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.generate import generate
+from kb.check import CheckOptions, check
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("gen") / "kb"
+    generate(root, 300, seed=0)
+    return root
+
+
+def test_generated_kb_has_the_promised_shape(generated: Path) -> None:
+    claims = list((generated / "claims").rglob("*.yaml"))
+    assert len(claims) == 300
+    assert len(list((generated / "sources").glob("*.yaml"))) == 60
+    assert len(list((generated / "entities").glob("*.yaml"))) == 30
+    assert len(list((generated / "sources").glob("*.txt"))) == 3  # one source in twenty
+    assert (generated / "kb.toml").is_file()
+    mean = sum(p.stat().st_size for p in claims) / len(claims)
+    assert 800 < mean < 2000, mean
+    text = "".join(p.read_text(encoding="utf-8") for p in claims)
+    for kind in ("fact", "quantity", "quote", "opinion", "prediction"):
+        assert f"kind: {kind}\n" in text
+    for part in ("quantity: {value:", "relation: depends-on", "verdict:", "resolves_by:",
+                 "stance: refutes", "stance: partly-supports", "translation:"):
+        assert part in text, part
+    urls = [line for p in (generated / "sources").glob("*.yaml")
+            for line in p.read_text(encoding="utf-8").splitlines() if "http" in line]
+    assert urls and all('"https://example.org/' in u or '"https://archive.example.org/' in u
+                        for u in urls)
+
+
+def test_generated_kb_checks_without_errors_or_warnings(generated: Path) -> None:
+    result = check(generated, CheckOptions(use_cache=False))
+    report = result.report
+    assert report.files_checked == 390
+    assert [str(p.loc) + " " + p.code + " " + p.message for p in report] == []
+    assert len(result.kb.snapshots) == 3
+
+
+def test_generation_is_deterministic(generated: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    generate(again, 300, seed=0)
+    assert _tree_digest(again) == _tree_digest(generated)
+    other = tmp_path / "other"
+    generate(other, 300, seed=1)
+    assert _tree_digest(other) != _tree_digest(generated)
+
+
+def test_generate_refuses_a_folder_in_use(generated: Path) -> None:
+    with pytest.raises(FileExistsError):
+        generate(generated, 10)
+
+
+def test_generate_cli(tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    done = subprocess.run([sys.executable, "-m", "bench.generate", "20", str(out)], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert len(list((out / "claims").rglob("*.yaml"))) == 20
+    done = subprocess.run([sys.executable, "-m", "bench.generate", "20", str(out)], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "not empty" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    env = dict(os.environ)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--sizes", "200", "--repeat", "1", "--stages",
+         "check,check-warm", "--out", str(out), "--workdir", str(tmp_path / "work")],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "## Machine" in text and "| cores |" in text and "| Python | CPython" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 200 | check")]
+    assert [r.split("|")[2].strip() for r in rows] == ["check", "check-warm"]
+    for row in rows:
+        median = row.split("|")[3].strip()
+        assert median.endswith(" s") and float(median[:-2]) > 0
+        assert row.split("|")[5].strip().endswith(" s")  # CPU
+        assert row.split("|")[7].strip().endswith(" MB")
+    assert "| 200 | 40 | 20 | 2 | 260 |" in text
+    assert (tmp_path / "work" / "kb-200-seed0" / "kb.toml").is_file()
+
+
+def test_benchmark_rejects_unknown_stage(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench", "--stages", "nope", "--out",
+                           str(tmp_path / "r.md")], cwd=REPO, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 2 and "unknown stage" in done.stderr
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_parse_cache_is_keyed_by_every_module_the_parser_imports() -> None:
+    """kb.cache.PARSER_MODULES must list every kb module that parsing depends on, or an edit
+    to an unlisted one would leave a stale cache in use (found while making the cache fast)."""
+    from kb.cache import PARSER_MODULES
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, kb.load; print(' '.join(sorted(m for m in "
+         "sys.modules if m == 'kb' or m.startswith('kb.'))))"],
+        cwd=REPO, capture_output=True, text=True, check=True)
+    imported = {"__init__" if m == "kb" else m.removeprefix("kb.")
+                for m in done.stdout.split()}
+    assert imported <= set(PARSER_MODULES)
