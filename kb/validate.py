@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from kb import model as m
-from kb.load import kind_of
+from kb.load import KIND_DIRS, kind_of
+from kb.network import depends_on_cycles, depends_on_weak
 from kb.problems import Problem, problem
 from kb.quotes import Normalised, locate, nearest, normalise
 from kb.schema import SLUG, SLUG_MAX
@@ -65,12 +66,8 @@ def _unknown(ref: m.Ref, kind: str, known: dict[str, m.Claim] | dict[str, m.Sour
     if ref.id and ref.id not in known:
         close = difflib.get_close_matches(ref.id, list(known), n=1, cutoff=0.7)
         hint = f"did you mean '{close[0]}'?" if close else (
-            f"add {m_dir(kind)}/{ref.id}.yaml or fix the id")
+            f"add {KIND_DIRS[kind]}/{ref.id}.yaml or fix the id")
         yield problem(ref.loc, "R301", f"no {kind} '{ref.id}'", hint)
-
-
-def m_dir(kind: str) -> str:
-    return {"claim": "claims", "source": "sources", "entity": "entities"}[kind]
 
 
 def references(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
@@ -94,6 +91,8 @@ def references(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
 
 def kind_fields(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
     for claim in kb.claims.values():
+        if not claim.kind:
+            continue  # a missing or unknown kind was reported; guessing one would mislead
         if claim.quantity is not None and claim.kind != "quantity":
             yield problem(claim.at("quantity"), "V404",
                           f"a {claim.kind} claim has no quantity",
@@ -154,8 +153,8 @@ def verdicts(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
 def reviews(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
     for claim in kb.claims.values():
         a = assess(claim, ctx.today, ctx.review_age_days)
-        if not a.due_for_review:
-            continue
+        if not a.due_for_review or (a.last_review is None and claim.reviews):
+            continue  # reviews whose dates are invalid were reported (V402)
         if a.last_review is None:
             yield problem(claim.at("reviews"), "T604", "never reviewed",
                           "add reviews: [{by: your-handle, date: YYYY-MM-DD}] once checked")
@@ -196,6 +195,8 @@ RULES: tuple[Rule, ...] = (
     verdicts,
     reviews,
     unreferenced,
+    depends_on_cycles,
+    depends_on_weak,
 )
 
 

@@ -1,0 +1,106 @@
+"""The claim network: depends-on cycles (N701), weak dependencies (N702), independence,
+and `kb analyze`."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from graph_data import RICH
+
+from kb.check import check
+from kb.cli import main
+from kb.network import analyse, url_key
+from kb.status import assess
+
+from conftest import MakeKB
+
+CYCLE = {
+    "claims/a.yaml": """\
+id: a
+claim: A holds.
+kind: fact
+appearances: [{source: article, quote: "Last year"}]
+reviews: [{by: editor, date: 2026-11-01}]
+related: [{claim: b, relation: depends-on}]
+""",
+    "claims/b.yaml": """\
+id: b
+claim: B holds.
+kind: fact
+appearances: [{source: article, quote: "Last year"}]
+reviews: [{by: editor, date: 2026-11-01}]
+related: [{claim: a, relation: depends-on}]
+""",
+}
+
+
+def codes(root: object) -> list[str]:
+    return [p.code for p in check(root).report]  # type: ignore[arg-type]
+
+
+def test_depends_on_cycle_is_an_error_at_the_relation(make_kb: MakeKB) -> None:
+    root = make_kb(CYCLE)
+    report = check(root).report
+    n701 = [p for p in report if p.code == "N701"]
+    assert len(n701) == 1
+    assert n701[0].loc.path == "claims/a.yaml" and n701[0].loc.line == 6
+    assert "a → b → a" in n701[0].message
+    result = CliRunner().invoke(main, ["--root", str(root), "check"])
+    assert result.exit_code == 1 and "N701" in result.output
+
+
+def test_depending_on_a_refuted_claim_is_a_warning(make_kb: MakeKB) -> None:
+    root = make_kb(RICH)
+    n702 = [p for p in check(root).report if p.code == "N702"]
+    assert [(p.loc.path, p.message) for p in n702] == [
+        ("claims/growth-needs-fall.yaml", "depends on 'trade-fall-2025', which is refuted")]
+    assert "N701" not in codes(root)
+
+
+def test_sources_of_one_publisher_count_once(make_kb: MakeKB) -> None:
+    checked = check(make_kb(RICH))
+    kb, ctx = checked.kb, checked.context
+    report = analyse(kb, {c: assess(x, ctx.today, 365) for c, x in kb.claims.items()})
+    assert report.independent_sources == {"growth-needs-fall": 1, "opinion": 0,
+                                          "trade-fall-2025": 0, "trade-record-2024": 1}
+    assert report.source_groups["report"] == report.source_groups["report-copy"]
+    assert report.source_groups["article"] != report.source_groups["report"]
+    assert report.single_source == ["growth-needs-fall", "trade-record-2024"]
+    assert report.contradiction_clusters == [["trade-fall-2025", "trade-record-2024"]]
+    assert report.orphans == ["opinion"]
+    assert report.central_entities[0][0] == "someone"
+
+
+def test_copies_of_one_document_count_once(make_kb: MakeKB) -> None:
+    files = dict(RICH)
+    files["sources/report-copy.yaml"] = files["sources/report-copy.yaml"].replace(
+        "publisher: someone\n", "").replace("https://example.org/other-table",
+                                            "http://www.example.org/report/?utm=1")
+    files["sources/report.yaml"] = files["sources/report.yaml"].replace("publisher: someone\n",
+                                                                        "")
+    checked = check(make_kb(files))
+    kb, ctx = checked.kb, checked.context
+    report = analyse(kb, {c: assess(x, ctx.today, 365) for c, x in kb.claims.items()})
+    assert report.independent_sources["growth-needs-fall"] == 1
+    assert url_key("https://www.Example.org/report/?x#y") == url_key("http://example.org/report")
+    assert url_key("https://example.org/a") != url_key("https://example.org/b")
+
+
+def test_independent_sources_are_in_the_graph(make_kb: MakeKB) -> None:
+    from kb.graph import build_graph
+    from kb.query import run
+
+    g = build_graph(check(make_kb(RICH)))
+    rows = run(g, "SELECT ?c ?n WHERE { ?c kb:independentSources ?n } ORDER BY ?c").rows
+    assert [r[1].value for r in rows if r[1] is not None] == ["1", "0", "0", "1"]
+
+
+def test_analyze_prints_the_weak_spots(make_kb: MakeKB) -> None:
+    result = CliRunner().invoke(main, ["--root", str(make_kb(RICH)), "analyze"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "supported claims with a single independent source: 2" in out
+    assert "growth-needs-fall depends on trade-fall-2025 (refuted)" in out
+    assert "  trade-fall-2025, trade-record-2024" in out
+    assert "orphan claims (no evidence, no related claims): 1\n  opinion" in out
+    cyc = CliRunner().invoke(main, ["--root", str(make_kb(CYCLE, name="c")), "analyze"])
+    assert cyc.exit_code == 1 and "a → b → a" in cyc.output

@@ -1,0 +1,169 @@
+"""`kb query` and the named queries: formats, columns, and bad queries."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from graph_data import RICH
+from rdflib import Graph
+
+from kb.check import check
+from kb.cli import main
+from kb.graph import KBGraph, build_graph
+from kb.query import QueryError, named_queries, parse_header, run
+
+from conftest import REPO, MakeKB
+
+COLUMNS = {
+    "claims-by-status": ["status", "label", "claims", "definition"],
+    "refuted-or-disputed": ["claim", "text", "status", "source", "title", "stance", "quote"],
+    "by-or-about-entity": ["entity", "name", "role", "item", "text"],
+    "single-source": ["claim", "text", "status", "source", "title"],
+    "due-for-review": ["claim", "text", "status", "lastReviewed"],
+    "quantities-over-time": ["unit", "period", "value", "status", "claim", "text"],
+    "sources-by-claims-backed": ["source", "title", "publisher", "backs", "refutes"],
+    "quotes-in-source-text": ["claim", "source", "start", "end", "prefix", "exact", "suffix"],
+    "claim-relations": ["claim", "relation", "other", "status", "otherStatus"],
+}
+
+
+@pytest.fixture
+def root(make_kb: MakeKB) -> Path:
+    root = make_kb(RICH)
+    shutil.copytree(REPO / "queries", root / "queries")
+    return root
+
+
+@pytest.fixture
+def g(root: Path) -> KBGraph:
+    return build_graph(check(root))
+
+
+def kb(root: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--root", str(root), "query", *args])
+
+
+def test_at_least_eight_named_queries_with_title_and_description() -> None:
+    queries = named_queries(REPO)
+    assert len(queries) >= 8
+    assert {q.name for q in queries} == set(COLUMNS)
+    for q in queries:
+        assert q.title and q.title != q.name and len(q.description.split()) >= 8, q.name
+
+
+@pytest.mark.parametrize("name", sorted(COLUMNS))
+def test_named_query_runs_with_its_columns(g: KBGraph, name: str) -> None:
+    q = {q.name: q for q in named_queries(REPO)}[name]
+    result = run(g, q.text)
+    assert result.kind == "select"
+    assert result.variables == COLUMNS[name]
+
+
+def test_named_queries_answer_what_they_say(g: KBGraph) -> None:
+    q = {q.name: q.text for q in named_queries(REPO)}
+
+    def col(name: str, var: str) -> list[str]:
+        r = run(g, q[name])
+        i = r.variables.index(var)
+        return [row[i].value if row[i] is not None else "" for row in r.rows]
+
+    by_status = dict(zip(col("claims-by-status", "status"), col("claims-by-status", "claims"),
+                         strict=True))
+    assert by_status == {"supported": "2", "refuted": "1", "not-checkable": "1",
+                         "partly-supported": "0", "disputed": "0", "unverified": "0"}
+    assert col("refuted-or-disputed", "stance") == ["refutes", "partly-refutes"]
+    assert sorted(col("single-source", "claim")) == sorted(
+        [g.iris.claim("growth-needs-fall")] * 2 + [g.iris.claim("trade-record-2024")])
+    assert col("due-for-review", "claim") == [g.iris.claim("opinion")]
+    assert col("quantities-over-time", "value") == ["245000000000"]
+    assert col("sources-by-claims-backed", "backs")[0] == "2"
+    assert col("claim-relations", "relation") == ["depends on", "contradicts"]
+    assert len(col("quotes-in-source-text", "exact")) == 5
+
+
+def test_header_parsing_with_continuation_lines() -> None:
+    title, desc = parse_header("# title: T\n# description: one\n#   two\nSELECT * {}\n# x: y\n")
+    assert (title, desc) == ("T", "one two")
+
+
+def test_table_is_the_default_and_aligned(root: Path) -> None:
+    result = kb(root, "claims-by-status")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == COLUMNS["claims-by-status"]
+    assert lines[1].startswith("------") and lines[-1] == "(6 rows)"
+    assert lines[0].index("label") == lines[2].index(lines[2].split()[1])
+
+
+def test_csv_tsv_json(root: Path) -> None:
+    text = "SELECT ?c ?n WHERE { ?c kb:independentSources ?n } ORDER BY ?c"
+    csv_out = kb(root, "--format", "csv", text)
+    assert csv_out.exit_code == 0, csv_out.output
+    assert csv_out.output.splitlines()[0] == "c,n"
+    assert "https://claimkb.example.org/claims/growth-needs-fall#claim,1" in csv_out.output
+    tsv = kb(root, "--format", "tsv", text)
+    assert tsv.output.splitlines()[0] == "?c\t?n"
+    assert "<https://claimkb.example.org/claims/growth-needs-fall#claim>\t" in tsv.output
+    data = json.loads(kb(root, "--format", "json", text).output)
+    assert data["head"]["vars"] == ["c", "n"]
+    first = data["results"]["bindings"][0]
+    assert first["c"]["type"] == "uri"
+    assert first["n"] == {"type": "literal", "value": "1",
+                          "datatype": "http://www.w3.org/2001/XMLSchema#integer"}
+    ask = json.loads(kb(root, "--format", "json", "ASK { ?s a schema:Claim }").output)
+    assert ask == {"head": {}, "boolean": True}
+
+
+def test_query_from_a_file_and_construct_as_turtle(root: Path, tmp_path: Path) -> None:
+    path = tmp_path / "q.rq"
+    path.write_text("CONSTRUCT { ?c schema:text ?t } WHERE { ?c a schema:Claim ; schema:text ?t }")
+    result = kb(root, "--format", "ttl", str(path))
+    assert result.exit_code == 0, result.output
+    assert len(Graph().parse(data=result.output, format="turtle")) == 4
+    described = kb(root, "DESCRIBE <https://claimkb.example.org/entities/russia#entity>")
+    assert described.exit_code == 0 and "Russia" in described.output
+
+
+def test_list(root: Path) -> None:
+    result = kb(root, "--list")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^claims-by-status +Claims by status$", result.output, re.M)
+    assert len(result.output.splitlines()) == len(COLUMNS)
+
+
+def test_syntax_error_gives_line_and_column_and_exit_1(root: Path) -> None:
+    result = kb(root, "SELECT ?c\nWHERE {\n  ?c a schema:Claim\n  FILTER(\n}")
+    assert result.exit_code == 1
+    assert "line 5, column 1" in result.output or "line 5, column 2" in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(QueryError) as err:
+        run(build_graph(check(root)), "SELECT * WHERE { ?s nope:x ?o }")
+    assert err.value.line == 1 and 21 <= err.value.col <= 27
+    assert "unknown prefix" in str(err.value)
+
+
+def test_update_is_refused(root: Path) -> None:
+    result = kb(root, "INSERT DATA { <http://a.example/s> <http://a.example/p> 1 }")
+    assert result.exit_code == 1
+    assert "UPDATE" in result.output and "Traceback" not in result.output
+    after = kb(root, "ASK { <http://a.example/s> ?p ?o }")
+    assert after.output.strip() == "no"
+
+
+def test_unknown_named_query_exits_1(root: Path) -> None:
+    result = kb(root, "no-such-query")
+    assert result.exit_code == 1
+    assert "no named query 'no-such-query'" in result.output
+    assert "claims-by-status" in result.output  # the known ones are listed
+    missing = kb(root, "missing.rq")
+    assert missing.exit_code == 1 and "no such query file" in missing.output
+
+
+def test_ttl_for_a_select_is_refused(root: Path) -> None:
+    result = kb(root, "--format", "ttl", "SELECT * WHERE { ?s ?p ?o } LIMIT 1")
+    assert result.exit_code == 1 and "CONSTRUCT" in result.output
