@@ -1,0 +1,328 @@
+"""What the pages show, worked out once: indexes over the knowledge base for the templates.
+
+`SiteModel` answers the questions pages ask ("which claims cite this source?", "where is this
+quote in the text?") from dictionaries built in one pass, so rendering a page is a lookup, not a
+search over every claim. Everything is sorted: pages are byte-identical from one build to the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import pairwise
+
+from markupsafe import Markup, escape
+
+from kb import model as m
+from kb.charts import Point, period_span, quantity_chart
+from kb.config import Config
+from kb.history import Commit
+from kb.quotes import context, locate, normalise
+from kb.status import Assessment, assess
+from kb.vocab import STATUS
+
+ICONS = {"supported": "✔", "partly-supported": "◐", "disputed": "⇄", "refuted": "✘",
+         "unverified": "?", "not-checkable": "–"}
+
+
+def badge(status: str, big: bool = False) -> Markup:
+    """A status as the site shows it everywhere: icon and name (never colour alone)."""
+    return _BADGES[(status, big)] if (status, big) in _BADGES else Markup(
+        '<span class="badge">{0}</span>').format(status)
+
+
+_BADGES = {(s.name, big): Markup(
+    f'<span class="badge status-{s.name}{" badge-big" if big else ""}"><span class="icon" '
+    f'aria-hidden="true">{ICONS[s.name]}</span> {escape(s.label)}</span>')
+    for s in STATUS.values() for big in (False, True)}
+
+
+# Links and lists the templates use hundreds of times a page: Python functions, because a
+# jinja2 macro call costs ten times as much, and the site has tens of thousands of pages.
+# Ids are slugs and `root` is "../" repeated: only the names and titles need escaping.
+def claim_link(m: SiteModel, root: str, cid: str) -> Markup:
+    c = m.kb.claims.get(cid)
+    if c is None:
+        return escape(cid)
+    return Markup(f'<a href="{root}claims/{cid}/">{escape(c.claim)}</a>')
+
+
+def source_link(m: SiteModel, root: str, sid: str) -> Markup:
+    s = m.kb.sources.get(sid)
+    if s is None:
+        return escape(sid)
+    return Markup(f'<a href="{root}sources/{sid}/">{escape(s.title)}</a>')
+
+
+def entity_link(m: SiteModel, root: str, eid: str) -> Markup:
+    e = m.kb.entities.get(eid)
+    if e is None:
+        return escape(eid)
+    return Markup(f'<a href="{root}entities/{eid}/">{escape(e.name)}</a>')
+
+
+def claim_list(m: SiteModel, root: str, ids: list[str], empty: str = "None.") -> Markup:
+    if not ids:
+        return Markup(f'<p class="empty">{escape(empty)}</p>')
+    return Markup('<ul class="claims">\n' + "".join(m.row(cid, root) for cid in ids) + "</ul>")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A claim's quote located in a source's text: [start, end) in the original text."""
+
+    start: int
+    end: int
+    claim_id: str
+    role: str  # "appearance" or "evidence"
+    n: int  # the item's number in the claim, from 1
+
+    @property
+    def anchor(self) -> str:
+        return f"q-{self.claim_id}-{self.role[0]}{self.n}"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a source's text between two span boundaries, and the quotes covering it."""
+
+    text: str
+    spans: tuple[Span, ...]  # innermost (latest starting) first
+    starts: tuple[Span, ...]  # spans that begin here: their anchors go before the text
+    ends: tuple[Span, ...]  # spans that end here: their status icon goes after the text
+
+
+@dataclass(frozen=True)
+class Located:
+    """A quote as the claim page shows it: with the sentences around it and its anchor."""
+
+    before: str
+    exact: str
+    after: str
+    anchor: str
+
+
+@dataclass
+class SiteModel:
+    kb: m.KnowledgeBase
+    config: Config
+    today: dt.date
+    histories: dict[str, list[Commit]]
+    independent: dict[str, int]
+    assessments: dict[str, Assessment] = field(default_factory=dict)
+    by_status: dict[str, list[str]] = field(default_factory=dict)
+    by_kind: dict[str, list[str]] = field(default_factory=dict)
+    by_tag: dict[str, list[str]] = field(default_factory=dict)
+    made_by: dict[str, list[str]] = field(default_factory=dict)
+    about: dict[str, list[str]] = field(default_factory=dict)
+    appears_in: dict[str, list[str]] = field(default_factory=dict)
+    evidence_from: dict[str, list[str]] = field(default_factory=dict)
+    published_by: dict[str, list[str]] = field(default_factory=dict)  # entity → sources
+    related_in: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    spans: dict[str, list[Span]] = field(default_factory=dict)
+    located: dict[tuple[str, str, int], Located] = field(default_factory=dict)
+    claim_ids: list[str] = field(default_factory=list)  # sorted by id
+    _rows: dict[tuple[str, str], Markup] = field(default_factory=dict, repr=False)
+
+    # -- lookups the templates use ------------------------------------------------------------
+    def status(self, claim_id: str) -> str:
+        a = self.assessments.get(claim_id)
+        return a.status if a else "unverified"
+
+    def entity_name(self, id_: str) -> str:
+        e = self.kb.entities.get(id_)
+        return e.name if e else id_
+
+    def source_title(self, id_: str) -> str:
+        s = self.kb.sources.get(id_)
+        return s.title if s else id_
+
+    def history(self, path: str) -> list[Commit]:
+        return self.histories.get(path, [])
+
+    def quote(self, claim_id: str, role: str, n: int) -> Located | None:
+        return self.located.get((claim_id, role, n))
+
+    def related_entities(self, entity_id: str) -> list[str]:
+        """Entities that share a claim with this one, most shared first."""
+        counts: dict[str, int] = defaultdict(int)
+        for cid in sorted(set(self.made_by.get(entity_id, []) + self.about.get(entity_id, []))):
+            c = self.kb.claims[cid]
+            for ref in [c.claimant, *c.about]:
+                if ref and ref.id != entity_id and ref.id in self.kb.entities:
+                    counts[ref.id] += 1
+        return sorted(counts, key=lambda k: (-counts[k], k))
+
+    def recently_reviewed(self, n: int = 8) -> list[str]:
+        dated = [(a.last_review, cid) for cid, a in self.assessments.items() if a.last_review]
+        return [cid for _, cid in sorted(dated, key=lambda t: (-t[0].toordinal(), t[1]))[:n]]
+
+    def review_entries(self, n: int = 50) -> list[tuple[dt.date, str, int, m.Review]]:
+        """The newest reviews, newest first: the Atom feed's entries."""
+        out = [(r.date, cid, i, r) for cid in self.claim_ids
+               for i, r in enumerate(self.kb.claims[cid].reviews, 1) if r.date]
+        out.sort(key=lambda t: (-t[0].toordinal(), t[1], t[2]))
+        return out[:n]
+
+    def segments(self, source_id: str) -> list[Segment]:
+        """The snapshot cut at every quote boundary, for the annotated text."""
+        snap = self.kb.snapshots.get(source_id)
+        if snap is None:
+            return []
+        spans = self.spans.get(source_id, [])
+        cuts = sorted({0, len(snap.text), *(s.start for s in spans), *(s.end for s in spans)})
+        out = []
+        for a, b in pairwise(cuts):
+            covering = sorted((s for s in spans if s.start <= a and s.end >= b),
+                              key=lambda s: (-s.start, s.end, s.claim_id, s.role, s.n))
+            starts = tuple(s for s in spans if s.start == a)
+            ends = tuple(s for s in covering if s.end == b)
+            out.append(Segment(snap.text[a:b], tuple(covering), starts, ends))
+        return out
+
+    def warm(self) -> None:
+        """Compute the cached indexes now (before rendering forks into several processes)."""
+        _ = self.spans_of, self.quantity_groups, self._quantity_topics
+
+    @cached_property
+    def spans_of(self) -> dict[str, tuple[float, float]]:
+        """Each quantity claim's period in fractional years, parsed once."""
+        out = {}
+        for cid in self.claim_ids:
+            c = self.kb.claims[cid]
+            span = period_span(c.period) if c.quantity else None
+            if span is not None:
+                out[cid] = span
+        return out
+
+    def row(self, cid: str, root: str) -> Markup:
+        """One claim in a list: badge, link, kind and period, with the data the filter reads.
+
+        Written in Python, not a template macro, and kept per page depth: listings of
+        thousands of claims are most of the site's bytes.
+        """
+        key = (cid, root)
+        hit = self._rows.get(key)
+        if hit is not None:
+            return hit
+        c = self.kb.claims[cid]
+        st = self.status(cid)
+        ents = " ".join([*([c.claimant.id] if c.claimant else []), *(r.id for r in c.about)])
+        srcs = " ".join(sorted({*(a.source.id for a in c.appearances),
+                                *(e.source.id for e in c.evidence)}))
+        meta = c.kind + (f" · {c.period}" if c.period else "")
+        html = Markup(
+            f'<li class="claim-row" data-status="{st}" data-kind="{escape(c.kind)}" '
+            f'data-entities="{ents}" data-tags="{escape(" ".join(c.tags))}" '
+            f'data-sources="{srcs}">{badge(st)} <a href="{root}claims/{cid}/">'
+            f'{escape(c.claim)}</a> <span class="meta">{escape(meta)}</span></li>\n')
+        self._rows[key] = html
+        return html
+
+    @cached_property
+    def quantity_groups(self) -> dict[str, list[str]]:
+        """Quantity claims with a period, by unit."""
+        groups: dict[str, list[str]] = defaultdict(list)
+        for cid in self.spans_of:
+            c = self.kb.claims[cid]
+            if c.quantity and c.quantity.unit:
+                groups[c.quantity.unit].append(cid)
+        return dict(sorted(groups.items()))
+
+    @cached_property
+    def _quantity_topics(self) -> dict[tuple[str, str], list[str]]:
+        """(unit, "tag:x" or "about:y") → quantity claims: peers without comparing all pairs."""
+        topics: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for unit, ids in self.quantity_groups.items():
+            for cid in ids:
+                c = self.kb.claims[cid]
+                for key in sorted({*(f"tag:{t}" for t in c.tags),
+                                   *(f"about:{r.id}" for r in c.about)}):
+                    topics[(unit, key)].append(cid)
+        return topics
+
+    def quantity_chart(self, ids: list[str], unit: str, chart_id: str, root: str,
+                       current: str = "") -> str:
+        points = []
+        for cid in ids:
+            c = self.kb.claims[cid]
+            span = self.spans_of.get(cid)
+            if c.quantity is None or span is None:
+                continue
+            points.append(Point(cid, c.claim, self.status(cid), c.quantity.value, span[0],
+                                span[1], f"{root}claims/{cid}/", cid == current))
+        return quantity_chart(points, unit, chart_id)
+
+    def quantity_peers(self, claim_id: str) -> list[str]:
+        """Quantity claims sharing this one's unit and a tag or an entity (itself included)."""
+        c = self.kb.claims[claim_id]
+        mine = self.spans_of.get(claim_id)
+        if not c.quantity or mine is None:
+            return []
+        peers = {claim_id}
+        for key in {*(f"tag:{t}" for t in c.tags), *(f"about:{r.id}" for r in c.about)}:
+            peers.update(self._quantity_topics.get((c.quantity.unit, key), []))
+        if len(peers) > 24:  # a chart, not a haystack: the nearest in time
+            mid = sum(mine) / 2
+            spans = self.spans_of
+            peers = set(sorted(peers, key=lambda p: (abs(sum(spans[p]) / 2 - mid), p))[:24])
+        return sorted(peers) if len(peers) > 1 else []
+
+
+def _add(index: dict[str, list[str]], key: str, value: str) -> None:
+    bucket = index.setdefault(key, [])
+    if not bucket or bucket[-1] != value:
+        bucket.append(value)
+
+
+def build_model(kb: m.KnowledgeBase, config: Config, today: dt.date,
+                histories: dict[str, list[Commit]], independent: dict[str, int],
+                assessments: dict[str, Assessment] | None = None) -> SiteModel:
+    model = SiteModel(kb, config, today, histories, independent)
+    model.claim_ids = sorted(kb.claims)
+    normalised = {sid: normalise(s.text) for sid, s in sorted(kb.snapshots.items())}
+    for cid in model.claim_ids:
+        c = kb.claims[cid]
+        a = (assessments or {}).get(cid) or assess(c, today, config.review_age_days)
+        model.assessments[cid] = a
+        _add(model.by_status, a.status, cid)
+        _add(model.by_kind, c.kind, cid)
+        for tag in sorted(set(c.tags)):
+            _add(model.by_tag, tag, cid)
+        if c.claimant:
+            _add(model.made_by, c.claimant.id, cid)
+        for ref in sorted({r.id for r in c.about}):
+            _add(model.about, ref, cid)
+        items: list[tuple[str, int, str, str | None]] = [
+            ("appearance", i, ap.source.id, ap.quote) for i, ap in enumerate(c.appearances, 1)]
+        items += [("evidence", i, ev.source.id, ev.quote) for i, ev in enumerate(c.evidence, 1)]
+        for role, n, sid, quote in items:
+            _add(model.appears_in if role == "appearance" else model.evidence_from, sid, cid)
+            snap = kb.snapshots.get(sid)
+            if not quote or snap is None:
+                continue
+            where = locate(normalised[sid], quote)
+            if where is None:
+                continue
+            span = Span(where[0], where[1], cid, role, n)
+            model.spans.setdefault(sid, []).append(span)
+            pre, post = context(snap.text, *where)
+            model.located[(cid, role, n)] = Located(pre, snap.text[where[0]:where[1]], post,
+                                                    span.anchor)
+        for rel in c.related:
+            model.related_in.setdefault(rel.claim.id, []).append((cid, rel.relation))
+    for sid in sorted(kb.sources):
+        s = kb.sources[sid]
+        for ref in sorted({*(r.id for r in s.authors),
+                           *([s.publisher.id] if s.publisher else [])}):
+            _add(model.published_by, ref, sid)
+    for index in (model.appears_in, model.evidence_from):
+        for key in index:
+            index[key] = sorted(set(index[key]))
+    for spans in model.spans.values():
+        spans.sort(key=lambda s: (s.start, -s.end, s.claim_id, s.role, s.n))
+    model.by_status = dict(sorted(model.by_status.items()))
+    model.by_tag = dict(sorted(model.by_tag.items()))
+    return model

@@ -1,0 +1,122 @@
+"""`kb serve`'s site part: static files over WSGI, a mount point for /sparql, rebuilds."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from kb.serve import changes, dispatch, make_site_server, serve_command, site_app
+from kb.write import Page, write_site
+
+from conftest import MakeKB
+
+
+def fetch(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+def test_site_app_serves_files_folders_and_404(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    write_site([Page("index.html", b"<h1>home</h1>"), Page("claims/x/index.html", b"x"),
+                Page("claims/x.ttl", b"<a> <b> <c> ."), Page("404.html", b"nothing here")], out)
+
+    def sparql(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"sparql {environ['SCRIPT_NAME']} {environ['PATH_INFO']}".encode()]
+
+    server = make_site_server(dispatch(site_app(out), {"/sparql": sparql}), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert fetch(base + "/")[2] == b"<h1>home</h1>"
+        assert fetch(base + "/claims/x/")[2] == b"x"
+        assert fetch(base + "/claims/x")[2] == b"x"  # redirected to the folder
+        status, ctype, body = fetch(base + "/claims/x.ttl")
+        assert status == 200 and ctype.startswith("text/turtle")
+        status, _, body = fetch(base + "/nope")
+        assert status == 404 and body == b"nothing here"
+        assert fetch(base + "/../../etc/passwd")[0] == 404
+        assert fetch(base + "/%2e%2e/%2e%2e/etc/passwd")[0] == 404
+        assert fetch(base + "/sparql")[2] == b"sparql /sparql "
+        assert fetch(base + "/sparql/x")[2] == b"sparql /sparql /x"
+        assert fetch(base + "/sparqlx")[0] == 404  # a prefix is a path segment, not a string
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_changes_sees_an_edit(make_kb: MakeKB) -> None:
+    root = make_kb()
+    stop = threading.Event()
+    seen: list[float] = []
+
+    def watch() -> None:
+        for _ in changes(root, interval=0.05, stop=stop):
+            seen.append(time.monotonic())
+            stop.set()
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    time.sleep(0.2)
+    path = root / "claims" / "trade-record-2024.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    t.join(timeout=5)
+    assert seen, "the edit was not noticed"
+
+
+def test_serve_command_builds_serves_and_rebuilds(make_kb: MakeKB, tmp_path: Path) -> None:
+    root = make_kb()
+    out = tmp_path / "site"
+    lines: list[str] = []
+    # Run the real command in a thread; find the port it printed; stop it by its server.
+    import kb.serve as serve_mod
+
+    servers: list[Any] = []
+    real = serve_mod.make_site_server
+
+    def capture(app: Any, host: str, port: int) -> Any:
+        s = real(app, host, port)
+        servers.append(s)
+        return s
+
+    serve_mod.make_site_server = capture  # type: ignore[assignment]
+    try:
+        t = threading.Thread(target=serve_command, args=(root, out, "127.0.0.1", 0, False,
+                                                          lines.append), daemon=True)
+        t.start()
+        for _ in range(200):
+            if servers:
+                break
+            time.sleep(0.05)
+        assert servers, lines
+        base = f"http://127.0.0.1:{servers[0].server_port}/"
+        time.sleep(0.3)
+        assert b"Russia" in fetch(base + "claims/trade-record-2024/")[2]
+        path = root / "claims" / "trade-record-2024.yaml"
+        path.write_text(path.read_text(encoding="utf-8").replace(
+            "Russia–China trade reached", "Trade between Russia and China reached"),
+            encoding="utf-8")
+        for _ in range(100):
+            if b"Trade between Russia" in fetch(base + "claims/trade-record-2024/")[2]:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"not rebuilt: {lines}")
+        for _ in range(50):  # the swap comes just before the message
+            if any(line.startswith("rebuilt in") for line in lines):
+                break
+            time.sleep(0.05)
+        assert any(line.startswith("rebuilt in") for line in lines), lines
+    finally:
+        serve_mod.make_site_server = real  # type: ignore[assignment]
+        for s in servers:
+            s.shutdown()
