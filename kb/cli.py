@@ -7,6 +7,7 @@ Exit codes: 0 all well; 1 the knowledge base has errors (or warnings under --str
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ def export_cmd(ctx: click.Context, fmt: str, out: Path | None) -> None:
         fail(str(exc))
         return
     if out is None:
-        click.get_binary_stream("stdout").write(data)
+        sys.stdout.buffer.write(data)
     else:
         try:
             out.write_bytes(data)
@@ -227,8 +228,6 @@ def _complete_ids(kind: str) -> Any:
 def new_cmd(ctx: click.Context, /, what: str, id_: str | None, kind_: str | None,
             interactive: bool | None, **given: Any) -> None:
     """Create a claim, source or entity file, and check it."""
-    import sys
-
     from kb.new import run
 
     if interactive is None:

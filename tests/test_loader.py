@@ -187,8 +187,8 @@ def test_a_control_character_is_placed_after_multibyte_text() -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "a: " + "[" * 5000 + "]" * 5000,
-    "a: " + "{b: " * 2000 + "1" + "}" * 2000,
+    "a: " + "[" * 150 + "]" * 150,
+    "a: " + "{b: " * 150 + "1" + "}" * 150,
     "a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 400)) + "  " * 400 + "x: 1\n",
 ], ids=["flow-lists", "flow-mappings", "block-mappings"])
 def test_deep_nesting_is_an_error_not_a_crash(text: str) -> None:
@@ -196,6 +196,17 @@ def test_deep_nesting_is_an_error_not_a_crash(text: str) -> None:
     assert [p.code for p in problems] == ["Y002"]
     assert "nested more than 100 levels" in problems[0].message
     assert parse_file("claim", F, text.encode())[0] is None
+
+
+@pytest.mark.parametrize("text", [
+    "a: " + "[" * 5000 + "]" * 5000,
+    "a: " + "{b: " * 2000 + "1" + "}" * 2000,
+], ids=["flow-lists", "flow-mappings"])
+def test_extreme_nesting_is_a_syntax_error(text: str) -> None:
+    # libyaml 0.2.6 stops at 1,000 levels itself, older ones leave it to the builder
+    _, problems = parse(text, F)
+    assert [p.code for p in problems] == ["Y002"]
+    assert "nest" in problems[0].message
 
 
 def test_a_hundred_levels_are_still_read() -> None:
