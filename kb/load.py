@@ -8,6 +8,7 @@ machine's cores.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -86,6 +87,32 @@ def _files(folder: Path, suffix: str, recursive: bool = False) -> list[Path]:
     return sorted(found)
 
 
+# The files being parsed, set before worker processes fork, so that they inherit the bytes
+# instead of receiving them pickled.
+_PENDING: list[FileInput] = []
+
+
+def _parse_range(bounds: tuple[int, int]) -> list[Parsed]:
+    return _parse_batch(_PENDING[bounds[0] : bounds[1]])
+
+
+def _parse_parallel(files: list[FileInput], jobs: int) -> list[Parsed]:
+    """Parse on `jobs` processes, this one included: it takes the first share itself, so only
+    the other shares pay for sending their records back."""
+    global _PENDING
+    share = -(-len(files) // jobs)
+    bounds = [(k, min(k + share, len(files))) for k in range(share, len(files), share)]
+    _PENDING = files
+    try:
+        with ProcessPoolExecutor(max_workers=len(bounds),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_parse_range, b) for b in bounds]
+            mine = _parse_batch(files[:share])
+            return mine + [r for f in futures for r in f.result()]
+    finally:
+        _PENDING = []
+
+
 def _parse_all(inputs: list[FileInput], cache: ParseCache | None, jobs: int) -> list[Parsed]:
     results: list[Parsed | None] = [None] * len(inputs)
     todo: list[int] = []
@@ -95,13 +122,11 @@ def _parse_all(inputs: list[FileInput], cache: ParseCache | None, jobs: int) -> 
             results[i] = hit
         else:
             todo.append(i)
-    if jobs > 1 and len(todo) >= PARALLEL_THRESHOLD:
-        size = max(200, len(todo) // (jobs * 4))
-        batches = [[inputs[i] for i in todo[k : k + size]] for k in range(0, len(todo), size)]
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            done = [r for batch in pool.map(_parse_batch, batches) for r in batch]
+    files = [inputs[i] for i in todo]
+    if jobs > 1 and len(files) >= PARALLEL_THRESHOLD:
+        done = _parse_parallel(files, jobs)
     else:
-        done = [parse_file(inputs[i].kind, inputs[i].path, inputs[i].data) for i in todo]
+        done = _parse_batch(files)
     for i, parsed in zip(todo, done, strict=True):
         results[i] = parsed
         if cache:

@@ -56,11 +56,17 @@ _FLOAT = re.compile(
 )
 
 
+# The first characters of every null, bool, int or float of the core schema
+_MAYBE_NOT_TEXT = frozenset("~nNtTfF0123456789+-.")
+
+
 def scalar_kind(s: Scalar) -> str:
     """What YAML 1.2's core schema makes of a scalar: null, bool, int, float or str."""
     if not s.plain:
         return "str"
     v = s.value
+    if v and v[0] not in _MAYBE_NOT_TEXT:  # most values: words, which only text starts with
+        return "str"
     if _NULL.match(v):
         return "null"
     if _BOOL.match(v):
