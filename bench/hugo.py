@@ -44,15 +44,21 @@ SINGLE = """\
 {{ with .Params.status }}<p class="badge status-{{ . }}">{{ . }}</p>{{ end }}
 {{ with .Params.reason }}<p class="reason">{{ . }}</p>{{ end }}
 {{ with .Params.appearances }}<h2>Where the claim is made</h2>
-{{ range . }}<blockquote>{{ .quote }}</blockquote><p><a href="{{ .source_url }}">{{ .source }}</a></p>{{ end }}{{ end }}
+{{ range . }}<blockquote>{{ .quote }}</blockquote>
+<p><a href="{{ .source_url }}">{{ .source }}</a></p>{{ end }}{{ end }}
 {{ with .Params.evidence }}<h2>Evidence</h2><ol>
 {{ range . }}<li class="stance-{{ .stance }}"><strong>{{ .stance }}</strong>
 {{ with .quote }}<blockquote>{{ . }}</blockquote>{{ end }}{{ with .note }}<p>{{ . }}</p>{{ end }}
 <a href="{{ .source_url }}">{{ .source }}</a> · <a href="{{ .url }}">original</a></li>{{ end }}
 </ol>{{ end }}
-{{ with .Params.about }}<h2>Who and what</h2><ul>{{ range . }}<li><a href="{{ .url }}">{{ .name }}</a></li>{{ end }}</ul>{{ end }}
-{{ with .Params.related }}<h2>Related claims</h2><ul>{{ range . }}<li><span class="badge">{{ .status }}</span> <a href="{{ .url }}">{{ .title }}</a> ({{ .relation }})</li>{{ end }}</ul>{{ end }}
-{{ with .Params.claims }}<h2>Claims</h2><ul>{{ range . }}<li><span class="badge">{{ .status }}</span> <a href="{{ .url }}">{{ .title }}</a></li>{{ end }}</ul>{{ end }}
+{{ with .Params.about }}<h2>Who and what</h2><ul>
+{{ range . }}<li><a href="{{ .url }}">{{ .name }}</a></li>{{ end }}</ul>{{ end }}
+{{ with .Params.related }}<h2>Related claims</h2><ul>
+{{ range . }}<li><span class="badge">{{ .status }}</span>
+<a href="{{ .url }}">{{ .title }}</a> ({{ .relation }})</li>{{ end }}</ul>{{ end }}
+{{ with .Params.claims }}<h2>Claims</h2><ul>
+{{ range . }}<li><span class="badge">{{ .status }}</span>
+<a href="{{ .url }}">{{ .title }}</a></li>{{ end }}</ul>{{ end }}
 {{ with .Params.reviews }}<h2>Reviews</h2><ul>{{ range . }}<li>{{ . }}</li>{{ end }}</ul>{{ end }}
 </article>
 {{ end }}
@@ -60,7 +66,8 @@ SINGLE = """\
 
 LIST = """\
 {{ define "main" }}<h1>{{ .Title }}</h1><ul>
-{{ range .Pages }}<li>{{ with .Params.status }}<span class="badge">{{ . }}</span> {{ end }}<a href="{{ .RelPermalink }}">{{ .Title }}</a></li>{{ end }}
+{{ range .Pages }}<li>{{ with .Params.status }}<span class="badge">{{ . }}</span> {{ end }}
+<a href="{{ .RelPermalink }}">{{ .Title }}</a></li>{{ end }}
 </ul>{{ end }}
 """
 

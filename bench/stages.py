@@ -112,3 +112,197 @@ def parse(b: Bench) -> list[str]:
     return b.python("import sys; from pathlib import Path; from kb.load import load; "
                     "load(Path(sys.argv[1]), cache=None)")
 
+
+
+# The graph, the dumps and the queries (issue 3) ----------------------------------------------
+# Their targets are about one step, not about a whole command with its Python start-up and the
+# `kb check` before it: the child does the untimed part first, times the step itself and reports
+# it through $BENCH_RESULT (the CPU and memory columns still cover the whole process). The
+# `export` stage times the whole `kb export` command for comparison.
+
+_REPO = str(Path(__file__).resolve().parent.parent)
+DUMP_FORMATS = ("ttl", "nt", "nq", "trig", "jsonld")
+
+
+def _probe(b: Bench, function: str, *args: str) -> list[str]:
+    """Run `function(root, *args)` of this module in a fresh process."""
+    return b.python(f"import sys; sys.path.insert(0, {_REPO!r}); "
+                    f"from bench.stages import {function}; {function}(*sys.argv[1:])", *args)
+
+
+def _report(seconds: float) -> None:
+    import os
+
+    path = os.environ.get("BENCH_RESULT")
+    if path:
+        Path(path).write_text(f"{seconds:.6f}\n")
+
+
+def _checked(root: str) -> object:
+    from kb.check import check
+
+    checked = check(Path(root))
+    if checked.report.errors:
+        raise SystemExit(f"{root}: the knowledge base has errors")
+    return checked
+
+
+def probe_graph(root: str) -> None:
+    """kb.graph.build_graph on a checked knowledge base (what `kb build` and `kb export` do)."""
+    import time
+
+    from kb.graph import build_graph
+
+    checked = _checked(root)
+    start = time.perf_counter()
+    g = build_graph(checked)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - start
+    print(f"{g.size} triples in {len(g.triples)} graphs: {seconds:.3f} s")
+    _report(seconds)
+
+
+def probe_dump(root: str, fmt: str, out: str) -> None:
+    """One dump made and written to a file, as `kb export --format FMT --out FILE` does."""
+    import time
+
+    from kb.export import dump
+    from kb.graph import build_graph
+
+    g = build_graph(_checked(root))  # type: ignore[arg-type]
+    start = time.perf_counter()
+    data = dump(g, fmt)
+    Path(out).write_bytes(data)
+    seconds = time.perf_counter() - start
+    print(f"{fmt}: {len(data):,} bytes in {seconds:.3f} s")
+    _report(seconds)
+
+
+def probe_queries(root: str, repeat: str = "5") -> None:
+    """Every named query run through kb.query.run (as `kb query NAME` does, rows made into Python
+    terms), `repeat` times after one warm-up; reports the slowest query's median."""
+    import statistics
+    import time
+
+    from kb.graph import build_graph
+    from kb.query import named_queries, run
+
+    g = build_graph(_checked(root))  # type: ignore[arg-type]
+    g.store  # noqa: B018 -- loaded before the clock starts, as `kb serve` has it loaded
+    medians: dict[str, float] = {}
+    for q in named_queries(Path(_REPO)):
+        rows = len(run(g, q.text).rows)
+        times = []
+        for _ in range(int(repeat)):
+            start = time.perf_counter()
+            run(g, q.text)
+            times.append(time.perf_counter() - start)
+        medians[q.name] = statistics.median(times)
+        print(f"{q.name:28} {rows:7,} rows  median {medians[q.name] * 1000:7.1f} ms")
+    slowest = max(medians, key=lambda n: medians[n])
+    print(f"slowest: {slowest}")
+    _report(medians[slowest])
+
+
+def probe_endpoint(root: str, repeat: str = "11") -> None:
+    """Every named query sent to the SPARQL endpoint of `kb serve` (JSON results), `repeat`
+    times after one warm-up; reports the slowest query's p50."""
+    import statistics
+    import time
+    import urllib.parse
+    import urllib.request
+
+    from kb.endpoint import kb_options, make_endpoint, serve_in_background
+    from kb.graph import build_graph
+    from kb.query import named_queries
+
+    g = build_graph(_checked(root))  # type: ignore[arg-type]
+    options = kb_options(Path(_REPO), g.iris.prefixes())
+    endpoint = make_endpoint(lambda: g.store, options)
+    server = serve_in_background(endpoint)
+    url = f"http://127.0.0.1:{server.server_port}/sparql"
+    p50: dict[str, float] = {}
+    try:
+        for q in named_queries(Path(_REPO)):
+            request = urllib.request.Request(
+                url, data=urllib.parse.urlencode({"query": q.text}).encode(),
+                headers={"Accept": "application/sparql-results+json",
+                         "Content-Type": "application/x-www-form-urlencoded"})
+            times = []
+            for i in range(int(repeat) + 1):
+                start = time.perf_counter()
+                with urllib.request.urlopen(request, timeout=60) as resp:
+                    size = len(resp.read())
+                if i:  # the first is a warm-up
+                    times.append(time.perf_counter() - start)
+            p50[q.name] = statistics.median(times)
+            print(f"{q.name:28} {size:10,} bytes  p50 {p50[q.name] * 1000:7.1f} ms  "
+                  f"max {max(times) * 1000:7.1f} ms")
+    finally:
+        server.shutdown()
+        server.server_close()
+        endpoint.close()
+    slowest = max(p50, key=lambda n: p50[n])
+    print(f"slowest: {slowest}")
+    _report(p50[slowest])
+
+
+@stage("graph", "kb.graph.build_graph on the checked knowledge base (the check is not timed)",
+       targets={10_000: 3.0})
+def graph(b: Bench) -> list[str]:
+    return _probe(b, "probe_graph")
+
+
+def _dump_stage(fmt: str) -> None:
+    @stage(f"dump-{fmt}", f"the {fmt} dump made and written to a file, as `kb export --format "
+           f"{fmt} --out FILE` does (the check and the graph are not timed)",
+           targets={10_000: 2.0})
+    def dump(b: Bench) -> list[str]:
+        return _probe(b, "probe_dump", fmt, str(b.work / f"kb.{fmt}"))
+
+
+for _fmt in DUMP_FORMATS:
+    _dump_stage(_fmt)
+
+
+@stage("export", "`kb export --format ttl --out FILE`, the whole command: check, graph, dump")
+def export_ttl(b: Bench) -> list[str]:
+    return b.kb("export", "--format", "ttl", "--out", str(b.work / "kb.ttl"))
+
+
+@stage("queries", "every named query through kb.query.run, median of 5: the slowest query",
+       targets={10_000: 0.2})
+def queries(b: Bench) -> list[str]:
+    return _probe(b, "probe_queries")
+
+
+@stage("queries-endpoint", "every named query sent to the SPARQL endpoint of `kb serve` "
+       "(JSON results), p50 of 11: the slowest query", targets={10_000: 0.2, 100_000: 1.0})
+def queries_endpoint(b: Bench) -> list[str]:
+    return _probe(b, "probe_endpoint")
+
+
+def _cold_build(b: Bench) -> None:
+    shutil.rmtree(b.work / "site", ignore_errors=True)
+    _no_cache(b)
+
+
+@stage("build", "`kb build` cold: no claimkb cache and no previous site (pages, dumps, search)",
+       prepare=_cold_build, targets={10_000: 15.0, 100_000: 180.0})
+def build(b: Bench) -> list[str]:
+    return b.kb("build", "--out", str(b.work / "site"))
+
+
+def _hugo_site(b: Bench) -> None:
+    """The same pages as a Hugo project (bench/hugo.py), made once per knowledge base."""
+    project = b.work / "hugo"
+    if not (project / "hugo.toml").is_file():
+        shutil.rmtree(project, ignore_errors=True)
+        b.run(b.python("import sys; from pathlib import Path; from bench.hugo import make_site;"
+                       " make_site(Path(sys.argv[1]), Path(sys.argv[2]))", str(project)))
+    shutil.rmtree(project / "public", ignore_errors=True)
+
+
+@stage("hugo", "Hugo (Debian's) building the same claim, source and entity pages, for the "
+       "side-by-side ratio with `build`", prepare=_hugo_site, requires=("hugo",))
+def hugo(b: Bench) -> list[str]:
+    return ["hugo", "--quiet", "-s", str(b.work / "hugo"), "-d", str(b.work / "hugo" / "public")]

