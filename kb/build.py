@@ -7,15 +7,21 @@ and kb.write puts them in a staging folder, where pagefind indexes them before t
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kb.cache import paused_gc
 from kb.check import Checked, CheckOptions, check
 from kb.history import file_histories
 from kb.network import independent_sources, source_groups
-from kb.write import Page, WriteResult, write_site
+from kb.write import Link, Page, WriteResult, write_site
+
+if TYPE_CHECKING:
+    from kb.render import Spec
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class BuildOptions:
     jobs: int | None = None  # render processes; None: up to 2
     search: str = "auto"  # auto (pagefind if installed, else json) | pagefind | json | none
     history: bool = True  # read git history (off in benchmarks of the render alone)
+    incremental: bool = True  # keep unchanged pages of the last build (kb.incremental)
 
 
 @dataclass
@@ -33,6 +40,7 @@ class BuildResult:
     search: str = ""
     graph: Any = None  # kb.graph.KBGraph, for the SPARQL endpoint of `kb serve`
     timings: dict[str, float] = field(default_factory=dict)
+    rendered: int = 0  # pages (specs) rendered; the others were kept from the last build
 
     @property
     def ok(self) -> bool:
@@ -111,21 +119,49 @@ def _graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
     return g, files, extras
 
 
+def _record_lines(g: Any) -> Any:
+    """claim id → the lines of its named graph (what its .ttl and .jsonld are written from)."""
+    triples, iris = getattr(g, "triples", None), getattr(g, "iris", None)
+    if not isinstance(triples, dict) or iris is None:
+        return None
+    return lambda cid: triples.get(iris.graph("claim", cid))
+
+
+def _plan(all_specs: list[Spec], keys: Any, manifest: Any, out: Path, extras: Any,
+          todo: list[Spec], kept: list[Link], page_keys: dict[str, str]) -> None:
+    """Sort the pages into those to render (`todo`) and those kept from the last site."""
+    from kb.render import outputs
+
+    for spec in all_specs:
+        key = keys.key(spec.path, spec.template, spec.extra)
+        paths = outputs(spec, extras)
+        page_keys.update((p, key) for p in paths)
+        found = [manifest.reusable(out, p, key) for p in paths] if manifest else [None]
+        if all(found):
+            kept += [link for link in found if link is not None]
+        else:
+            todo.append(spec)
+
+
 def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> BuildResult:
     """Build the site of the knowledge base in `root` into `out`.
 
     Returns without writing anything when the check finds errors (`result.ok` is False).
     Raises kb.load.NotAKnowledgeBase, kb.write.WriteError or kb.search.SearchError when the
-    build cannot be done; `out` is then unchanged.
+    build cannot be done; `out` is then unchanged. With `options.incremental`, pages whose
+    inputs did not change since the last build into `out` are kept (kb.incremental).
     """
     from kb import search
+    from kb.incremental import Keys, Manifest, load_manifest, save_manifest, search_part
+    from kb.load import read_inputs
     from kb.pages import build_model
-    from kb.render import render_pages, static_files
+    from kb.render import claim_specs, render_stream, sitemap, specs, static_files
 
     options = options or BuildOptions()
     timings: dict[str, float] = {}
     t0 = t = time.perf_counter()
-    checked = check(root, options.check)
+    inputs = read_inputs(root)
+    checked = check(root, options.check, inputs)
     timings["check"] = time.perf_counter() - t
     result = BuildResult(checked, timings=timings)
     if checked.report.errors:
@@ -145,28 +181,92 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     if engine == "pagefind" and executable is None:
         raise search.SearchError("pagefind is not installed (pip install 'pagefind[bin]')")
     extras.search = engine
+
+    # -- plan: which pages must be rendered, which are kept from the last site -----------------
     t = time.perf_counter()
     model = build_model(kb, checked.config, checked.context.today, histories, independent,
                         g.assessments if g is not None else None)
-    pages = render_pages(model, extras, root, options.jobs)
-    timings["render"] = time.perf_counter() - t
-    pages += static_files(root) + data_files
-    if engine == "json":
-        pages.append(search.json_index(model))
-    finish = None
-    if engine == "pagefind" and executable:
-        exe = executable
+    lines = _record_lines(g) if g is not None else None
+    everything = (engine, extras.record_alternates, extras.downloads,
+                  [repr(q) for q in extras.queries], sorted(
+                      (k, repr(v)) for k, v in extras.results.items()),
+                  g is not None and lines is None)
+    keys = Keys(model, inputs, checked.kb.root, everything, lines)
+    if g is not None and lines is None:  # a graph we cannot see into: its records change
+        keys.common = keys.whole
+    manifest = load_manifest(root, out) if options.incremental else None
+    all_specs = list(specs(model, extras)) + claim_specs(model)
+    todo: list[Spec] = []
+    kept: list[Link] = []
+    page_keys: dict[str, str] = {}
+    with paused_gc():  # ~100,000 small tuples: the collector would walk the heap again and again
+        _plan(all_specs, keys, manifest, out, extras, todo, kept, page_keys)
+    timings["plan"] = time.perf_counter() - t
 
-        def finish(staging: Path) -> None:
+    # -- render and write, as a stream ---------------------------------------------------------
+    parts: dict[str, str] = {}  # indexed page → digest of what the indexer reads of it
+    old_parts = manifest.search_parts if manifest else {}
+    indexed = search.indexed if engine == "pagefind" else (lambda _path: False)
+    state: dict[str, Any] = {"render": 0.0, "search_key": "", "reused": False}
+    exe = executable or ""
+
+    def stream() -> Iterator[Page | Link]:
+        for link in kept:
+            if indexed(link.path) and link.path in old_parts:
+                parts[link.path] = old_parts[link.path]
+            yield link
+        yield from static_files(root)
+        yield from data_files
+        if engine == "json":
+            yield search.json_index(model)
+        yield sitemap(model, page_keys)
+        pages = render_stream(model, extras, root, todo, options.jobs)
+        while True:
             t = time.perf_counter()
+            page = next(pages, None)
+            state["render"] += time.perf_counter() - t
+            if page is None:
+                break
+            if indexed(page.path):
+                parts[page.path] = search_part(page.path, page.data)
+            yield page
+        if engine == "pagefind":
+            state["search_key"] = search.index_key(exe, parts)
+            found = (manifest.search_reusable(out, state["search_key"]) if manifest else None)
+            if found is not None:
+                state["reused"] = True
+                yield from found
+
+    search_files: dict[str, Any] = {}
+
+    def finish(staging: Path) -> None:
+        if engine != "pagefind":
+            return
+        t = time.perf_counter()
+        if not state["reused"]:
             search.run_pagefind(exe, staging)
-            timings["search"] = time.perf_counter() - t
+            search_files.update(search.index_files(staging))
+        timings["search"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    result.written = write_site(pages, out, finish)
-    timings["write"] = time.perf_counter() - t - timings.get("search", 0.0)
+    written = write_site(stream(), out, finish)
+    timings["render"] = state["render"]
+    timings["write"] = (time.perf_counter() - t - state["render"]
+                        - timings.get("search", 0.0))
+    if state["reused"]:
+        search_files.update({p: s for p, s in written.stats.items()
+                             if p.startswith(search.OUTPUT + "/")})
+    # A full build records its pages too, for the next build to keep them.
+    with paused_gc():
+        pages = {p: (k, written.stats[p]) for p, k in page_keys.items()}
+    save_manifest(root, Manifest(str(out.resolve()), pages, state["search_key"], search_files,
+                                 parts))
+    if search_files and not state["reused"]:  # pagefind's files count among the site's
+        written = dataclasses.replace(written, files=written.files + len(search_files))
+    result.written = written
     timings["total"] = time.perf_counter() - t0
     result.search = engine
+    result.rendered = len(todo)
     return result
 
 
@@ -177,7 +277,8 @@ class Outcome:
     result: BuildResult | None = None
 
 
-def build_command(root: Path, out: Path, options: BuildOptions | None = None) -> Outcome:
+def build_command(root: Path, out: Path, options: BuildOptions | None = None,
+                  timings: bool = False) -> Outcome:
     """`kb build`: the exit code and the lines to print (the report on errors, else a summary)."""
     from kb import output
     from kb.load import NotAKnowledgeBase
@@ -195,5 +296,8 @@ def build_command(root: Path, out: Path, options: BuildOptions | None = None) ->
     w = result.written
     t = result.timings
     lines.append(f"built {w.files} files ({w.bytes / 1e6:.1f} MB) into {w.out} in "
-                 f"{t.get('total', 0):.1f} s; search: {result.search}")
+                 f"{t.get('total', 0):.1f} s; search: {result.search}; "
+                 f"{result.rendered} pages rendered, {w.linked} files kept")
+    if timings:  # one "stage seconds" line each, for the benchmark to read
+        lines += [f"timing {stage} {seconds:.3f}" for stage, seconds in t.items()]
     return Outcome(0, lines, result)

@@ -240,12 +240,16 @@ def new_cmd(ctx: click.Context, /, what: str, id_: str | None, kind_: str | None
               help="The site folder [default: site/ in the knowledge base].")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None,
               help="Render processes [default: up to 2].")
+@click.option("--timings", is_flag=True, help="Print each stage's time in seconds.")
+@click.option("--full", is_flag=True, help="Render every page, keeping nothing of the last build.")
 @click.pass_context
-def build_cmd(ctx: click.Context, out: Path | None, jobs: int | None) -> None:
+def build_cmd(ctx: click.Context, out: Path | None, jobs: int | None, timings: bool,
+              full: bool) -> None:
     """Build the static site (atomically: a failed build leaves the old site)."""
     from kb.build import BuildOptions, build_command
 
-    outcome = build_command(_root(ctx), out or _root(ctx) / "site", BuildOptions(jobs=jobs))
+    outcome = build_command(_root(ctx), out or _root(ctx) / "site",
+                            BuildOptions(jobs=jobs, incremental=not full), timings)
     for line in outcome.lines:
         click.echo(line, err=outcome.code == 2)
     ctx.exit(outcome.code)

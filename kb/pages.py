@@ -8,6 +8,7 @@ search over every claim. Everything is sorted: pages are byte-identical from one
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -124,6 +125,7 @@ class SiteModel:
     spans: dict[str, list[Span]] = field(default_factory=dict)
     located: dict[tuple[str, str, int], Located] = field(default_factory=dict)
     claim_ids: list[str] = field(default_factory=list)  # sorted by id
+    _peers: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _rows: dict[tuple[str, str], Markup] = field(default_factory=dict, repr=False)
 
     # -- lookups the templates use ------------------------------------------------------------
@@ -184,7 +186,7 @@ class SiteModel:
 
     def warm(self) -> None:
         """Compute the cached indexes now (before rendering forks into several processes)."""
-        _ = self.spans_of, self.quantity_groups, self._quantity_topics
+        _ = self.spans_of, self.quantity_groups, self._quantity_topics, self._mids
 
     @cached_property
     def spans_of(self) -> dict[str, tuple[float, float]]:
@@ -255,8 +257,18 @@ class SiteModel:
                                 span[1], f"{root}claims/{cid}/", cid == current))
         return quantity_chart(points, unit, chart_id)
 
+    @cached_property
+    def _mids(self) -> dict[str, float]:
+        return {cid: (a + b) / 2 for cid, (a, b) in self.spans_of.items()}
+
     def quantity_peers(self, claim_id: str) -> list[str]:
         """Quantity claims sharing this one's unit and a tag or an entity (itself included)."""
+        hit = self._peers.get(claim_id)
+        if hit is None:
+            hit = self._peers[claim_id] = self._quantity_peers(claim_id)
+        return hit
+
+    def _quantity_peers(self, claim_id: str) -> list[str]:
         c = self.kb.claims[claim_id]
         mine = self.spans_of.get(claim_id)
         if not c.quantity or mine is None:
@@ -266,8 +278,8 @@ class SiteModel:
             peers.update(self._quantity_topics.get((c.quantity.unit, key), []))
         if len(peers) > 24:  # a chart, not a haystack: the nearest in time
             mid = sum(mine) / 2
-            spans = self.spans_of
-            peers = set(sorted(peers, key=lambda p: (abs(sum(spans[p]) / 2 - mid), p))[:24])
+            mids = self._mids
+            peers = set(heapq.nsmallest(24, peers, key=lambda p: (abs(mids[p] - mid), p)))
         return sorted(peers) if len(peers) > 1 else []
 
 

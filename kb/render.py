@@ -110,9 +110,11 @@ def make_env(root: Path | None) -> jinja2.Environment:
     if root is not None and (root / "templates").is_dir():
         loaders.append(jinja2.FileSystemLoader(str(root / "templates")))
     loaders.append(jinja2.PackageLoader("kb", "templates"))
+    # auto_reload off: templates do not change during a build, and checking cost a stat() of
+    # the template file per page.
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
-                             trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
+                             trim_blocks=True, lstrip_blocks=True, auto_reload=False,
+                             cache_size=-1, undefined=jinja2.StrictUndefined)
     env.filters["safe_url"] = safe_url
     env.filters["human"] = human
     env.filters["local_link"] = jinja2.pass_context(
@@ -237,35 +239,57 @@ def _claim_context(model: SiteModel, cid: str, root: str) -> dict[str, Any]:
             "quantity_chart": chart, "peers": peers}
 
 
-def render_pages(model: SiteModel, extras: Extras, root: Path | None,
-                 jobs: int | None = None, parallel_from: int = PARALLEL_FROM) -> list[Page]:
-    """Every page of the site, sitemap last (it lists the others)."""
+def outputs(spec: Spec, extras: Extras) -> list[str]:
+    """The files one spec makes: a claim's page also makes its record as Turtle and JSON-LD."""
+    if spec.template == "claim.html" and extras.graph is not None and extras.record_alternates:
+        cid = dict(spec.extra)["id"]
+        return [spec.path, f"claims/{cid}.ttl", f"claims/{cid}.jsonld"]
+    return [spec.path]
+
+
+def render_stream(model: SiteModel, extras: Extras, root: Path | None, todo: list[Spec],
+                  jobs: int | None = None, parallel_from: int = PARALLEL_FROM
+                  ) -> Iterator[Page]:
+    """The pages of `todo`, as they are rendered (on `jobs` processes when there are many).
+
+    A generator, so the caller writes each batch while the next is rendered and no more
+    than a few batches are ever in memory.
+    """
     global _STATE, _ENV
     _STATE, _ENV = (model, extras, root), None
     try:
-        others = list(specs(model, extras))
-        claims = claim_specs(model)
         model.warm()  # work every process would otherwise repeat after the fork
         jobs = jobs or min(2, os.cpu_count() or 1)
-        pages: list[Page] = []
-        if jobs > 1 and len(claims) >= parallel_from and "fork" in \
+        claims = [s for s in todo if s.template == "claim.html"]
+        others = [s for s in todo if s.template != "claim.html"]
+        if jobs > 1 and len(todo) >= parallel_from and "fork" in \
                 multiprocessing.get_all_start_methods():
-            size = max(50, len(claims) // (jobs * 8))
+            size = max(25, min(200, len(claims) // (jobs * 8) or 1))
             batches: list[tuple[bool, list[Spec]]] = [
-                (False, others[i:i + 200]) for i in range(0, len(others), 200)]
+                (False, others[i:i + 100]) for i in range(0, len(others), 100)]
             batches += [(True, claims[i:i + size]) for i in range(0, len(claims), size)]
             gc.collect()
             gc.freeze()  # the workers' collector leaves the model's pages unshared (CoW)
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
                 for chunk in pool.imap(_render_batch, batches):
-                    pages.extend(chunk)
+                    yield from chunk
         else:
-            pages = [render_one(s) for s in others] + _render_claims(claims)
-        pages.append(sitemap(model, [p.path for p in pages]))
-        return pages
+            for s in others:
+                yield render_one(s)
+            for s in claims:
+                yield from _render_claims([s])
     finally:
         gc.unfreeze()
         _STATE, _ENV = None, None
+
+
+def render_pages(model: SiteModel, extras: Extras, root: Path | None,
+                 jobs: int | None = None, parallel_from: int = PARALLEL_FROM) -> list[Page]:
+    """Every page of the site in memory, sitemap last (for tests and small sites)."""
+    todo = list(specs(model, extras)) + claim_specs(model)
+    pages = list(render_stream(model, extras, root, todo, jobs, parallel_from))
+    pages.append(sitemap(model, [p.path for p in pages]))
+    return pages
 
 
 def sitemap(model: SiteModel, paths: Iterable[str]) -> Page:

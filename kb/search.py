@@ -8,13 +8,15 @@ source and entity) and the site's script searches it in the browser.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from kb.pages import SiteModel
-from kb.write import Page
+from kb.write import Page, Stat, file_stat
 
 
 class SearchError(Exception):
@@ -30,10 +32,49 @@ def pagefind_executable() -> str | None:
         return shutil.which("pagefind")
 
 
+OUTPUT = "pagefind"  # the index's folder in the site
+GLOB = "{claims,sources,entities}/*/index.html"  # the pages indexed
+_INDEXED = ("claims", "sources", "entities")
+
+
+def indexed(path: str) -> bool:
+    """Whether pagefind reads this page of the site (GLOB, as a test on a path)."""
+    parts = path.split("/")
+    return len(parts) == 3 and parts[0] in _INDEXED and parts[2] == "index.html"
+
+
+def index_key(executable: str, parts: dict[str, str]) -> str:
+    """What the index is made from: pagefind itself, its options, and each page's indexed part.
+
+    Pagefind cannot add to an index, only make one afresh; when this key is the one of the last
+    build, the last index is kept as it is (the common case: evidence edited, statements not).
+    """
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        st = os.stat(executable)
+        h.update(f"{executable}:{st.st_size}:{st.st_mtime_ns}:{GLOB}:{OUTPUT}\n".encode())
+    except OSError:
+        return ""
+    for path in sorted(parts):
+        h.update(f"{path}:{parts[path]}\n".encode())
+    return h.hexdigest()
+
+
+def index_files(site: Path) -> dict[str, Stat]:
+    """The index's files in the built site, as the manifest records them."""
+    found: dict[str, Stat] = {}
+    folder = site / OUTPUT
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            f = os.path.join(dirpath, name)
+            found[Path(f).relative_to(site).as_posix()] = file_stat(os.lstat(f))
+    return found
+
+
 def run_pagefind(executable: str, site: Path) -> None:
     # Only the pages that are indexed: pagefind need not parse the listings at all.
-    cmd = [executable, "--site", str(site), "--output-subdir", "pagefind", "--silent",
-           "--glob", "{claims,sources,entities}/*/index.html"]
+    cmd = [executable, "--site", str(site), "--output-subdir", OUTPUT, "--silent",
+           "--glob", GLOB]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     except (OSError, subprocess.SubprocessError) as exc:

@@ -3,15 +3,20 @@
 Pages are written into a fresh folder beside the target (same file system, so the final
 rename is atomic), post-processed there (the search index), and swapped in only when all of it
 worked. A build that fails anywhere before the swap leaves the previous site as it was.
+Pages arrive as a stream (they are never all in memory); a page that did not change since the
+previous build arrives as a `Link` to its file in the previous site, and is hard-linked (one
+syscall, no bytes copied) or, where the file system cannot, copied.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 
@@ -27,11 +32,33 @@ class Page:
     data: bytes
 
 
+# What the build's manifest records of each written file, to recognise it next time:
+# (inode, size, mtime in ns). A hard link keeps all three, an edit by hand changes them.
+Stat = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A file of the previous site that is kept as it is: linked into the new one."""
+
+    path: str
+    source: Path
+    stat: Stat | None = None  # the source's Stat, when known (a hard link keeps it)
+
+
+
+
+def file_stat(st: os.stat_result) -> Stat:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 @dataclass(frozen=True)
 class WriteResult:
     out: Path
     files: int
     bytes: int
+    stats: dict[str, Stat] = field(default_factory=dict)  # path → its file's Stat
+    linked: int = 0  # files kept from the previous site
 
 
 def _checked_path(path: str) -> PurePosixPath:
@@ -47,28 +74,64 @@ class SiteWriter:
     def __init__(self, staging: Path) -> None:
         self.staging = staging
         self._seen: set[str] = set()
-        self._dirs: set[Path] = set()
+        self._dirs: set[str] = set()
         self.bytes = 0
+        self.linked = 0
+        self.stats: dict[str, Stat] = {}
 
-    def write(self, page: Page) -> None:
-        rel = _checked_path(page.path)
+    def _target(self, path: str) -> tuple[str, str]:
+        rel = _checked_path(path)
         key = rel.as_posix()
         if key in self._seen:
             raise WriteError(f"refusing to write {key!r} twice")
         self._seen.add(key)
-        target = self.staging.joinpath(*rel.parts)
-        if target.parent not in self._dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(target.parent)
-        target.write_bytes(page.data)
+        # Plain strings and os calls: at 30,000 files, pathlib's objects cost more than I/O.
+        target = os.path.join(self.staging, *rel.parts)
+        parent = os.path.dirname(target)
+        if parent not in self._dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
+        return key, target
+
+    def write(self, page: Page) -> None:
+        key, target = self._target(page.path)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(page.data)
+            while view:
+                view = view[os.write(fd, view):]
+            self.stats[key] = file_stat(os.fstat(fd))
+        finally:
+            os.close(fd)
         self.bytes += len(page.data)
+
+    def link(self, item: Link) -> None:
+        """Keep a file of the previous site: a hard link, or a copy where links fail."""
+        key, target = self._target(item.path)
+        try:
+            os.link(item.source, target)
+            known = item.stat
+        except OSError:
+            shutil.copyfile(item.source, target)
+            known = None
+        if known is None:
+            known = file_stat(os.stat(target))
+        self.stats[key] = known
+        self.bytes += known[1]
+        self.linked += 1
+
+    def put(self, item: Page | Link) -> None:
+        if isinstance(item, Link):
+            self.link(item)
+        else:
+            self.write(item)
 
     @property
     def files(self) -> int:
         return len(self._seen)
 
 
-def write_site(pages: Iterable[Page], out: Path,
+def write_site(pages: Iterable[Page | Link], out: Path,
                finish: Callable[[Path], None] | None = None) -> WriteResult:
     """Write every page into `out`, replacing what was there, or change nothing on failure.
 
@@ -81,7 +144,7 @@ def write_site(pages: Iterable[Page], out: Path,
     try:
         writer = SiteWriter(staging)
         for page in pages:
-            writer.write(page)
+            writer.put(page)
         if finish is not None:
             finish(staging)
         os.chmod(staging, 0o755)  # mkdtemp makes it private; a site is for reading
@@ -89,7 +152,7 @@ def write_site(pages: Iterable[Page], out: Path,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return WriteResult(out, writer.files, writer.bytes)
+    return WriteResult(out, writer.files, writer.bytes, writer.stats, writer.linked)
 
 
 def _swap(staging: Path, out: Path) -> None:
@@ -107,4 +170,19 @@ def _swap(staging: Path, out: Path) -> None:
     except OSError:
         old.rename(out)  # put the previous site back
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    _remove_later(old)
+
+
+def _remove_later(folder: Path) -> None:
+    """Delete the previous site in a detached process: the new one is in place already.
+
+    Removing ten thousand folders costs seconds on some file systems (0.7 ms a folder here),
+    longer than the rest of an incremental build. Where no process can be started, now.
+    """
+    code = "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)"
+    try:
+        subprocess.Popen([sys.executable, "-c", code, str(folder)], start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
