@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from kb.cache import paused_gc
 from kb.check import Checked, CheckOptions, check
-from kb.history import file_histories
+from kb.history import claim_histories, file_histories
 from kb.network import independent_sources, source_groups
 from kb.write import Link, Page, WriteResult, write_site
 
@@ -168,6 +168,8 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         return result
     t = time.perf_counter()
     histories = file_histories(root) if options.history else {}
+    steps = claim_histories(root, review_age_days=checked.config.review_age_days,
+                            histories=histories) if histories else {}
     timings["history"] = time.perf_counter() - t
     g, data_files, extras = _graph_extras(checked, histories, root, timings)
     result.graph = g
@@ -186,6 +188,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     t = time.perf_counter()
     model = build_model(kb, checked.config, checked.context.today, histories, independent,
                         g.assessments if g is not None else None)
+    model.steps = steps
     lines = _record_lines(g) if g is not None else None
     everything = (engine, extras.record_alternates, extras.downloads,
                   [repr(q) for q in extras.queries], sorted(

@@ -94,7 +94,9 @@ def read_blobs(root: Path, specs: list[str]) -> list[bytes | None]:
 
 
 def claim_histories(root: Path, paths: tuple[str, ...] = ("claims",),
-                    review_age_days: int = 365) -> dict[str, list[HistoryStep]]:
+                    review_age_days: int = 365,
+                    histories: dict[str, list[Commit]] | None = None
+                    ) -> dict[str, list[HistoryStep]]:
     """For each claim file under `paths`, its status at each commit that touched it, oldest
     first. One `git log` and one `git cat-file` for the whole knowledge base.
 
@@ -104,8 +106,10 @@ def claim_histories(root: Path, paths: tuple[str, ...] = ("claims",),
     from kb.model import Claim
     from kb.status import assess
 
-    histories = {p: cs for p, cs in file_histories(root, paths).items()
-                 if p.endswith(".yaml")}
+    # `histories`: a file_histories result already at hand, to spare a second `git log`
+    known = histories if histories is not None else file_histories(root, paths)
+    histories = {p: cs for p, cs in known.items()
+                 if p.endswith(".yaml") and p.startswith(tuple(f"{d}/" for d in paths))}
     order = [(p, c) for p, commits in sorted(histories.items()) for c in commits]
     blobs = read_blobs(root, [f"{c.sha}:{p}" for p, c in order])
     out: dict[str, list[HistoryStep]] = {}

@@ -179,6 +179,7 @@ class Keys:
         lines = self.record_lines(cid) if self.record_lines is not None else None
         return _h(self.common, "claim", self.row(cid), m.assessments.get(cid),
                   m.independent.get(cid, 0), m.history(c.loc.path),
+                  m.status_history(c.loc.path),
                   [self.source(s) for s in sources], [self.entity(e) for e in entities],
                   [(r.relation, self.row(r.claim.id)) for r in c.related],
                   [(rel, self.row(o)) for o, rel in m.related_in.get(cid, [])],

@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 from kb import model as m
 from kb.charts import Point, period_span, quantity_chart
 from kb.config import Config
-from kb.history import Commit
+from kb.history import Commit, HistoryStep
 from kb.quotes import context, locate, normalise
 from kb.status import Assessment, assess
 from kb.vocab import STATUS
@@ -125,6 +125,7 @@ class SiteModel:
     spans: dict[str, list[Span]] = field(default_factory=dict)
     located: dict[tuple[str, str, int], Located] = field(default_factory=dict)
     claim_ids: list[str] = field(default_factory=list)  # sorted by id
+    steps: dict[str, list[HistoryStep]] = field(default_factory=dict)  # claim file → its steps
     _peers: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _rows: dict[tuple[str, str], Markup] = field(default_factory=dict, repr=False)
 
@@ -143,6 +144,10 @@ class SiteModel:
 
     def history(self, path: str) -> list[Commit]:
         return self.histories.get(path, [])
+
+    def status_history(self, path: str) -> list[HistoryStep]:
+        """A claim file's commits with the status each left, oldest first."""
+        return self.steps.get(path, [])
 
     def quote(self, claim_id: str, role: str, n: int) -> Located | None:
         return self.located.get((claim_id, role, n))

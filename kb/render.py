@@ -234,8 +234,8 @@ def _claim_context(model: SiteModel, cid: str, root: str) -> dict[str, Any]:
     if peers and claim.quantity:
         chart = Markup(model.quantity_chart(peers, claim.quantity.unit, "q-chart", root, cid))
     return {"claim": claim, "a": a, "jsonld": jsonld.embed(review), "file": path,
-            "commits": commits, "evidence_groups": [(s, groups[s]) for s in STANCE_LABELS
-                                                    if s in groups],
+            "commits": commits, "steps": model.status_history(path),
+            "evidence_groups": [(s, groups[s]) for s in STANCE_LABELS if s in groups],
             "quantity_chart": chart, "peers": peers}
 
 
