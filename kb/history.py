@@ -108,8 +108,8 @@ def claim_histories(root: Path, paths: tuple[str, ...] = ("claims",),
 
     # `histories`: a file_histories result already at hand, to spare a second `git log`
     known = histories if histories is not None else file_histories(root, paths)
-    histories = {p: cs for p, cs in known.items()
-                 if p.endswith(".yaml") and p.startswith(tuple(f"{d}/" for d in paths))}
+    histories = {p: cs for p, cs in known.items() if p.endswith(".yaml") and any(
+        p == d or p.startswith(f"{d}/") for d in paths)}
     order = [(p, c) for p, commits in sorted(histories.items()) for c in commits]
     blobs = read_blobs(root, [f"{c.sha}:{p}" for p, c in order])
     out: dict[str, list[HistoryStep]] = {}
