@@ -306,3 +306,32 @@ def _hugo_site(b: Bench) -> None:
        "side-by-side ratio with `build`", prepare=_hugo_site, requires=("hugo",))
 def hugo(b: Bench) -> list[str]:
     return ["hugo", "--quiet", "-s", str(b.work / "hugo"), "-d", str(b.work / "hugo" / "public")]
+
+
+def _kb_at(b: Bench, root: Path, *args: str) -> list[str]:
+    cmd = b.kb(*args)
+    cmd[cmd.index("--root") + 1] = str(root)
+    return cmd
+
+
+_EDIT_REVIEW = "  - {by: bench-editor, date: 2026-11-27}\n"
+
+
+def _one_claim_edited(b: Bench) -> None:
+    """A copy of the knowledge base, built once; then one claim gains or loses a review."""
+    copy, site = b.work / "edit-kb", b.work / "edit-site"
+    if not copy.is_dir():
+        shutil.copytree(b.root, copy)
+    if not (site / "index.html").is_file():
+        b.run(_kb_at(b, copy, "build", "--out", str(site)))
+    claim = min((copy / "claims").rglob("*.yaml"))
+    text = claim.read_text(encoding="utf-8")
+    edited = (text.replace(_EDIT_REVIEW, "") if _EDIT_REVIEW in text
+              else text.replace("reviews:\n", "reviews:\n" + _EDIT_REVIEW, 1))
+    claim.write_text(edited, encoding="utf-8")
+
+
+@stage("build-edit", "`kb build` after one claim file changed (a review added or removed) "
+       "since the last build", prepare=_one_claim_edited, targets={10_000: 2.0, 100_000: 10.0})
+def build_edit(b: Bench) -> list[str]:
+    return _kb_at(b, b.work / "edit-kb", "build", "--out", str(b.work / "edit-site"))
