@@ -10,9 +10,9 @@ import pyoxigraph as ox
 import pytest
 from click.testing import CliRunner
 from graph_data import RICH
-from rdflib import Dataset, Graph, Literal
+from rdf_compare import plain
+from rdflib import Dataset, Graph
 from rdflib.compare import isomorphic
-from rdflib.namespace import XSD
 
 from kb.check import check
 from kb.cli import main
@@ -34,16 +34,6 @@ def root(make_kb: MakeKB) -> Path:
 @pytest.fixture
 def g(root: Path) -> KBGraph:
     return build_graph(check(root))
-
-
-def plain(graph: Graph) -> Graph:
-    """Literals typed xsd:string made plain, as RDF 1.1 says they are the same."""
-    out = Graph()
-    for s, p, o in graph:
-        if isinstance(o, Literal) and o.datatype == XSD.string:
-            o = Literal(str(o))
-        out.add((s, p, o))
-    return out
 
 
 def reference(g: KBGraph) -> Graph:

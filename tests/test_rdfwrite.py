@@ -7,9 +7,9 @@ import json
 
 import pyoxigraph as ox
 import pytest
+from rdf_compare import plain
 from rdflib import BNode, Dataset, Graph, Literal, URIRef
 from rdflib.compare import isomorphic
-from rdflib.namespace import XSD
 from rdflib.term import Node
 
 from kb import rdfwrite
@@ -88,16 +88,6 @@ def _rdflib_term(t: object) -> Node:
     return Literal(t.value, datatype=None if dt == XSD_NS + "string" else URIRef(dt))
 
 
-def _plain(graph: Graph) -> Graph:
-    """Plain literals and xsd:string ones are the same in RDF 1.1."""
-    out = Graph()
-    for s, p, o in graph:
-        if isinstance(o, Literal) and o.datatype == XSD.string:
-            o = Literal(str(o))
-        out.add((s, p, o))
-    return out
-
-
 def _by_oxigraph(data: bytes, fmt: ox.RdfFormat) -> Graph:
     out = Graph()
     for q in ox.parse(data, format=fmt):
@@ -106,7 +96,7 @@ def _by_oxigraph(data: bytes, fmt: ox.RdfFormat) -> Graph:
 
 
 def _expected(lines: list[str]) -> Graph:
-    return _plain(Graph().parse(data="".join(f"{t} .\n" for t in lines), format="nt"))
+    return plain(Graph().parse(data="".join(f"{t} .\n" for t in lines), format="nt"))
 
 
 WRITERS = {"ttl": (rdfwrite.turtle, "turtle", ox.RdfFormat.TURTLE),
@@ -120,9 +110,9 @@ def test_a_graph_round_trips_through_rdflib_and_oxigraph(fmt: str) -> None:
     data = write(lines, PREFIXES)
     expected = _expected(lines)
     assert len(expected) == len(lines)
-    by_rdflib = _plain(Graph().parse(data=data.decode(), format=rdflib_format))
+    by_rdflib = plain(Graph().parse(data=data.decode(), format=rdflib_format))
     assert len(by_rdflib) == len(expected) and isomorphic(by_rdflib, expected)
-    by_oxigraph = _plain(_by_oxigraph(data, ox_format))
+    by_oxigraph = plain(_by_oxigraph(data, ox_format))
     assert len(by_oxigraph) == len(expected) and isomorphic(by_oxigraph, expected)
 
 
@@ -163,7 +153,7 @@ def test_trig_and_jsonld_keep_the_named_graphs() -> None:
         ds = Dataset()
         ds.parse(data=data.decode(), format=rdflib_format)
         for name, own in graphs.items():
-            got = _plain(ds.graph(URIRef(name)))
+            got = plain(ds.graph(URIRef(name)))
             assert isomorphic(got, _expected(own)), (rdflib_format, name)
         quads = list(ox.parse(data, format=ox_format))
         assert {q.graph_name.value for q in quads} == set(graphs)
@@ -173,7 +163,7 @@ def test_trig_and_jsonld_keep_the_named_graphs() -> None:
                 if q.graph_name == ox.NamedNode(name):
                     mine.add((_rdflib_term(q.subject), _rdflib_term(q.predicate),
                               _rdflib_term(q.object)))
-            assert isomorphic(_plain(mine), _expected(own)), (ox_format, name)
+            assert isomorphic(plain(mine), _expected(own)), (ox_format, name)
 
 
 def test_lines_out_of_order_still_give_the_graph() -> None:
@@ -181,8 +171,8 @@ def test_lines_out_of_order_still_give_the_graph() -> None:
     shuffled = lines[1::2] + lines[::2]
     for fmt, (write, rdflib_format, ox_format) in WRITERS.items():
         data = write(shuffled, PREFIXES)
-        assert isomorphic(_plain(_by_oxigraph(data, ox_format)), _expected(lines)), fmt
-        by_rdflib = _plain(Graph().parse(data=data.decode(), format=rdflib_format))
+        assert isomorphic(plain(_by_oxigraph(data, ox_format)), _expected(lines)), fmt
+        by_rdflib = plain(Graph().parse(data=data.decode(), format=rdflib_format))
         assert isomorphic(by_rdflib, _expected(lines)), fmt
 
 
