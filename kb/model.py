@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from kb.problems import Loc
 
@@ -39,12 +40,18 @@ ENTITY_KINDS = ("person", "organization", "country", "place", "event", "product"
 _NOWHERE = Loc("", 0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """A reference to another record by id, with the place it was written."""
+class Ref(NamedTuple):
+    """A reference to another record by id, with the place it was written.
+
+    A named tuple, like Loc: there are tens of thousands, and a frozen slotted dataclass costs
+    several times as much to make and to unpickle from the parse cache.
+    """
 
     id: str
     loc: Loc = _NOWHERE
+
+
+_NO_REF = Ref("")  # a tuple, so one shared default is safe
 
 
 @dataclass
@@ -65,14 +72,14 @@ class Quantity(Located):
 
 @dataclass
 class Appearance(Located):
-    source: Ref = Ref("")
+    source: Ref = _NO_REF
     quote: str = ""
     translation: str | None = None
 
 
 @dataclass
 class Evidence(Located):
-    source: Ref = Ref("")
+    source: Ref = _NO_REF
     stance: str = "context"
     quote: str | None = None
     translation: str | None = None
@@ -94,7 +101,7 @@ class Review(Located):
 
 @dataclass
 class Relation(Located):
-    claim: Ref = Ref("")
+    claim: Ref = _NO_REF
     relation: str = "context"
 
 

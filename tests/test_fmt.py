@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from kb.cli import main
 from kb.fmt import comments, fmt, format_file, kind_of_path
 from kb.load import discover, parse_file
+from kb.model import Ref
 from kb.problems import Problem
 
 from conftest import REPO, MakeKB
@@ -25,6 +26,8 @@ def _placeless(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _placeless(getattr(value, f.name)) for f in dataclasses.fields(value)
                 if f.name not in ("loc", "locs")}
+    if isinstance(value, Ref):
+        return value.id
     if isinstance(value, list):
         return [_placeless(v) for v in value]
     return value
