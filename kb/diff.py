@@ -18,8 +18,7 @@ from pathlib import Path
 
 from kb.check import Checked, CheckOptions, check, today
 from kb.history import read_blobs
-from kb.load import KIND_DIRS
-from kb.model import Claim, Entity, KnowledgeBase, Record, Source
+from kb.model import KIND_DIRS, Claim, Entity, KnowledgeBase, Record, Source
 from kb.problems import Problem
 from kb.schema import RECORDS
 from kb.status import assess

@@ -38,7 +38,8 @@ from ruamel.yaml.scalarstring import (
 )
 
 from kb.jsonschema import core_value, modeline
-from kb.load import KIND_DIRS, discover
+from kb.load import discover
+from kb.model import KIND_DIRS
 from kb.problems import Loc, rel
 from kb.schema import RECORDS, Field, ObjectSpec
 from kb.yamlstrict import Mapping, Scalar, decode, parse, scalar_kind

@@ -17,11 +17,11 @@ from pathlib import Path, PurePosixPath
 
 from kb import model as m
 from kb.cache import ParseCache, digest, paused_gc
+from kb.model import KIND_DIRS
 from kb.problems import Loc, Problem, problem, rel
 from kb.schema import build_record
 from kb.yamlstrict import decode, parse
 
-KIND_DIRS = {"claim": "claims", "source": "sources", "entity": "entities"}
 PARALLEL_THRESHOLD = 1500  # below this, starting worker processes costs more than it saves
 
 

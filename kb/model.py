@@ -35,6 +35,7 @@ SOURCE_KINDS = (
     "dataset",
     "other",
 )
+KIND_DIRS = {"claim": "claims", "source": "sources", "entity": "entities"}  # DESIGN.md §1
 ENTITY_KINDS = ("person", "organization", "country", "place", "event", "product", "other")
 
 _NOWHERE = Loc("", 0, 0)

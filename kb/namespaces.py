@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
 
+from kb.model import KIND_DIRS
+
 if TYPE_CHECKING:
     from rdflib import Namespace
 
@@ -88,53 +90,15 @@ def node(iri: str) -> ox.NamedNode:
     return ox.NamedNode(iri)
 
 
-def schema(term: str) -> ox.NamedNode:
-    return node(SCHEMA_IRI + term)
-
-
-def oa(term: str) -> ox.NamedNode:
-    return node(OA_IRI + term)
-
-
-def prov(term: str) -> ox.NamedNode:
-    return node(PROV_IRI + term)
-
-
-def cito(term: str) -> ox.NamedNode:
-    return node(CITO_IRI + term)
-
-
-def skos(term: str) -> ox.NamedNode:
-    return node(SKOS_IRI + term)
-
-
 def dcterms(term: str) -> ox.NamedNode:
     return node(DCTERMS_IRI + term)
-
-
-def owl(term: str) -> ox.NamedNode:
-    return node(OWL_IRI + term)
-
-
-def rdf(term: str) -> ox.NamedNode:
-    return node(RDF_IRI + term)
-
-
-def rdfs(term: str) -> ox.NamedNode:
-    return node(RDFS_IRI + term)
-
-
-def xsd(term: str) -> ox.NamedNode:
-    return node(XSD_IRI + term)
 
 
 def void(term: str) -> ox.NamedNode:
     return node(VOID_IRI + term)
 
 
-RDF_TYPE = rdf("type")
-
-KIND_DIRS = {"claim": "claims", "source": "sources", "entity": "entities"}
+RDF_TYPE = node(RDF_IRI + "type")
 
 
 @dataclass(frozen=True)

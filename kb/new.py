@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from kb import model as m
-from kb.load import KIND_DIRS
+from kb.model import KIND_DIRS
 from kb.schema import RECORDS, SLUG, SLUG_MAX, period_bounds, valid_url
 
 REF_KINDS = {"claimant": "entity", "about": "entity", "source": "source",

@@ -16,7 +16,8 @@ from rdflib.term import Node
 
 from kb.check import Checked
 from kb.graph import KBGraph, build_graph
-from kb.namespaces import KIND_DIRS, Iris
+from kb.model import KIND_DIRS
+from kb.namespaces import Iris
 from kb.problems import Loc, Problem, problem
 
 SH = Namespace("http://www.w3.org/ns/shacl#")

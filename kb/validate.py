@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from kb import model as m
-from kb.load import KIND_DIRS, kind_of
+from kb.load import kind_of
+from kb.model import KIND_DIRS
 from kb.network import depends_on_cycles, depends_on_weak
 from kb.problems import Problem, problem
 from kb.quotes import Normalised, locate, nearest, normalise
