@@ -172,7 +172,7 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
 
             if first.result is not None and first.result.graph is not None:
                 latest["g"] = first.result.graph
-                endpoint = make_endpoint(lambda: latest["g"].store,
+                endpoint = make_endpoint(lambda: latest["g"],
                                          kb_options(root, latest["g"].iris.prefixes()))
                 mounts["/sparql"] = endpoint
         except (ImportError, RuntimeError) as exc:

@@ -28,7 +28,7 @@ def test_endpoint_over_a_knowledge_base(make_kb, monkeypatch):  # type: ignore[n
     options = kb_options(root, graph.iris.prefixes())
     assert (options.time_limit, options.max_rows, options.workers) == (3.0, 50, 2)
     assert [q.name for q in options.examples] == ["claims"]
-    endpoint = make_endpoint(lambda: graph.store, options)
+    endpoint = make_endpoint(lambda: graph, options)
     server = serve_in_background(endpoint)
     try:
         url = f"http://127.0.0.1:{server.server_port}/sparql"
