@@ -37,7 +37,7 @@ from kb.namespaces import (
 )
 from kb.network import NetworkReport, analyse
 from kb.quotes import locate
-from kb.status import Assessment, assess
+from kb.status import Assessment
 from kb.vocab import RELATION_TERMS, STATUS, vocab_triples
 
 SOURCE_TYPES = {
@@ -393,7 +393,7 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
     """The graph of a checked knowledge base; `histories` from kb.history.file_histories."""
     kb = checked.kb
     ctx = checked.context
-    assessments = {cid: assess(c, ctx.today, ctx.review_age_days) for cid, c in kb.claims.items()}
+    assessments = {cid: ctx.assessment(c) for cid, c in kb.claims.items()}
     network = analyse(kb, assessments)
     b = _Builder(checked, assessments, network)
     iris = b.iris

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from kb import model as m
 from kb.problems import Problem, problem
-from kb.status import SUPPORT, Assessment, assess
+from kb.status import SUPPORT, Assessment
 
 if TYPE_CHECKING:  # kb.validate imports this module for its rules
     import networkx as nx
@@ -235,7 +235,7 @@ def depends_on_weak(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
             if rel.relation != "depends-on" or other is None:
                 continue
             if other.id not in cache:
-                cache[other.id] = assess(other, ctx.today, ctx.review_age_days).status
+                cache[other.id] = ctx.assessment(other).status
             status = cache[other.id]
             if status in WEAK_STATUSES:
                 yield problem(rel.claim.loc, "N702",
@@ -272,7 +272,6 @@ def analyze(root: Path) -> tuple[list[str], int]:
 
     checked = check(root)
     ctx = checked.context
-    assessments = {cid: assess(c, ctx.today, ctx.review_age_days)
-                   for cid, c in checked.kb.claims.items()}
+    assessments = {cid: ctx.assessment(c) for cid, c in checked.kb.claims.items()}
     report = analyse(checked.kb, assessments)
     return report_lines(report, checked.kb), 1 if report.cycles else 0

@@ -19,7 +19,7 @@ from kb.network import depends_on_cycles, depends_on_weak
 from kb.problems import Problem, problem
 from kb.quotes import Normalised, locate, nearest, normalise
 from kb.schema import SLUG, SLUG_MAX
-from kb.status import assess, contradiction
+from kb.status import Assessment, assess, contradiction
 
 
 @dataclass
@@ -27,6 +27,16 @@ class Context:
     today: dt.date
     review_age_days: int = 365
     _normalised: dict[str, Normalised] = field(default_factory=dict)
+    _assessed: dict[str, tuple[m.Claim, Assessment]] = field(default_factory=dict)
+
+    def assessment(self, claim: m.Claim) -> Assessment:
+        """The claim's status as of this context's day, worked out once: several rules, the
+        network and the graph all need it."""
+        seen = self._assessed.get(claim.id)
+        if seen is None or seen[0] is not claim:
+            seen = (claim, assess(claim, self.today, self.review_age_days))
+            self._assessed[claim.id] = seen
+        return seen[1]
 
     def snapshot(self, kb: m.KnowledgeBase, source_id: str) -> Normalised | None:
         snap = kb.snapshots.get(source_id)
@@ -139,7 +149,7 @@ def verdicts(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
             yield problem(v.loc, "T601", "a verdict needs a summary that says why",
                           "add summary: …")
         if v is not None and v.status:
-            a = assess(claim, ctx.today, ctx.review_age_days)
+            a = ctx.assessment(claim)
             why = contradiction(v.status, a.derived, (e.stance for e in claim.evidence))
             if why:
                 yield problem(v.at("status"), "T603", f"the verdict contradicts the evidence: "
@@ -153,7 +163,7 @@ def verdicts(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
 
 def reviews(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
     for claim in kb.claims.values():
-        a = assess(claim, ctx.today, ctx.review_age_days)
+        a = ctx.assessment(claim)
         if not a.due_for_review or (a.last_review is None and claim.reviews):
             continue  # reviews whose dates are invalid were reported (V402)
         if a.last_review is None:
