@@ -7,9 +7,8 @@ and kb.write puts them in a staging folder, where pagefind indexes them before t
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from kb.cache import paused_gc
 from kb.check import Checked, CheckOptions, check
 from kb.history import claim_histories, file_histories
 from kb.network import independent_sources, source_groups
-from kb.write import Link, Page, WriteResult, write_site
+from kb.write import Link, Page, Staging, Stat, WriteResult, check_unique
 
 if TYPE_CHECKING:
     from kb.render import Spec
@@ -77,9 +76,19 @@ def _table(result: Any, prefixes: dict[str, str]) -> Table:
     return Table(list(variables), out)
 
 
+# The data files of the site, made by the workers beside the pages (kb.produce): the format
+# (or csv / void) and the download's label. No N-Quads file: TriG holds the same named graphs in
+# a third of the bytes, and the site's VoID lists ttl, nt, trig and jsonld as its dumps (`kb
+# export` still writes nq).
+DUMPS = (("jsonld", "JSON-LD (one named graph per file)"),
+         ("ttl", "Turtle (the union of all graphs)"), ("trig", "TriG (one named graph per file)"),
+         ("nt", "N-Triples (the union)"), ("csv", "Claims as CSV, one row each"),
+         ("void", "VoID description of the dataset"))
+
+
 def _graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
-                  timings: dict[str, float]) -> tuple[Any, list[Page], Any]:
-    """The graph, the data files, and Extras (downloads, alternates, query results)."""
+                  timings: dict[str, float]) -> tuple[Any, Any]:
+    """The graph, and Extras (downloads, alternates, query results); the dumps come later."""
     from kb import export
     from kb.graph import build_graph
     from kb.query import QueryError, named_queries, run
@@ -88,25 +97,14 @@ def _graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
     t = time.perf_counter()
     g = build_graph(checked, histories)
     timings["graph"] = time.perf_counter() - t
-    t = time.perf_counter()
-    files: list[Page] = []
     extras = Extras()
-    labels = {"ttl": "Turtle (the union of all graphs)", "nt": "N-Triples (the union)",
-              "trig": "TriG (one named graph per file)",
-              "jsonld": "JSON-LD (one named graph per file)"}
-    # No N-Quads file: TriG holds the same named graphs in a third of the bytes, and the
-    # site's VoID lists ttl, nt, trig and jsonld as its dumps (`kb export` still writes nq).
-    for fmt, label in labels.items():
-        path = export.DUMP_FILES[fmt]
-        files.append(Page(path, export.dump(g, fmt)))
-        extras.downloads.append((path, label, export.MEDIA_TYPES[fmt]))
-    files.append(Page("data/claims.csv", export.claims_csv(checked, g)))
-    extras.downloads.append(("data/claims.csv", "Claims as CSV, one row each", "text/csv"))
-    files.append(Page("data/void.ttl", export.void(g)))
-    extras.downloads.append(("data/void.ttl", "VoID description of the dataset", "text/turtle"))
+    files = {**export.DUMP_FILES, "csv": "data/claims.csv", "void": "data/void.ttl"}
+    media = {**export.MEDIA_TYPES, "csv": "text/csv", "void": "text/turtle"}
+    order = ("ttl", "nt", "trig", "jsonld", "csv", "void")  # as the data page lists them
+    labels = dict(DUMPS)
+    extras.downloads = [(files[name], labels[name], media[name]) for name in order]
     extras.graph = g  # each claim's .ttl and .jsonld are made beside its page, in parallel
     extras.record_alternates = True
-    timings["dumps"] = time.perf_counter() - t
     t = time.perf_counter()
     extras.queries = named_queries(root)
     prefixes = g.iris.prefixes()
@@ -116,7 +114,7 @@ def _graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
         except QueryError as exc:
             extras.results[q.name] = str(exc)
     timings["queries"] = time.perf_counter() - t
-    return g, files, extras
+    return g, extras
 
 
 def _record_lines(g: Any) -> Any:
@@ -152,10 +150,11 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     inputs did not change since the last build into `out` are kept (kb.incremental).
     """
     from kb import search
-    from kb.incremental import Keys, Manifest, load_manifest, save_manifest, search_part
+    from kb.incremental import Keys, Manifest, load_manifest, save_manifest
     from kb.load import read_inputs
     from kb.pages import build_model
-    from kb.render import claim_specs, render_stream, sitemap, specs, static_files
+    from kb.produce import dump_paths
+    from kb.render import claim_specs, specs, static_files
 
     options = options or BuildOptions()
     timings: dict[str, float] = {}
@@ -171,7 +170,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     steps = claim_histories(root, review_age_days=checked.config.review_age_days,
                             histories=histories) if histories else {}
     timings["history"] = time.perf_counter() - t
-    g, data_files, extras = _graph_extras(checked, histories, root, timings)
+    g, extras = _graph_extras(checked, histories, root, timings)
     result.graph = g
     kb = checked.kb
     independent = (g.network.independent_sources if g is not None
@@ -206,71 +205,124 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         _plan(all_specs, keys, manifest, out, extras, todo, kept, page_keys)
     timings["plan"] = time.perf_counter() - t
 
-    # -- render and write, as a stream ---------------------------------------------------------
-    parts: dict[str, str] = {}  # indexed page → digest of what the indexer reads of it
-    old_parts = manifest.search_parts if manifest else {}
-    indexed = search.indexed if engine == "pagefind" else (lambda _path: False)
-    state: dict[str, Any] = {"render": 0.0, "search_key": "", "reused": False}
-    exe = executable or ""
-
-    def stream() -> Iterator[Page | Link]:
-        for link in kept:
-            if indexed(link.path) and link.path in old_parts:
-                parts[link.path] = old_parts[link.path]
-            yield link
-        yield from static_files(root)
-        yield from data_files
-        if engine == "json":
-            yield search.json_index(model)
-        yield sitemap(model, page_keys)
-        pages = render_stream(model, extras, root, todo, options.jobs)
-        while True:
-            t = time.perf_counter()
-            page = next(pages, None)
-            state["render"] += time.perf_counter() - t
-            if page is None:
-                break
-            if indexed(page.path):
-                parts[page.path] = search_part(page.path, page.data)
-            yield page
-        if engine == "pagefind":
-            state["search_key"] = search.index_key(exe, parts)
-            found = (manifest.search_reusable(out, state["search_key"]) if manifest else None)
-            if found is not None:
-                state["reused"] = True
-                yield from found
-
-    search_files: dict[str, Any] = {}
-
-    def finish(staging: Path) -> None:
-        if engine != "pagefind":
-            return
-        t = time.perf_counter()
-        if not state["reused"]:
-            search.run_pagefind(exe, staging)
-            search_files.update(search.index_files(staging))
-        timings["search"] = time.perf_counter() - t
-
+    # -- render and write: workers fill the staging folder, this process keeps the books --------
     t = time.perf_counter()
-    written = write_site(stream(), out, finish)
-    timings["render"] = state["render"]
-    timings["write"] = (time.perf_counter() - t - state["render"]
-                        - timings.get("search", 0.0))
-    if state["reused"]:
-        search_files.update({p: s for p, s in written.stats.items()
-                             if p.startswith(search.OUTPUT + "/")})
-    # A full build records its pages too, for the next build to keep them.
+    dumps = [name for name, _label in DUMPS]
+    statics = static_files(root)
+    check_unique([*page_keys, *dump_paths(extras), *(p.path for p in statics),
+                  "sitemap.xml", *(["search/index.json"] if engine == "json" else [])])
+    # With the last site as it was left, change it in place: only what changed is moved in.
+    in_place = manifest is not None and _as_recorded(out, manifest)
+    staging = Staging(out)
+    try:
+        written, (search_key, search_files) = _fill(
+            staging, model, extras, checked, todo, kept, statics, dumps, page_keys, engine,
+            executable or "", manifest, options.jobs, timings, in_place)
+        if in_place and manifest is not None:
+            gone = [p for p in manifest.pages if p not in written.stats]
+            replaced = [search.OUTPUT] if (staging.path / search.OUTPUT).is_dir() else []
+            staging.commit_in_place(gone, replaced)
+        else:
+            staging.commit()
+    except BaseException:
+        staging.abort()
+        raise
+    timings["write"] = (time.perf_counter() - t - timings.get("search", 0.0)
+                        - timings.get("render", 0.0))
+    # Every file is recorded, for the next build to keep pages and to see the site untouched;
+    # files without a page key (dumps, static files) get "" and are made again each time.
     with paused_gc():
-        pages = {p: (k, written.stats[p]) for p, k in page_keys.items()}
-    save_manifest(root, Manifest(str(out.resolve()), pages, state["search_key"], search_files,
-                                 parts))
-    if search_files and not state["reused"]:  # pagefind's files count among the site's
-        written = dataclasses.replace(written, files=written.files + len(search_files))
+        pages = {p: (page_keys.get(p, ""), st) for p, st in written.stats.items()
+                 if p not in search_files}
+    save_manifest(root, Manifest(str(out.resolve()), pages, search_key, search_files))
     result.written = written
     timings["total"] = time.perf_counter() - t0
     result.search = engine
     result.rendered = len(todo)
     return result
+
+
+def _as_recorded(out: Path, manifest: Any) -> bool:
+    """Whether `out` holds exactly the files the last build recorded (none added by hand)."""
+    want = {*manifest.pages, *manifest.search_files}
+    if not want or not out.is_dir():
+        return False
+    found = 0
+    for dirpath, _dirs, files in os.walk(out):
+        rel = os.path.relpath(dirpath, out)
+        for name in files:
+            if (name if rel == "." else f"{rel}/{name}") not in want:
+                return False
+            found += 1
+    return found == len(want)
+
+
+def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
+          todo: list[Spec], kept: list[Link], statics: list[Page], dumps: list[str],
+          page_keys: dict[str, str], engine: str, executable: str, manifest: Any,
+          jobs: int | None, timings: dict[str, float], in_place: bool = False
+          ) -> tuple[WriteResult, tuple[str, Any]]:
+    """Write the site's files into `staging`: made files, the search index, and the kept ones
+    (hard-linked, or, `in_place`, only counted: they stay where they are)."""
+    from kb import search
+    from kb.produce import State, produce, tasks
+    from kb.render import make_env, sitemap
+
+    writer = staging.writer()
+    stats: dict[str, Stat] = {}
+    size = 0
+    for link in kept:
+        if not in_place:
+            writer.link(link)
+        elif link.stat is not None:
+            stats[link.path] = link.stat
+            size += link.stat[1]
+    for page in statics:
+        writer.write(page)
+    if engine == "json":
+        writer.write(search.json_index(model))
+    writer.write(sitemap(model, page_keys))
+    # The search index is made from small stubs of the indexed pages, by pagefind running in
+    # the background while the workers render; an index made from the same stubs is kept.
+    t = time.perf_counter()
+    search_key, search_files, found, indexing = "", {}, None, None
+    if engine == "pagefind":
+        stubs = search.stub_pages(model, make_env(checked.kb.root))
+        search_key = search.stub_key(executable, stubs)
+        found = manifest.search_reusable(staging.out, search_key) if manifest else None
+        if found is None:
+            indexing = search.start_pagefind(executable, stubs, staging.path / search.OUTPUT)
+        del stubs
+    timings["search"] = time.perf_counter() - t
+    try:
+        state = State(model, extras, checked.kb.root, staging.path, checked)
+        t = time.perf_counter()
+        work = tasks(todo, dumps, jobs or 2, extras.record_alternates)
+        for done in produce(state, work, jobs):
+            stats.update(done.stats)
+            size += done.bytes
+        timings["render"] = time.perf_counter() - t  # the workers: pages, alternates, dumps
+        t = time.perf_counter()
+        if indexing is not None:
+            indexing.wait()
+            indexing = None
+            search_files = search.index_files(staging.path)
+            size += sum(st[1] for st in search_files.values())
+    finally:
+        if indexing is not None:
+            indexing.cancel()
+    if found is not None:
+        for link in found:
+            if not in_place:
+                writer.link(link)
+        search_files = {link.path: link.stat for link in found}
+        size += sum(st[1] for st in search_files.values()) if in_place else 0
+    stats.update(search_files)
+    timings["search"] += time.perf_counter() - t
+    stats.update(writer.stats)
+    size += writer.bytes
+    return (WriteResult(staging.out, len(stats), size, stats, writer.linked),
+            (search_key, search_files))
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -65,6 +66,25 @@ def dump(g: KBGraph, fmt: str) -> bytes:
 def _nonempty(g: KBGraph) -> dict[str, list[str]]:
     """The named graphs in IRI order, as N-Quads lists them (an empty graph has no quad)."""
     return {name: g.triples[name] for name in sorted(g.triples) if g.triples[name]}
+
+
+def dump_and_records(g: KBGraph, fmt: str, claim_ids: Iterable[str]
+                     ) -> tuple[bytes, dict[str, bytes]]:
+    """The trig or jsonld dump, and these claims' named graphs alone as ttl or jsonld (the
+    same bytes as record_dump gives): made together, each graph is written once."""
+    wanted = {g.iris.graph("claim", cid): cid for cid in claim_ids}
+    prefixes = g.iris.prefixes()
+    if fmt == "trig":
+        data, alone = rdfwrite.trig_and_records(_nonempty(g), prefixes, wanted)
+    elif fmt == "jsonld":
+        data, alone = rdfwrite.jsonld_dataset_and_records(_nonempty(g), prefixes, wanted)
+    else:
+        raise ValueError(f"records come with the trig or jsonld dump, not {fmt!r}")
+    records = {wanted[graph]: text for graph, text in alone.items()}
+    for cid in wanted.values():  # an empty graph is in no dump; its record still is
+        if cid not in records:
+            records[cid] = record_dump(g, "claim", cid, "ttl" if fmt == "trig" else fmt)
+    return data, records
 
 
 def record_dump(g: KBGraph, kind: str, id_: str, fmt: str) -> bytes:

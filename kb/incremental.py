@@ -15,7 +15,10 @@ site folder is ignored: the build is then a full one.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
+import marshal
 import os
 import stat
 import sys
@@ -31,15 +34,62 @@ from kb.load import Inputs
 from kb.pages import SiteModel
 from kb.write import Link, Stat, file_stat
 
-FORMAT = 1
-# What pagefind reads of an indexed page: the part between data-pagefind-body and this mark.
-SEARCH_END = b"<!--/pagefind-body-->"
-SEARCH_BEGIN = b"data-pagefind-body"
+FORMAT = 3  # 2: keys digest marshal data with sha256; 3: the manifest records every file
 
 
 def _h(*parts: object) -> str:
     """A digest of plain data (strings, numbers, tuples, dataclasses): their repr is stable."""
     return hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=16).hexdigest()
+
+
+# marshal version 2 writes every string as its UTF-8, length first, whatever its object: from
+# version 3 on, shared or interned strings are written as back-references and flags, which
+# would make equal data digest differently. The manifest is keyed by the Python version.
+_MARSHAL = 2
+
+
+def _key(*parts: Any) -> str:
+    """A page key: a digest of plain data (str, bytes, int, float, bool, None, and lists and
+    tuples of them; not sets: their order changes from run to run).
+
+    marshal, ten times as fast as repr and unambiguous (lengths first); sha256 because, with
+    the SHA instructions of current CPUs, it hashes faster than blake2b.
+    """
+    return hashlib.sha256(marshal.dumps(parts, _MARSHAL)).hexdigest()[:32]
+
+
+def _d(*parts: Any) -> bytes:
+    """A part of keys (a row, a source …), digested once: 16 bytes, then joined as they are."""
+    return hashlib.sha256(marshal.dumps(parts, _MARSHAL)).digest()[:16]
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: object, memo: dict[int, tuple[object, object]] | None = None) -> object:
+    """Derived values (the model's dataclasses, dates) as plain data for `_key`: every field,
+    dates as ISO text (with their offset; repr of a datetime is slow). With `memo`, each
+    dataclass object is converted once (a commit is in the history of many files)."""
+    kind = type(value)
+    if value is None or kind in (str, int, float, bool, bytes):
+        return value
+    if kind is list or kind is tuple:
+        return [_plain(v, memo) for v in value]  # type: ignore[attr-defined]
+    if isinstance(value, (dt.date, dt.time)):  # a datetime is a date
+        return (kind.__name__, value.isoformat())
+    names = _FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(value):
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is None:
+        return repr(value)
+    if memo is not None:
+        hit = memo.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+    out = (kind.__name__, *[_plain(getattr(value, n), memo) for n in names])
+    if memo is not None:
+        memo[id(value)] = (value, out)
+    return out
 
 
 @dataclass
@@ -50,7 +100,6 @@ class Manifest:
     pages: dict[str, tuple[str, Stat]] = field(default_factory=dict)
     search_key: str = ""
     search_files: dict[str, Stat] = field(default_factory=dict)  # pagefind/… → Stat
-    search_parts: dict[str, str] = field(default_factory=dict)  # indexed page → digest
 
     def reusable(self, out: Path, path: str, key: str) -> Link | None:
         """The last site's file for `path`, when its key matches and nobody touched it."""
@@ -91,7 +140,6 @@ def load_manifest(root: Path, out: Path, folder: Path | None = None) -> Manifest
     if not isinstance(value, Manifest) or value.out != str(out.resolve()):
         return None
     ok = (isinstance(value.pages, dict) and isinstance(value.search_files, dict)
-          and isinstance(value.search_parts, dict)
           and all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str)
                   and isinstance(v[1], tuple) for v in value.pages.values()))
     return value if ok else None
@@ -99,13 +147,6 @@ def load_manifest(root: Path, out: Path, folder: Path | None = None) -> Manifest
 
 def save_manifest(root: Path, manifest: Manifest, folder: Path | None = None) -> None:
     write_pickle(cache_path(root, "build", folder), _manifest_key(), manifest)
-
-
-def search_part(path: str, data: bytes) -> str:
-    """The digest of what the search indexer reads of a page (all of it, without the marks)."""
-    start = data.find(SEARCH_BEGIN)
-    end = data.find(SEARCH_END, start) if start >= 0 else -1
-    return digest(data[start:end] if start >= 0 and end >= 0 else data) + path
 
 
 def templates_digest(root: Path | None) -> str:
@@ -125,84 +166,140 @@ def templates_digest(root: Path | None) -> str:
 
 
 class Keys:
-    """The key of every page: what it shows, as digests of files and derived values."""
+    """The key of every page: what it shows, as digests of files and derived values.
+
+    A key is a pure function of this object and the page's arguments, so forked workers can
+    compute keys too. Each part that several pages show (a claim's row, a source, an entity,
+    the entities a claim names, a file's history) is digested once, into 16 bytes, and kept.
+    """
 
     def __init__(self, model: SiteModel, inputs: Inputs, root: Path, everything: object,
                  record_lines: Any = None) -> None:
         self.m = model
         self.files = {f.path: digest(f.data) for f in inputs.records}
-        self.snaps = {Path(p).stem: digest(d) for p, d in inputs.snapshots}
+        snaps = [(p, digest(d)) for p, d in inputs.snapshots]
+        self.snaps = {Path(p).stem: h for p, h in snaps}
         self.record_lines = record_lines  # claim id → its named graph's lines (the .ttl/.jsonld)
         config = root / CONFIG_FILE
         self.common = _h(FORMAT, code_fingerprint(), templates_digest(root),
                          config.read_bytes() if config.is_file() else b"",
                          model.today.isoformat(), everything)
-        self.whole = _h(self.common, inputs.fingerprint(),
-                        sorted((p, [repr(c) for c in cs]) for p, cs in model.histories.items()))
+        memo: dict[int, tuple[object, object]] = {}
+        self._memo = memo  # the commits, shared by the histories of many files
+        self.histories = {p: _d(_plain(cs, memo)) for p, cs in sorted(model.histories.items())}
+        # Every input file, from the digests above rather than reading all bytes again.
+        self.whole = _key(self.common, [(f.kind, f.path, self.files[f.path])
+                                        for f in inputs.records], snaps,
+                          [(str(p.loc), p.code) for p in inputs.problems],
+                          list(self.histories.items()))
         m = model
         self.listing = _h(self.common, [(s, len(ids)) for s, ids in m.by_status.items()],
                           [(k, len(ids)) for k, ids in m.by_kind.items()],
                           [(t, len(ids)) for t, ids in m.by_tag.items()])
-        self._rows: dict[str, tuple[str, str, str]] = {}
+        self._rows: dict[str, bytes] = {}
+        self._entities: dict[str, bytes] = {}
+        self._sources: dict[str, bytes] = {}
+        self._refs: dict[str, bytes] = {}
 
     def _file(self, record: Any) -> str:
         return self.files.get(record.loc.path, "") if record is not None else ""
 
-    def row(self, cid: str) -> tuple[str, str, str]:
-        """What a claim's row in a list shows: its file and its status."""
+    def row(self, cid: str) -> bytes:
+        """What a claim's row in a list shows (statement, kind, tags …): its file and status."""
         hit = self._rows.get(cid)
         if hit is None:
-            hit = self._rows[cid] = (cid, self._file(self.m.kb.claims.get(cid)),
-                                     self.m.status(cid))
+            hit = self._rows[cid] = _d(cid, self._file(self.m.kb.claims.get(cid)),
+                                       self.m.status(cid))
         return hit
 
-    def rows(self, ids: Iterable[str]) -> list[tuple[str, str, str]]:
-        return [self.row(cid) for cid in ids]
+    def rows(self, ids: Iterable[str]) -> bytes:
+        rows, row = self._rows, self.row
+        return b"".join([rows.get(cid) or row(cid) for cid in ids])
 
-    def entity(self, eid: str) -> tuple[str, str]:
-        return (eid, self._file(self.m.kb.entities.get(eid)))
+    def entity(self, eid: str) -> bytes:
+        """An entity as others show it (its name, kind …): its file ("" when there is none)."""
+        hit = self._entities.get(eid)
+        if hit is None:
+            hit = self._entities[eid] = _d(eid, self._file(self.m.kb.entities.get(eid)))
+        return hit
 
-    def source(self, sid: str) -> tuple[str, str, str, list[tuple[str, str]]]:
+    def source(self, sid: str) -> bytes:
         """A source as others show it: its file, its text, and its publisher's and authors'."""
-        s = self.m.kb.sources.get(sid)
-        ents = [] if s is None else sorted(
-            {*(r.id for r in s.authors), *([s.publisher.id] if s.publisher else [])})
-        return (sid, self._file(s), self.snaps.get(sid, ""), [self.entity(e) for e in ents])
+        hit = self._sources.get(sid)
+        if hit is None:
+            s = self.m.kb.sources.get(sid)
+            ents = [] if s is None else sorted(
+                {*(r.id for r in s.authors), *([s.publisher.id] if s.publisher else [])})
+            hit = self._sources[sid] = _d(sid, self._file(s), self.snaps.get(sid, ""),
+                                          b"".join([self.entity(e) for e in ents]))
+        return hit
+
+    def refs(self, cid: str) -> bytes:
+        """The entities a claim names (claimant, about), as others show them."""
+        hit = self._refs.get(cid)
+        if hit is None:
+            c = self.m.kb.claims.get(cid)
+            ids = [] if c is None else sorted(
+                {*([c.claimant.id] if c.claimant else []), *(r.id for r in c.about)})
+            hit = self._refs[cid] = b"".join([self.entity(e) for e in ids])
+        return hit
+
+    def lines(self, cid: str) -> bytes | None:
+        """A digest of the claim's named graph, what its .ttl and .jsonld are written from
+        (one page shows it: not kept). ~120 MB at 10,000 claims: the most costly part."""
+        lines = self.record_lines(cid) if self.record_lines is not None else None
+        if lines is None:
+            return None
+        return hashlib.sha256(marshal.dumps(lines, _MARSHAL)).digest()
 
     # -- the pages ------------------------------------------------------------------------------
     def claim(self, cid: str) -> str:
         m = self.m
         c = m.kb.claims[cid]
-        sources = sorted({*(a.source.id for a in c.appearances),
-                          *(e.source.id for e in c.evidence)})
-        entities = sorted({*([c.claimant.id] if c.claimant else []), *(r.id for r in c.about)})
-        lines = self.record_lines(cid) if self.record_lines is not None else None
-        return _h(self.common, "claim", self.row(cid), m.assessments.get(cid),
-                  m.independent.get(cid, 0), m.history(c.loc.path),
-                  m.status_history(c.loc.path),
-                  [self.source(s) for s in sources], [self.entity(e) for e in entities],
-                  [(r.relation, self.row(r.claim.id)) for r in c.related],
-                  [(rel, self.row(o)) for o, rel in m.related_in.get(cid, [])],
-                  self.rows(m.quantity_peers(cid)), lines)
+        path = c.loc.path
+        a = m.assessments.get(cid)
+        # The assessment follows from the claim's file, the day and kb.toml (all in the key
+        # already); what the page shows of it is added all the same, as a guard.
+        shown = None if a is None else (
+            a.status, a.derived, a.verdict, a.reason, a.due_for_review,
+            a.last_review.toordinal() if a.last_review else None)
+        sources, source, row = self._sources, self.source, self.row
+        steps = m.steps.get(path)
+        incoming = m.related_in.get(cid)
+        peers = m.quantity_peers(cid)
+        # Sources in the claim's order, repeats and all: the file (in the row) fixes the order.
+        return _key(self.common, "claim", row(cid), shown, m.independent.get(cid, 0),
+                    self.histories.get(path), _plain(steps, self._memo) if steps else None,
+                    b"".join([sources.get(ap.source.id) or source(ap.source.id)
+                              for ap in c.appearances]),
+                    b"".join([sources.get(ev.source.id) or source(ev.source.id)
+                              for ev in c.evidence]), self.refs(cid),
+                    [(r.relation, row(r.claim.id)) for r in c.related] if c.related else None,
+                    [(rel, row(o)) for o, rel in incoming] if incoming else None,
+                    self.rows(peers) if peers else None, self.lines(cid))
 
     def source_page(self, sid: str) -> str:
         m = self.m
-        ids = sorted({*(s.claim_id for s in m.spans.get(sid, [])), *m.appears_in.get(sid, []),
-                      *m.evidence_from.get(sid, [])})
-        return _h(self.common, "source", self.source(sid), m.spans.get(sid, []),
-                  m.appears_in.get(sid, []), m.evidence_from.get(sid, []), self.rows(ids))
+        spans = m.spans.get(sid, [])
+        appears, evidence = m.appears_in.get(sid, []), m.evidence_from.get(sid, [])
+        ids = sorted({*(s.claim_id for s in spans), *appears, *evidence})
+        return _key(self.common, "source", self.source(sid), _plain(spans), appears, evidence,
+                    self.rows(ids))
 
     def entity_page(self, eid: str) -> str:
         m = self.m
-        return _h(self.common, "entity", self.entity(eid), self.rows(m.made_by.get(eid, [])),
-                  self.rows(m.about.get(eid, [])),
-                  [self.source(s)[:2] for s in m.published_by.get(eid, [])],
-                  [self.entity(e) for e in m.related_entities(eid)[:30]])
+        made, about = m.made_by.get(eid, []), m.about.get(eid, [])
+        # The related entities are those the listed claims name (their files are in the rows):
+        # all of them, not only the 30 the page shows, so as not to work out the order here.
+        return _key(self.common, "entity", self.entity(eid), self.rows(made), self.rows(about),
+                    [(s, self._file(m.kb.sources.get(s))) for s in m.published_by.get(eid, [])],
+                    b"".join([self.refs(cid) for cid in made]),
+                    b"".join([self.refs(cid) for cid in about]))
 
     def list_page(self, path: str, extra: tuple[tuple[str, Any], ...]) -> str:
         values = dict(extra)
-        return _h(self.listing, "list", path, values.get("heading"), values.get("status"),
-                  self.rows(values.get("ids", [])))
+        return _key(self.listing, "list", path, values.get("heading"), values.get("status"),
+                    self.rows(values.get("ids", [])))
 
     def key(self, path: str, template: str, extra: tuple[tuple[str, Any], ...]) -> str:
         """The key of one page (for a claim: of its page, .ttl and .jsonld together)."""
@@ -215,4 +312,4 @@ class Keys:
             return self.entity_page(values["id"])
         if template in ("claims.html", "status.html") and values.get("heading"):
             return self.list_page(path, extra)
-        return _h(self.whole, path)  # home, indexes, feed …: they show a bit of everything
+        return _key(self.whole, path)  # home, indexes, feed …: they show a bit of everything

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,6 +24,8 @@ from kb.history import Commit, HistoryStep
 from kb.quotes import context, locate, normalise
 from kb.status import Assessment, assess
 from kb.vocab import STATUS
+
+PEERS = 24  # claims in a quantity chart, at most
 
 ICONS = {"supported": "✔", "partly-supported": "◐", "disputed": "⇄", "refuted": "✘",
          "unverified": "?", "not-checkable": "–"}
@@ -273,18 +276,50 @@ class SiteModel:
             hit = self._peers[claim_id] = self._quantity_peers(claim_id)
         return hit
 
+    @cached_property
+    def _topic_order(self) -> dict[tuple[str, str], tuple[list[float], list[str], list[float],
+                                                           list[str]]]:
+        """Each topic's claims by (mid, id) and by (-mid, id): walked right and left of a
+        claim's mid, each gives its claims nearest first, ties to the smaller id."""
+        mids = self._mids
+        out = {}
+        for key, ids in self._quantity_topics.items():
+            right = sorted(set(ids), key=lambda p: (mids[p], p))
+            left = sorted(set(ids), key=lambda p: (-mids[p], p))
+            out[key] = ([mids[p] for p in right], right, [-mids[p] for p in left], left)
+        return out
+
     def _quantity_peers(self, claim_id: str) -> list[str]:
         c = self.kb.claims[claim_id]
         mine = self.spans_of.get(claim_id)
         if not c.quantity or mine is None:
             return []
-        peers = {claim_id}
+        # The PEERS nearest in time (ties: the smaller id) of the union of the claim's topics,
+        # merged from each topic's sorted claims: not a ranking of the whole union per claim.
+        mid = sum(mine) / 2
+        heap: list[tuple[float, str, int, list[float], list[str], int]] = [
+            (0.0, claim_id, 0, [], [], 0)]
         for key in {*(f"tag:{t}" for t in c.tags), *(f"about:{r.id}" for r in c.about)}:
-            peers.update(self._quantity_topics.get((c.quantity.unit, key), []))
-        if len(peers) > 24:  # a chart, not a haystack: the nearest in time
-            mid = sum(mine) / 2
-            mids = self._mids
-            peers = set(heapq.nsmallest(24, peers, key=lambda p: (abs(mids[p] - mid), p)))
+            topic = self._topic_order.get((c.quantity.unit, key))
+            if topic is None:
+                continue
+            rmids, right, lmids, left = topic
+            i = bisect_left(rmids, mid)
+            if i < len(right):
+                heap.append((rmids[i] - mid, right[i], i, rmids, right, 1))
+            j = bisect_left(lmids, -mid)
+            while j < len(left) and lmids[j] == -mid:  # the right side has those
+                j += 1
+            if j < len(left):
+                heap.append((mid + lmids[j], left[j], j, lmids, left, -1))
+        heapq.heapify(heap)
+        peers: set[str] = set()
+        while heap and len(peers) < PEERS:
+            _, p, i, ms, ids, side = heapq.heappop(heap)
+            peers.add(p)
+            if side and i + 1 < len(ids):
+                d = ms[i + 1] - mid if side == 1 else mid + ms[i + 1]
+                heapq.heappush(heap, (d, ids[i + 1], i + 1, ms, ids, side))
         return sorted(peers) if len(peers) > 1 else []
 
 

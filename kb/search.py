@@ -1,9 +1,18 @@
-"""The site's search index: pagefind, run by the build on the staging folder, or a small JSON index.
+"""The site's search index: pagefind, run by the build in the background, or a small JSON index.
 
 Pagefind (PyPI `pagefind[bin]`, which ships its binary) indexes the pages marked
 `data-pagefind-body` (claims, sources, entities) and serves results from static files. Where it
 is not installed, the build writes `search/index.json` (title, kind, URL, text of every claim,
 source and entity) and the site's script searches it in the browser.
+
+Pagefind does not read the site itself: parsing 13,000 whole pages (~450 MB at 10,000 claims)
+cost more than all the rest of the build. It reads a *stub* of each indexed page, at the page's
+path: its language, its title and its data-pagefind-body block, rendered by the same include
+the page uses (templates/search/), so the index is the one the pages would give. The stubs are
+known from the model alone, so pagefind runs in the background while the pages are rendered
+(`start_pagefind`, then `Indexing.wait`). Its Python API (pagefind.index) hangs here: the
+binary is run instead (the API polls each reply with a 0.1 s sleep: 13,000 records would take
+over 20 minutes).
 """
 
 from __future__ import annotations
@@ -13,7 +22,13 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
+import threading
+import time
 from pathlib import Path
+from typing import IO, Any
+
+import jinja2
 
 from kb.pages import SiteModel
 from kb.write import Page, Stat, file_stat
@@ -33,31 +48,13 @@ def pagefind_executable() -> str | None:
 
 
 OUTPUT = "pagefind"  # the index's folder in the site
-GLOB = "{claims,sources,entities}/*/index.html"  # the pages indexed
 _INDEXED = ("claims", "sources", "entities")
 
 
 def indexed(path: str) -> bool:
-    """Whether pagefind reads this page of the site (GLOB, as a test on a path)."""
+    """Whether the search index has this page of the site (claims, sources, entities)."""
     parts = path.split("/")
     return len(parts) == 3 and parts[0] in _INDEXED and parts[2] == "index.html"
-
-
-def index_key(executable: str, parts: dict[str, str]) -> str:
-    """What the index is made from: pagefind itself, its options, and each page's indexed part.
-
-    Pagefind cannot add to an index, only make one afresh; when this key is the one of the last
-    build, the last index is kept as it is (the common case: evidence edited, statements not).
-    """
-    h = hashlib.blake2b(digest_size=16)
-    try:
-        st = os.stat(executable)
-        h.update(f"{executable}:{st.st_size}:{st.st_mtime_ns}:{GLOB}:{OUTPUT}\n".encode())
-    except OSError:
-        return ""
-    for path in sorted(parts):
-        h.update(f"{path}:{parts[path]}\n".encode())
-    return h.hexdigest()
 
 
 def index_files(site: Path) -> dict[str, Stat]:
@@ -71,16 +68,203 @@ def index_files(site: Path) -> dict[str, Stat]:
     return found
 
 
-def run_pagefind(executable: str, site: Path) -> None:
-    # Only the pages that are indexed: pagefind need not parse the listings at all.
-    cmd = [executable, "--site", str(site), "--output-subdir", OUTPUT, "--silent",
-           "--glob", GLOB]
+# -- pagefind over stubs, in the background --------------------------------------------------------
+STUB_TEMPLATE = "search/stub.html"
+OPTIONS = ("--silent",)  # besides --site and --output-path; part of the key
+TIMEOUT = 600.0  # seconds; 10,000 claims take ~5
+_TAIL = 2000  # characters of pagefind's output kept in an error
+_FOLDERS = {"claim": "claims", "source": "sources", "entity": "entities"}
+
+
+def stub_pages(model: SiteModel, env: jinja2.Environment) -> list[Page]:
+    """One small HTML page per indexed page, at its path, holding what pagefind indexes of it.
+
+    <html lang>, <title>, and the data-pagefind-body block rendered by the include the real
+    page uses (search/claim.html, search/source.html, search/entity.html), with the context
+    the page has: so titles, excerpts and URLs of the results are the pages' own. Sorted by path.
+    """
+    kb = model.kb
+    stub = env.get_template(STUB_TEMPLATE)
+    base = {"m": model, "kb": kb, "config": model.config, "root": "../../",
+            "today": model.today}
+    pages: list[Page] = []
+
+    def add(kind: str, id_: str, **values: Any) -> None:
+        path = f"{_FOLDERS[kind]}/{id_}/index.html"
+        text = stub.render(base, kind=kind, id=id_, path=path, **values)
+        pages.append(Page(path, text.encode("utf-8")))
+
+    for cid in model.claim_ids:
+        add("claim", cid, claim=kb.claims[cid])
+    for sid in sorted(kb.sources):
+        add("source", sid, s=kb.sources[sid])
+    for eid in sorted(kb.entities):
+        add("entity", eid, e=kb.entities[eid])
+    pages.sort(key=lambda page: page.path)
+    return pages
+
+
+def stub_key(executable: str, stubs: list[Page]) -> str:
+    """What the index is made from: pagefind (path, size, mtime), its options, every stub.
+
+    "" when the executable cannot be stat'ed. Pagefind cannot add to an index, only make one
+    afresh: when this key is the last build's, its index can be kept as it is.
+    """
+    h = hashlib.blake2b(digest_size=16)
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise SearchError(f"pagefind could not run: {exc}") from exc
-    if done.returncode != 0:
-        raise SearchError(f"pagefind failed: {(done.stderr or done.stdout).strip()[-500:]}")
+        st = os.stat(executable)
+    except OSError:
+        return ""
+    h.update(f"{executable}\0{st.st_size}\0{st.st_mtime_ns}\0{' '.join(OPTIONS)}\0"
+             f"{OUTPUT}\0{STUB_TEMPLATE}\n".encode())
+    for page in sorted(stubs, key=lambda p: p.path):
+        # Length-prefixed, so no two different lists of stubs feed the same bytes.
+        h.update(f"{page.path}\0{len(page.data)}\0".encode())
+        h.update(page.data)
+    return h.hexdigest()
+
+
+def _scratch_parent() -> str | None:
+    """/dev/shm where it is a writable folder (tmpfs: the stubs never touch a disk)."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+def _write_stubs(folder: Path, stubs: list[Page], stop: threading.Event) -> None:
+    made: set[str] = set()
+    for page in stubs:
+        if stop.is_set():
+            return
+        parent = page.path.rpartition("/")[0]
+        if parent and parent not in made:
+            os.makedirs(folder / parent, exist_ok=True)
+            made.add(parent)
+        fd = os.open(folder / page.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(page.data)
+            while view:  # one write(2) for a stub, in practice
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+
+class Indexing:
+    """Pagefind indexing a folder of stubs, in the background (see start_pagefind).
+
+    One thread of its own writes the stubs, runs pagefind and removes the folder: 13,000 small
+    files take most of a second to write and as long to remove, even on tmpfs, time the caller
+    spends rendering instead. wait() or cancel() ends it; calling either again does nothing
+    (wait() raises again if the run failed).
+    """
+
+    def __init__(self, executable: str, stubs: list[Page], output: Path, folder: Path) -> None:
+        self.folder = folder
+        self.output = output
+        self.seconds = 0.0  # wall time from start to pagefind's end
+        self._started = time.monotonic()
+        self._executable = executable
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._failure = ""  # why the stubs were not written, or pagefind did not start or end
+        self._error: SearchError | None = None
+        self._done = False
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # held while the process starts or is killed
+        self._thread = threading.Thread(target=self._run, args=(stubs,), name="kb-pagefind",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, stubs: list[Page]) -> None:
+        try:
+            _write_stubs(self.folder, stubs, self._stop)
+            self._log = tempfile.TemporaryFile(dir=_scratch_parent())  # noqa: SIM115 (see wait)
+            cmd = [self._executable, "--site", str(self.folder), "--output-path",
+                   str(self.output.absolute()), *OPTIONS]
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                                 stdout=self._log, stderr=subprocess.STDOUT)
+            try:
+                self._process.wait(timeout=max(0.0, self._started + TIMEOUT - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._failure = f"pagefind took longer than {TIMEOUT:.0f} s"
+                self._kill()
+            self.seconds = time.monotonic() - self._started
+        except (OSError, subprocess.SubprocessError) as exc:
+            self._failure = f"pagefind could not run: {exc}"
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _kill(self) -> None:
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                self._process.kill()
+        if self._process is not None:
+            self._process.wait()
+
+    def _tail(self) -> str:
+        if self._log is None:
+            return ""
+        try:
+            self._log.seek(0)
+            text = self._log.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+        return text.strip()[-_TAIL:]
+
+    def _check(self) -> str:
+        """Why the run failed, or ""."""
+        if self._failure:
+            return self._failure
+        code = self._process.returncode if self._process is not None else None
+        if code is None:
+            return "pagefind did not run"
+        if code != 0:
+            return f"pagefind failed (exit code {code})"
+        if not (self.output / "pagefind-entry.json").is_file():
+            return f"pagefind made no index in {self.output}"
+        return ""
+
+    def wait(self) -> None:
+        """Wait for pagefind; raise SearchError (with its output's tail) if it failed."""
+        if not self._done:
+            self._thread.join()
+            self._done = True
+            message = self._check()
+            if message:
+                tail = self._tail()
+                self._error = SearchError(f"{message}: {tail}" if tail else message)
+            if self._log is not None:
+                self._log.close()
+        if self._error is not None:
+            raise self._error
+
+    def cancel(self) -> None:
+        """Stop pagefind (the build failed elsewhere); the stub folder is removed."""
+        if self._done:
+            return
+        self._stop.set()  # no more stubs written, no process started
+        self._kill()
+        self._thread.join()
+        self._done = True
+        if self._log is not None:
+            self._log.close()
+
+
+def start_pagefind(executable: str, stubs: list[Page], output: Path) -> Indexing:
+    """Write the stubs into a private temporary folder and run pagefind on it; return at once.
+
+    The folder is under /dev/shm when that is writable (tmpfs), else the system's temporary
+    folder. Pagefind writes its index into `output` (the staging site's pagefind/ folder), and
+    its messages into an unnamed temporary file, which cannot fill up and block it as a pipe
+    can. Errors (stubs not written, pagefind not started or failed) are raised by wait().
+    """
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="kb-pagefind-", dir=_scratch_parent()))
+    except OSError as exc:
+        raise SearchError(f"no folder for the search stubs: {exc}") from exc
+    return Indexing(executable, stubs, output, folder)
 
 
 def json_index(model: SiteModel) -> Page:

@@ -10,6 +10,7 @@ syscall, no bytes copied) or, where the file system cannot, copied.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -44,8 +45,6 @@ class Link:
     path: str
     source: Path
     stat: Stat | None = None  # the source's Stat, when known (a hard link keeps it)
-
-
 
 
 def file_stat(st: os.stat_result) -> Stat:
@@ -95,7 +94,10 @@ class SiteWriter:
 
     def write(self, page: Page) -> None:
         key, target = self._target(page.path)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:  # another process of the build wrote it
+            raise WriteError(f"refusing to write {key!r} twice") from None
         try:
             view = memoryview(page.data)
             while view:
@@ -131,6 +133,85 @@ class SiteWriter:
         return len(self._seen)
 
 
+class Staging:
+    """A fresh folder beside `out`, on its file system, that becomes `out` at `commit()`.
+
+    Writers in several processes may fill it at once (each with its own SiteWriter); the
+    build checks beforehand that no two of them write one path (`check_unique`), and O_EXCL
+    makes the file system refuse it anyway.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out.resolve()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.new-", dir=self.out.parent))
+
+    def writer(self) -> SiteWriter:
+        return SiteWriter(self.path)
+
+    def commit(self) -> None:
+        os.chmod(self.path, 0o755)  # mkdtemp makes it private; a site is for reading
+        _swap(self.path, self.out)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def commit_in_place(self, remove: Iterable[str] = (), folders: Iterable[str] = ()) -> None:
+        """Move the staged files over those of the existing site, and delete `remove`.
+
+        For an incremental build that changed a few files of thousands: everything was made
+        and written before this is called, so a failed build still leaves the site as it was;
+        what this gives up is only that a reader might, for the milliseconds of the renames,
+        see some files new and some old. Each file is replaced atomically (rename). Each of
+        `folders` (e.g. the search index) is staged whole and replaced whole, by two renames.
+        """
+        out = self.out
+        if not out.is_dir():
+            raise WriteError(f"{out} is not a folder")
+        whole = set(folders)
+        for folder in sorted(whole):
+            src, dst = self.path / folder, out / folder
+            if src.is_dir():
+                if dst.exists():
+                    old = Path(tempfile.mkdtemp(prefix=f".{folder}.old-", dir=out))
+                    dst.rename(old / folder)
+                    _remove_later(old)
+                src.rename(dst)
+        made: set[str] = set()
+        for dirpath, dirnames, files in os.walk(self.path):
+            rel = os.path.relpath(dirpath, self.path)
+            if rel == ".":
+                dirnames[:] = [d for d in dirnames if d not in whole]
+            target = out if rel == "." else os.path.join(out, rel)
+            if files and target not in made:
+                os.makedirs(target, exist_ok=True)
+                made.add(str(target))
+            for name in files:
+                os.replace(os.path.join(dirpath, name), os.path.join(target, name))
+        for path in remove:
+            gone = _checked_path(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(out.joinpath(*gone.parts))
+            for parent in gone.parents:  # folders the removal left empty go too
+                if parent == PurePosixPath("."):
+                    break
+                try:
+                    os.rmdir(out.joinpath(*parent.parts))
+                except OSError:
+                    break
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def check_unique(paths: Iterable[str]) -> None:
+    """Raise WriteError when a path is not a site path or comes twice (before any is written)."""
+    seen: set[str] = set()
+    for path in paths:
+        key = _checked_path(path).as_posix()
+        if key in seen:
+            raise WriteError(f"refusing to write {key!r} twice")
+        seen.add(key)
+
+
 def write_site(pages: Iterable[Page | Link], out: Path,
                finish: Callable[[Path], None] | None = None) -> WriteResult:
     """Write every page into `out`, replacing what was there, or change nothing on failure.
@@ -138,21 +219,18 @@ def write_site(pages: Iterable[Page | Link], out: Path,
     `finish` runs on the staging folder after the pages are written and before the swap (the
     search indexer); whatever it raises aborts the build like a failed page.
     """
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    staging = Staging(out)
     try:
-        writer = SiteWriter(staging)
+        writer = staging.writer()
         for page in pages:
             writer.put(page)
         if finish is not None:
-            finish(staging)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; a site is for reading
-        _swap(staging, out)
+            finish(staging.path)
+        staging.commit()
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        staging.abort()
         raise
-    return WriteResult(out, writer.files, writer.bytes, writer.stats, writer.linked)
+    return WriteResult(staging.out, writer.files, writer.bytes, writer.stats, writer.linked)
 
 
 def _swap(staging: Path, out: Path) -> None:

@@ -9,8 +9,11 @@ are ignored, and so is a site file edited by hand.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +23,13 @@ from click.testing import CliRunner
 from bench.generate import generate
 from kb.build import BuildOptions, BuildResult, build_site
 from kb.cache import cache_path
-from kb.check import CheckOptions
+from kb.check import CheckOptions, check
 from kb.cli import main
+from kb.graph import build_graph
+from kb.incremental import Keys, _key, _plain
+from kb.load import read_inputs
+from kb.pages import build_model
+from kb.render import Extras, Spec, claim_specs, specs
 from kb.search import pagefind_executable
 
 TODAY = dt.date(2026, 11, 28)
@@ -123,10 +131,37 @@ def _template(root: Path) -> None:
     (root / "templates" / "base.html").write_text(text, encoding="utf-8")
 
 
+def _snapshot(root: Path) -> None:  # the source page's text; the quotes' context on claims
+    snap = sorted((root / "sources").glob("*.txt"))[0]
+    with snap.open("a", encoding="utf-8") as fh:
+        fh.write("\nA sentence added to the end of the text.\n")
+
+
+def _quantity(root: Path) -> None:  # shown in the charts of the claim's peers
+    for f in sorted((root / "claims").rglob("*.yaml")):
+        text = f.read_text(encoding="utf-8")
+        found = re.search(r"quantity: \{value: ([^,]+),", text)
+        if found:
+            f.write_text(text.replace(found.group(0), "quantity: {value: 123456789,", 1), "utf-8")
+            return
+    raise AssertionError("no quantity claim")
+
+
+def _relation(root: Path) -> None:  # shown on the page of the claim it points at, too
+    for f in sorted((root / "claims").rglob("*.yaml")):
+        text = f.read_text(encoding="utf-8")
+        found = re.search(r"relation: ([a-z-]+)\}", text)
+        if found:
+            other = "context" if found.group(1) != "context" else "refines"
+            f.write_text(text.replace(found.group(0), f"relation: {other}}}", 1), "utf-8")
+            return
+    raise AssertionError("no related claims")
+
+
 CHANGES: dict[str, Callable[[Path], None]] = {
     "evidence": _evidence_stance, "statement": _statement, "source": _source,
     "entity": _entity, "deleted-claim": _deleted, "added-claim": _added, "kb.toml": _config,
-    "template": _template,
+    "template": _template, "snapshot": _snapshot, "quantity": _quantity, "relation": _relation,
 }
 
 
@@ -140,7 +175,8 @@ def test_incremental_equals_full(kb: Path, tmp_path: Path, change: str) -> None:
     partial = build(kb, site)
     build(kb, fresh, incremental=False)
     assert_same_site(site, fresh)
-    if change in ("evidence", "source", "entity", "statement"):
+    if change in ("evidence", "source", "entity", "statement", "snapshot", "quantity",
+                  "relation"):
         assert 0 < partial.rendered < everything / 2, (partial.rendered, everything)
 
 
@@ -196,3 +232,111 @@ def test_a_thousand_claims_build(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "built " in result.output and "render" in result.output
     assert len(list((tmp_path / "site" / "claims").glob("*/index.html"))) == 1000
+
+
+def needs_git() -> None:
+    """Skip without git, unless under CI, where it must be there."""
+    if shutil.which("git") is None:
+        if os.environ.get("CI"):
+            pytest.fail("git is needed under CI")
+        pytest.skip("git is not installed")
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=Ed Itor",
+                    "-c", "user.email=editor@example.org", *args],
+                   check=True, capture_output=True)
+
+
+def test_a_commit_renders_the_history_again(kb: Path, tmp_path: Path) -> None:
+    needs_git()
+    site, fresh = tmp_path / "site", tmp_path / "fresh"
+    git(kb, "init", "-q")
+    git(kb, "add", "-A")
+    git(kb, "commit", "-q", "-m", "First version")
+    build(kb, site)
+    claim = first(kb, "claims")
+    git(kb, "commit", "-q", "--allow-empty", "-m", "Nothing changed")
+    assert build(kb, site).rendered == 0  # a commit touching no file changes no page
+    text = claim.read_text(encoding="utf-8")
+    edit(claim, "claim: \"", "claim: \"Reportedly, ")
+    git(kb, "commit", "-q", "-am", "Reword a claim")
+    claim.write_text(text, encoding="utf-8")  # the same file as at the last build, but
+    git(kb, "commit", "-q", "-am", "Undo")  # a history two commits longer
+    partial = build(kb, site)
+    build(kb, fresh, incremental=False)
+    assert_same_site(site, fresh)
+    assert "Reword a claim" in (site / "claims" / claim.stem / "index.html").read_text("utf-8")
+    assert partial.rendered > 0
+
+
+# -- Keys itself ---------------------------------------------------------------------------
+
+
+def make_keys(root: Path, lines: Callable[[str], list[str] | None] | None = None
+              ) -> tuple[Keys, list[Spec]]:
+    inputs = read_inputs(root)
+    checked = check(root, CheckOptions(today=TODAY), inputs)
+    g = build_graph(checked, {})
+    model = build_model(checked.kb, checked.config, checked.context.today, {},
+                        g.network.independent_sources, g.assessments)
+    if lines is None:
+        def lines(cid: str) -> list[str] | None:
+            return g.triples.get(g.iris.graph("claim", cid))
+    keys = Keys(model, inputs, checked.kb.root, ("json", True), lines)
+    return keys, list(specs(model, Extras())) + claim_specs(model)
+
+
+def all_keys(keys: Keys, todo: list[Spec]) -> dict[str, str]:
+    return {s.path: keys.key(s.path, s.template, s.extra) for s in todo}
+
+
+_FORKED: tuple[Keys, list[Spec]] | None = None
+
+
+def _key_in_worker(i: int) -> str:
+    assert _FORKED is not None
+    keys, todo = _FORKED
+    return keys.key(todo[i].path, todo[i].template, todo[i].extra)
+
+
+def test_keys_are_a_pure_function_of_keys_and_page(generated: Path) -> None:
+    global _FORKED
+    keys, todo = make_keys(generated)
+    first_keys = all_keys(keys, todo)
+    assert len(set(first_keys.values())) == len(todo)  # no two pages alike
+    again, _ = make_keys(generated)  # kept parts filled in another order
+    assert all_keys(again, todo[::-1]) == first_keys
+    _FORKED = (again, todo)  # what a forked render worker inherits
+    try:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            forked = pool.map(_key_in_worker, range(len(todo)))
+    finally:
+        _FORKED = None
+    assert forked == [first_keys[s.path] for s in todo]
+
+
+def test_a_claims_record_lines_are_in_its_key_only(generated: Path) -> None:
+    keys, todo = make_keys(generated)
+    before = all_keys(keys, todo)
+    lines = keys.record_lines
+    cid = keys.m.claim_ids[0]
+
+    def changed(c: str) -> list[str] | None:
+        out: list[str] | None = lines(c)
+        return [*out, '<urn:x> <urn:y> "a triple more"'] if c == cid and out else out
+    keys, _ = make_keys(generated, changed)
+    after = all_keys(keys, todo)
+    assert [p for p in todo if before[p.path] != after[p.path]] == [
+        s for s in todo if s.path == f"claims/{cid}/index.html"]
+
+
+def test_key_parts_are_unambiguous() -> None:
+    assert _key("ab", "c") != _key("a", "bc")
+    assert _key(b"x") != _key("x") != _key(("x",))
+    assert _key(None) != _key("") != _key(0) != _key(False)
+    assert _key(["a", "b"]) == _key(["a", "b"])
+    with pytest.raises(ValueError):
+        _key(Path("a"))  # not plain data
+    aware = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert _plain(aware) != _plain(aware.replace(tzinfo=dt.UTC))

@@ -189,3 +189,16 @@ def test_an_iri_that_would_read_as_a_compact_iri_is_refused_in_jsonld() -> None:
 
 def test_unescape() -> None:
     assert rdfwrite.unescape('a\\"b\\\\c\\nd\\u00E9\\U0001F600\\\'') == 'a"b\\c\ndé😀\''
+
+
+def test_records_made_with_the_dumps_are_the_single_graph_documents() -> None:
+    lines = _lines()
+    graphs = {EX + "graph/a": lines[:20], EX + "graph/b": lines[15:], EX + "graph/c": []}
+    wanted = {EX + "graph/a", EX + "graph/b", EX + "graph/c"}
+    _, records = rdfwrite.trig_and_records(graphs, PREFIXES, wanted)
+    assert records == {name: rdfwrite.turtle(own, PREFIXES) for name, own in graphs.items()}
+    _, records = rdfwrite.jsonld_dataset_and_records(graphs, PREFIXES, {EX + "graph/b"})
+    assert records == {EX + "graph/b": rdfwrite.jsonld(graphs[EX + "graph/b"], PREFIXES)}
+    _, records = rdfwrite.jsonld_dataset_and_records({EX + "graph/c": []}, PREFIXES,
+                                                     {EX + "graph/c"})
+    assert records == {EX + "graph/c": rdfwrite.jsonld([], PREFIXES)}
