@@ -20,6 +20,7 @@ from kb.network import independent_sources, source_groups
 from kb.write import Link, Page, Staging, Stat, WriteResult, check_unique
 
 if TYPE_CHECKING:
+    from kb.produce import Workers
     from kb.render import Spec
 
 
@@ -153,7 +154,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     from kb.incremental import Keys, Manifest, load_manifest, save_manifest
     from kb.load import read_inputs
     from kb.pages import build_model
-    from kb.produce import dump_paths
+    from kb.produce import PARALLEL_FROM, State, Workers, dump_paths, dump_tasks
     from kb.render import claim_specs, specs, static_files
 
     options = options or BuildOptions()
@@ -183,41 +184,49 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         raise search.SearchError("pagefind is not installed (pip install 'pagefind[bin]')")
     extras.search = engine
 
-    # -- plan: which pages must be rendered, which are kept from the last site -----------------
-    t = time.perf_counter()
-    model = build_model(kb, checked.config, checked.context.today, histories, independent,
-                        g.assessments if g is not None else None)
-    model.steps = steps
-    lines = _record_lines(g) if g is not None else None
-    everything = (engine, extras.record_alternates, extras.downloads,
-                  [repr(q) for q in extras.queries], sorted(
-                      (k, repr(v)) for k, v in extras.results.items()),
-                  g is not None and lines is None)
-    keys = Keys(model, inputs, checked.kb.root, everything, lines)
-    if g is not None and lines is None:  # a graph we cannot see into: its records change
-        keys.common = keys.whole
     manifest = load_manifest(root, out) if options.incremental else None
-    all_specs = list(specs(model, extras)) + claim_specs(model)
-    todo: list[Spec] = []
-    kept: list[Link] = []
-    page_keys: dict[str, str] = {}
-    with paused_gc():  # ~100,000 small tuples: the collector would walk the heap again and again
-        _plan(all_specs, keys, manifest, out, extras, todo, kept, page_keys)
-    timings["plan"] = time.perf_counter() - t
-
-    # -- render and write: workers fill the staging folder, this process keeps the books --------
-    t = time.perf_counter()
-    dumps = [name for name, _label in DUMPS]
-    statics = static_files(root)
-    check_unique([*page_keys, *dump_paths(extras), *(p.path for p in statics),
-                  "sitemap.xml", *(["search/index.json"] if engine == "json" else [])])
-    # With the last site as it was left, change it in place: only what changed is moved in.
-    in_place = manifest is not None and _as_recorded(out, manifest)
     staging = Staging(out)
+    dumps: Workers | None = None
     try:
+        # The dumps need only the graph: their workers start now and run beside the planning.
+        # Without a manifest every claim page is made, and its .ttl and .jsonld with the dumps.
+        every = tuple(sorted(kb.claims)) if manifest is None and extras.record_alternates else ()
+        dumps = Workers(State(None, extras, root, staging.path, checked),
+                        dump_tasks([name for name, _label in DUMPS], every), options.jobs,
+                        parallel=len(kb.claims) >= PARALLEL_FROM)
+
+        # -- plan: which pages must be rendered, which are kept from the last site -------------
+        t = time.perf_counter()
+        model = build_model(kb, checked.config, checked.context.today, histories, independent,
+                            g.assessments)
+        model.steps = steps
+        lines = _record_lines(g)
+        everything = (engine, extras.record_alternates, extras.downloads,
+                      [repr(q) for q in extras.queries], sorted(
+                          (k, repr(v)) for k, v in extras.results.items()), lines is None)
+        keys = Keys(model, inputs, checked.kb.root, everything, lines)
+        if lines is None:  # a graph we cannot see into: its records change
+            keys.common = keys.whole
+        all_specs = list(specs(model, extras)) + claim_specs(model)
+        todo: list[Spec] = []
+        kept: list[Link] = []
+        page_keys: dict[str, str] = {}
+        with paused_gc():  # ~100,000 small tuples: the collector would walk the heap again
+            _plan(all_specs, keys, manifest, out, extras, todo, kept, page_keys)
+        timings["plan"] = time.perf_counter() - t
+
+        # -- render and write: workers fill the staging folder, this process keeps the books ----
+        t = time.perf_counter()
+        statics = static_files(root)
+        check_unique([*page_keys, *dump_paths(extras), *(p.path for p in statics),
+                      "sitemap.xml", *(["search/index.json"] if engine == "json" else [])])
+        records = () if every or not extras.record_alternates else tuple(
+            dict(s.extra)["id"] for s in todo if s.template == "claim.html")
+        # With the last site as it was left, change it in place: only what changed moves in.
+        in_place = manifest is not None and _as_recorded(out, manifest)
         written, (search_key, search_files) = _fill(
-            staging, model, extras, checked, todo, kept, statics, dumps, page_keys, engine,
-            executable or "", manifest, options.jobs, timings, in_place)
+            staging, model, extras, checked, todo, kept, statics, dumps, records, page_keys,
+            engine, executable or "", manifest, options.jobs, timings, in_place)
         if in_place and manifest is not None:
             gone = [p for p in manifest.pages if p not in written.stats]
             replaced = [search.OUTPUT] if (staging.path / search.OUTPUT).is_dir() else []
@@ -225,6 +234,8 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         else:
             staging.commit()
     except BaseException:
+        if dumps is not None:
+            dumps.close()
         staging.abort()
         raise
     timings["write"] = (time.perf_counter() - t - timings.get("search", 0.0)
@@ -258,14 +269,15 @@ def _as_recorded(out: Path, manifest: Any) -> bool:
 
 
 def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
-          todo: list[Spec], kept: list[Link], statics: list[Page], dumps: list[str],
-          page_keys: dict[str, str], engine: str, executable: str, manifest: Any,
-          jobs: int | None, timings: dict[str, float], in_place: bool = False
+          todo: list[Spec], kept: list[Link], statics: list[Page], dumps: Workers,
+          records: tuple[str, ...], page_keys: dict[str, str], engine: str, executable: str,
+          manifest: Any, jobs: int | None, timings: dict[str, float], in_place: bool = False
           ) -> tuple[WriteResult, tuple[str, Any]]:
     """Write the site's files into `staging`: made files, the search index, and the kept ones
-    (hard-linked, or, `in_place`, only counted: they stay where they are)."""
+    (hard-linked, or, `in_place`, only counted: they stay where they are). The dumps' workers
+    are running already; the pages' workers start here."""
     from kb import search
-    from kb.produce import State, produce, tasks
+    from kb.produce import PARALLEL_FROM, State, Workers, page_tasks
     from kb.render import make_env, sitemap
 
     writer = staging.writer()
@@ -285,22 +297,28 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     # The search index is made from small stubs of the indexed pages, by pagefind running in
     # the background while the workers render; an index made from the same stubs is kept.
     t = time.perf_counter()
-    search_key, search_files, found, indexing = "", {}, None, None
+    search_key, search_files, found, indexing, stubs = "", {}, None, None, []
     if engine == "pagefind":
         stubs = search.stub_pages(model, make_env(checked.kb.root))
         search_key = search.stub_key(executable, stubs)
         found = manifest.search_reusable(staging.out, search_key) if manifest else None
-        if found is None:
+    timings["search"] = time.perf_counter() - t
+    pages: Workers | None = None
+    try:
+        t = time.perf_counter()
+        model.warm()  # work every worker would otherwise repeat after the fork
+        state = State(model, extras, checked.kb.root, staging.path, checked)
+        work = page_tasks(todo, jobs or 2, records)
+        pages = Workers(state, work, jobs, parallel=len(todo) >= PARALLEL_FROM)
+        # Only after the fork: a process forked while pagefind's is being started would hold
+        # the pipe subprocess waits on for the exec, and both would wait for ever.
+        if engine == "pagefind" and found is None:
             indexing = search.start_pagefind(executable, stubs, staging.path / search.OUTPUT)
         del stubs
-    timings["search"] = time.perf_counter() - t
-    try:
-        state = State(model, extras, checked.kb.root, staging.path, checked)
-        t = time.perf_counter()
-        work = tasks(todo, dumps, jobs or 2, extras.record_alternates)
-        for done in produce(state, work, jobs):
-            stats.update(done.stats)
-            size += done.bytes
+        for running in (pages, dumps):
+            for done in running.results():
+                stats.update(done.stats)
+                size += done.bytes
         timings["render"] = time.perf_counter() - t  # the workers: pages, alternates, dumps
         t = time.perf_counter()
         if indexing is not None:
@@ -311,6 +329,9 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     finally:
         if indexing is not None:
             indexing.cancel()
+        dumps.close()
+        if pages is not None:
+            pages.close()
     if found is not None:
         for link in found:
             if not in_place:
@@ -321,7 +342,8 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     timings["search"] += time.perf_counter() - t
     stats.update(writer.stats)
     size += writer.bytes
-    return (WriteResult(staging.out, len(stats), size, stats, writer.linked),
+    kept_files = len(kept) + len(found or []) if in_place else writer.linked
+    return (WriteResult(staging.out, len(stats), size, stats, kept_files),
             (search_key, search_files))
 
 

@@ -54,15 +54,14 @@ class State:
     checked: Any = None  # kb.check.Checked, for the claims CSV
 
 
-_STATE: State | None = None
+_STATE: State | None = None  # in a worker: the state at its fork
 _WRITER: SiteWriter | None = None
 
 
-def _writer() -> SiteWriter:
+def _writer(state: State) -> SiteWriter:
     global _WRITER
-    assert _STATE is not None
-    if _WRITER is None or _WRITER.staging != _STATE.staging:
-        _WRITER = SiteWriter(_STATE.staging)
+    if _WRITER is None or _WRITER.staging != state.staging:
+        _WRITER = SiteWriter(state.staging)
     return _WRITER
 
 
@@ -70,13 +69,12 @@ def dump_paths(extras: Extras) -> list[str]:
     return [path for path, _label, _media in extras.downloads]
 
 
-def _dump(task: Task) -> list[Page]:
+def _dump(state: State, task: Task) -> list[Page]:
     from kb import export
 
-    assert _STATE is not None
-    g, name = _STATE.extras.graph, task.dump
+    g, name = state.extras.graph, task.dump
     if name == "csv":
-        return [Page("data/claims.csv", export.claims_csv(_STATE.checked, g))]
+        return [Page("data/claims.csv", export.claims_csv(state.checked, g))]
     if name == "void":
         return [Page("data/void.ttl", export.void(g))]
     if name in ALTERNATES:
@@ -84,15 +82,21 @@ def _dump(task: Task) -> list[Page]:
         ext = ALTERNATES[name]
         return [Page(export.DUMP_FILES[name], data),
                 *(Page(f"claims/{cid}.{ext}", records[cid]) for cid in sorted(records))]
+    if name.startswith("records-"):  # some claims' .ttl or .jsonld, without a dump
+        ext = name.removeprefix("records-")
+        return [Page(f"claims/{cid}.{ext}", export.record_dump(g, "claim", cid, ext))
+                for cid in task.claims]
     return [Page(export.DUMP_FILES[name], export.dump(g, name))]
 
 
-def run_task(task: Task) -> Done:
+def run_task(state: State, task: Task) -> Done:
     """Make and write the files of one task (in a worker, or in the parent when serial)."""
-    writer = _writer()
+    if render._STATE is None or render._STATE[0] is not state.model:
+        render._STATE, render._ENV = (state.model, state.extras, state.root), None
+    writer = _writer(state)
     done = Done()
     # a claim's .ttl and .jsonld come with the dumps (ALTERNATES), not with its page
-    pages = _dump(task) if task.dump else [render.render_one(s) for s in task.specs]
+    pages = _dump(state, task) if task.dump else [render.render_one(s) for s in task.specs]
     for page in pages:
         writer.write(page)
         done.stats[page.path] = writer.stats[page.path]
@@ -100,41 +104,72 @@ def run_task(task: Task) -> Done:
     return done
 
 
-def tasks(todo: list[Spec], dumps: list[str], jobs: int, alternates: bool = True) -> list[Task]:
-    """The dumps first (the longest tasks), then claim pages and the others in batches.
+def _run(task: Task) -> Done:  # in a worker: the state is the one inherited at the fork
+    assert _STATE is not None
+    return run_task(_STATE, task)
 
-    With `alternates`, the trig and jsonld dumps also write the .ttl and .jsonld of each claim
-    whose page is rendered (kb.render.outputs counts them among the page's files)."""
+
+def dump_tasks(dumps: list[str], claims: tuple[str, ...]) -> list[Task]:
+    """The dumps; the trig and jsonld ones also write these claims' .ttl and .jsonld."""
+    return [Task(dump=d, claims=claims if d in ALTERNATES else ()) for d in dumps]
+
+
+def page_tasks(todo: list[Spec], jobs: int, records: tuple[str, ...] = ()) -> list[Task]:
+    """Claim pages and the others in batches; and `records`: claims whose .ttl and .jsonld
+    are made apart from the dumps (kb.render.outputs counts them among the page's files)."""
     claims = [s for s in todo if s.template == "claim.html"]
     others = [s for s in todo if s.template != "claim.html"]
     size = max(25, min(200, len(claims) // (jobs * 8) or 1))
-    ids = tuple(dict(s.extra)["id"] for s in claims) if alternates else ()
-    out = [Task(dump=d, claims=ids if d in ALTERNATES else ()) for d in dumps]
+    out = [Task(dump=f"records-{ext}", claims=records[i:i + 500])
+           for ext in ALTERNATES.values() for i in range(0, len(records), 500)]
     out += [Task(tuple(claims[i:i + size])) for i in range(0, len(claims), size)]
     out += [Task(tuple(others[i:i + 100])) for i in range(0, len(others), 100)]
     return out
 
 
-def produce(state: State, work: list[Task], jobs: int | None = None,
-            parallel_from: int = PARALLEL_FROM) -> Iterator[Done]:
-    """Run every task, on `jobs` worker processes when there are enough pages to pay for them."""
-    global _STATE, _WRITER
-    _STATE, _WRITER = state, None
-    render._STATE, render._ENV = (state.model, state.extras, state.root), None
-    pages = sum(len(t.specs) for t in work)
-    jobs = jobs or min(2, os.cpu_count() or 1)
-    try:
-        state.model.warm()  # work every process would otherwise repeat after the fork
-        if jobs > 1 and pages >= parallel_from and "fork" in \
-                multiprocessing.get_all_start_methods():
-            gc.collect()
-            gc.freeze()  # the workers' collector would unshare the model's pages (CoW)
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                yield from pool.imap_unordered(run_task, work)
-        else:
-            for task in work:
-                yield run_task(task)
-    finally:
-        gc.unfreeze()
-        _STATE, _WRITER = None, None
-        render._STATE, render._ENV = None, None
+class Workers:
+    """Tasks run by `jobs` processes forked at once, which see `state` as it is now.
+
+    The build starts the dumps' workers as soon as the graph is made, and the pages' workers
+    once the model is: each pool inherits what exists at its fork, nothing is pickled. When
+    `parallel` is false (small sites, one core, no fork) the tasks run in this process, when
+    `results()` is read."""
+
+    def __init__(self, state: State, work: list[Task], jobs: int | None = None,
+                 parallel: bool = True) -> None:
+        global _STATE, _WRITER
+        self.state, self.work = state, work
+        self.jobs = jobs or min(2, os.cpu_count() or 1)
+        self._pool: Any = None
+        self._results: Iterator[Done] | None = None
+        if not (parallel and work and self.jobs > 1
+                and "fork" in multiprocessing.get_all_start_methods()):
+            return
+        _STATE, _WRITER = state, None
+        render._STATE, render._ENV = (state.model, state.extras, state.root), None
+        gc.collect()
+        gc.freeze()  # the workers' collector would unshare the model's pages (CoW)
+        try:
+            self._pool = multiprocessing.get_context("fork").Pool(min(self.jobs, len(work)))
+        finally:
+            gc.unfreeze()
+            _STATE, _WRITER = None, None
+            render._STATE, render._ENV = None, None
+        self._results = self._pool.imap_unordered(_run, work)
+
+    def results(self) -> Iterator[Done]:
+        if self._results is not None:
+            yield from self._results
+            return
+        try:
+            for task in self.work:
+                yield run_task(self.state, task)
+        finally:
+            render._STATE, render._ENV = None, None
+
+    def close(self) -> None:
+        """Stop the workers (at once, when the build failed before reading every result)."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None

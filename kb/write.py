@@ -57,7 +57,7 @@ class WriteResult:
     files: int
     bytes: int
     stats: dict[str, Stat] = field(default_factory=dict)  # path → its file's Stat
-    linked: int = 0  # files kept from the previous site
+    linked: int = 0  # files kept from the previous site (linked, or left in place)
 
 
 def _checked_path(path: str) -> PurePosixPath:
