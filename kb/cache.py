@@ -4,24 +4,35 @@ It lives outside the knowledge base (in the user's cache folder), because a cach
 came with a pull request must never be trusted: entries are pickles. A cache from another
 version of claimkb or Python, or one that cannot be read, is ignored and rebuilt; an entry is
 used only when the file's bytes hash to the same digest, so a stale cache is never wrong.
+
+The cache is split into shards by a hash of each file's path, so that one edited file rewrites
+one small shard (milliseconds), not the whole cache (seconds at 10,000 claims); each shard is
+written atomically and checked on its own. Writing many shards (a cold cache) happens in a
+forked child, off the caller's path.
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
 import hashlib
 import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import kb
 
-_FORMAT = 1
+_FORMAT = 2
+SHARDS = 64
+# Fewer shards than this to write (a few edited files): a fork would cost more than it saves.
+BACKGROUND_MIN = 4
 
 
 def digest(data: bytes) -> str:
@@ -69,6 +80,10 @@ def default_dir() -> Path:
     return Path(base) / "claimkb" if base else Path.home() / ".cache" / "claimkb"
 
 
+def shard_of(path: str) -> int:
+    return zlib.crc32(path.encode()) % SHARDS
+
+
 def _well_formed(item: tuple[Any, Any]) -> bool:
     """An entry as put() writes it: (kind, path) -> (digest, (record, problems))."""
     k, v = item
@@ -77,36 +92,123 @@ def _well_formed(item: tuple[Any, Any]) -> bool:
             and isinstance(v[1][1], list))
 
 
+Entries = dict[tuple[str, str], tuple[str, Any]]  # (kind, path) -> (digest, (record, problems))
+
+
 class ParseCache:
     def __init__(self, root: Path, folder: Path | None = None) -> None:
-        self.path = cache_path(root, "parse", folder)
+        self.folder = cache_path(root, "parse", folder).with_suffix("")
         self.key = (_FORMAT, kb.__version__, sys.version, code_fingerprint(PARSER_MODULES))
-        self.entries: dict[tuple[str, str], tuple[str, Any]] = {}
-        self.dirty = False
+        self.shards: list[Entries] = [{} for _ in range(SHARDS)]
+        self.dirty: set[int] = set()  # shards to write
+        wait_for_saves()  # a save this process started must land before the cache is read
         self._load()
 
+    def shard_path(self, index: int) -> Path:
+        return self.folder / f"{index:02x}.pickle"
+
     def _load(self) -> None:
-        entries = read_pickle(self.path, self.key)
-        if isinstance(entries, dict) and all(map(_well_formed, entries.items())):
-            self.entries = entries
+        for index in range(SHARDS):
+            entries = read_pickle(self.shard_path(index), self.key)
+            if isinstance(entries, dict) and all(map(_well_formed, entries.items())):
+                self.shards[index] = entries
+
+    @property
+    def entries(self) -> Entries:
+        """Every entry of every shard (for tests and tools)."""
+        return {k: v for shard in self.shards for k, v in shard.items()}
 
     def get(self, kind: str, path: str, digest_: str) -> Any:
-        entry = self.entries.get((kind, path))
+        entry = self.shards[shard_of(path)].get((kind, path))
         if entry is not None and entry[0] == digest_:
             return entry[1]
         return None
 
     def put(self, kind: str, path: str, digest_: str, value: Any) -> None:
-        self.entries[(kind, path)] = (digest_, value)
-        self.dirty = True
+        index = shard_of(path)
+        self.shards[index][(kind, path)] = (digest_, value)
+        self.dirty.add(index)
 
-    def save(self, keep: set[tuple[str, str]] | None = None) -> None:
-        """Write the cache atomically; entries of files that are gone are dropped."""
-        if keep is not None and set(self.entries) - keep:
-            self.entries = {k: v for k, v in self.entries.items() if k in keep}
-            self.dirty = True
-        if self.dirty:
-            write_pickle(self.path, self.key, self.entries)
+    def keep_only(self, keep: set[tuple[str, str]]) -> None:
+        """Drop the entries of files that are gone (when the cache is next saved)."""
+        for index, shard in enumerate(self.shards):
+            gone = [k for k in shard if k not in keep]
+            for k in gone:
+                del shard[k]
+            if gone:
+                self.dirty.add(index)
+
+    def save(self, keep: set[tuple[str, str]] | None = None, background: bool = True) -> None:
+        """Write the changed shards; entries of files that are gone are dropped.
+
+        With `background`, and many shards to write, a forked child writes them and this
+        process goes on at once (wait_for_saves() waits for it; so does the exit)."""
+        if keep is not None:
+            self.keep_only(keep)
+        if not self.dirty:
+            return
+        if not (background and len(self.dirty) >= BACKGROUND_MIN and _fork_to(self._write)):
+            self._write()
+        self.dirty = set()
+
+    def save_changes(self, background: bool = True) -> None:
+        self.save(background=background)
+
+    def _write(self) -> None:
+        for index in sorted(self.dirty):
+            write_pickle(self.shard_path(index), self.key, self.shards[index])
+        with suppress(OSError):  # the one-file cache of claimkb before the shards
+            self.folder.with_suffix(".pickle").unlink(missing_ok=True)
+
+
+# Children saving a cache; waited for before a cache is read again, and at exit.
+_SAVERS: list[int] = []
+
+
+def _fork_to(work: Callable[[], None]) -> bool:
+    """Save in a forked child, at a lower priority; False when this platform cannot fork."""
+
+    def niced() -> None:
+        with suppress(OSError):
+            os.nice(5)  # the parent's work comes first on a busy machine
+        work()
+
+    return fork_child(niced) is not None
+
+
+def fork_child(work: Callable[[], None]) -> int | None:
+    """Run `work()` in a forked child that may go on saving the cache after the caller is
+    done with it; its id, or None when this platform cannot fork. The child is waited for
+    before this process reads a cache again, and at its exit."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        return None  # a child forked beside other threads can deadlock on a lock they held
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the child: never return into the caller's code, never run its exit hooks
+        code = 0
+        try:
+            gc.disable()  # it lives briefly; its copy of the heap needs no collecting
+            work()
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    if not _SAVERS:
+        atexit.register(wait_for_saves)
+    _SAVERS.append(pid)
+    return pid
+
+
+def wait_for_saves() -> None:
+    """Wait until every cache save this process started in the background has finished."""
+    while _SAVERS:
+        pid = _SAVERS.pop()
+        with suppress(ChildProcessError):  # already reaped by someone else's wait()
+            os.waitpid(pid, 0)
 
 
 def cache_path(root: Path, what: str, folder: Path | None = None) -> Path:
@@ -130,8 +232,12 @@ def write_pickle(path: Path, key: Any, value: Any) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)  # readers see the old file or the whole new one
+        except BaseException:
+            os.unlink(tmp)
+            raise
     except OSError:
         pass

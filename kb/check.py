@@ -14,7 +14,7 @@ from kb.config import CONFIG_FILE, Config, load_config
 from kb.load import Inputs, load, read_inputs
 from kb.model import KnowledgeBase
 from kb.problems import Report
-from kb.validate import Context, validate
+from kb.validate import Context, run_rules
 
 
 def today() -> dt.date:
@@ -47,12 +47,15 @@ def check(root: Path, options: CheckOptions | None = None,
     options = options or CheckOptions()
     config, problems = load_config(root)
     cache = ParseCache(root) if options.use_cache else None
-    kb, more = load(root, cache=cache, jobs=options.jobs, inputs=inputs)
+    jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
+    kb, more = load(root, cache=cache, jobs=jobs, inputs=inputs, save=False)
     report = Report(files_checked=len(kb.files))
     report.extend(problems)
     report.extend(more)
     ctx = Context(options.today or today(), config.review_age_days)
-    report.extend(validate(kb, ctx))
+    # the cache is saved while the rules run (in the helper that runs half of them, if any)
+    save = cache.save_changes if cache is not None else None
+    report.extend(run_rules(kb, ctx, jobs, save))
     return Checked(kb, config, ctx, report)
 
 

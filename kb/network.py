@@ -120,14 +120,47 @@ def depends_on_graph(kb: m.KnowledgeBase) -> nx.DiGraph:
     return g
 
 
+def _has_cycle(kb: m.KnowledgeBase) -> bool:
+    """Whether depends-on links between existing claims loop anywhere (iterative DFS, colours).
+
+    Knowledge bases almost never have a cycle (it is an error), so this cheap test lets the
+    common case skip networkx and its import."""
+    claims = kb.claims
+    edges: dict[str, list[str]] = {}
+    for cid, claim in claims.items():
+        for rel in claim.related:
+            if rel.relation == "depends-on" and rel.claim.id in claims:
+                edges.setdefault(cid, []).append(rel.claim.id)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in edges:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(edges[start]))]
+        while stack:
+            node, todo = stack[-1]
+            for nxt in todo:
+                seen = state.get(nxt)
+                if seen == 1:
+                    return True
+                if seen is None:
+                    state[nxt] = 1
+                    stack.append((nxt, iter(edges.get(nxt, ()))))
+                    break
+            else:
+                state[node] = 2
+                stack.pop()
+    return False
+
+
 def find_cycles(kb: m.KnowledgeBase) -> list[list[str]]:
     """One cycle per strongly connected knot of depends-on links, starting at its smallest id.
 
     Listing every simple cycle can take exponential time; one per knot names the problem.
     """
-    if not any(r.relation == "depends-on" for c in kb.claims.values() for r in c.related):
+    if not _has_cycle(kb):
         return []
-    import networkx as nx
+    import networkx as nx  # only now: importing it costs more than the whole search above
 
     g = depends_on_graph(kb)
     cycles = []

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import kb.cache
 import kb.load
-from kb.cache import ParseCache, digest
+from kb.cache import SHARDS, ParseCache, digest, shard_of, wait_for_saves, write_pickle
 from kb.check import CheckOptions, check
 from kb.output import text_line
 
@@ -17,6 +21,7 @@ from conftest import MINIMAL, MakeKB
 
 CLAIM = "claims/trade-record-2024.yaml"
 BROKEN_CLAIM = MINIMAL[CLAIM].replace("claimant: someone", "claimant: somone")
+RECORDS = sorted(path for path in MINIMAL if path.endswith(".yaml"))
 
 
 @pytest.fixture
@@ -89,7 +94,27 @@ def test_no_cache_option_parses_everything(make_kb: MakeKB, parses: list[str]) -
 
 
 def cache_path(root: Path) -> Path:
-    return ParseCache(root).path
+    """The shard that holds CLAIM."""
+    wait_for_saves()
+    return ParseCache(root).shard_path(shard_of(CLAIM))
+
+
+def read_all(root: Path) -> tuple[object, dict[object, object]]:
+    """The key and the entries of every shard, as one dict."""
+    cache = ParseCache(root)
+    return cache.key, cache.entries
+
+
+def write_all(root: Path, key: object, entries: dict[object, object]) -> None:
+    """Write `entries` under `key`, each into its shard, as if a cache had been saved so."""
+    cache = ParseCache(root)
+    shards: list[dict[object, object]] = [{} for _ in range(SHARDS)]
+    for k, v in entries.items():
+        shards[shard_of(k[1])][k] = v  # type: ignore[index]
+    for index, shard in enumerate(shards):
+        cache.shard_path(index).unlink(missing_ok=True)
+        if shard:
+            cache.shard_path(index).write_bytes(pickle.dumps((key, shard)))
 
 
 CORRUPTIONS: dict[str, Callable[[Path, bytes], bytes]] = {
@@ -103,7 +128,7 @@ CORRUPTIONS: dict[str, Callable[[Path, bytes], bytes]] = {
     "right key, entries not a dict": lambda root, good: pickle.dumps(
         (ParseCache(root).key, ["x"])),
     "right key, entries of the wrong shape": lambda root, good: pickle.dumps(
-        (ParseCache(root).key, {("claim", CLAIM): 5, ("source", "sources/report.yaml"): (1,),
+        (ParseCache(root).key, {("claim", CLAIM): 5, ("source", CLAIM): (1,),
                                 "odd key": ("a", "b", "c")})),
     "right key and digest, value of the wrong shape": lambda root, good: pickle.dumps(
         (ParseCache(root).key,
@@ -131,13 +156,13 @@ def test_a_cache_of_another_version_is_ignored(make_kb: MakeKB, parses: list[str
     root = make_kb({CLAIM: BROKEN_CLAIM})
     expected = outcome(root, use_cache=False)
     outcome(root)
-    path = cache_path(root)
-    key, entries = pickle.loads(path.read_bytes())
+    key, entries = read_all(root)
+    assert len(entries) == 5
     # entries that match every file's digest but say something else: only the key tells
     poisoned: dict[object, object] = {k: (d, (None, [])) for k, (d, _) in entries.items()}
     for other in [(key[0] + 1, *key[1:]), (key[0], "0.0.0", *key[2:]), (*key[:2], "2.7", key[3]),
                   (*key[:3], "another-code-fingerprint")]:
-        path.write_bytes(pickle.dumps((other, poisoned)))
+        write_all(root, other, poisoned)
         parses.clear()
         assert outcome(root) == expected
         assert len(parses) == 5
@@ -147,9 +172,8 @@ def test_the_poisoned_cache_would_be_used_with_the_right_key(make_kb: MakeKB) ->
     # the control for the test above: it is the key, not chance, that keeps poison out
     root = make_kb({CLAIM: BROKEN_CLAIM})
     outcome(root)
-    path = cache_path(root)
-    key, entries = pickle.loads(path.read_bytes())
-    path.write_bytes(pickle.dumps((key, {k: (d, (None, [])) for k, (d, _) in entries.items()})))
+    key, entries = read_all(root)
+    write_all(root, key, {k: (d, (None, [])) for k, (d, _) in entries.items()})
     _, files = outcome(root)
     assert files == []
 
@@ -157,12 +181,11 @@ def test_the_poisoned_cache_would_be_used_with_the_right_key(make_kb: MakeKB) ->
 def test_a_stale_entry_is_never_used(make_kb: MakeKB, parses: list[str]) -> None:
     root = make_kb()
     outcome(root)
-    path = cache_path(root)
-    key, entries = pickle.loads(path.read_bytes())
+    key, entries = read_all(root)
     assert ("claim", CLAIM) in entries
     # an entry for the old content of a file whose content then changed
     (root / CLAIM).write_text(BROKEN_CLAIM, encoding="utf-8")
-    path.write_bytes(pickle.dumps((key, entries)))
+    write_all(root, key, entries)
     parses.clear()
     lines, _ = outcome(root)
     assert parses == [CLAIM]
@@ -184,6 +207,7 @@ def test_the_cache_lives_outside_the_knowledge_base(make_kb: MakeKB) -> None:
     path = cache_path(root)
     assert path.is_file()
     assert root.resolve() not in path.resolve().parents
+    assert path.parent.name.startswith("parse-")
 
 
 def test_two_knowledge_bases_do_not_share_entries(make_kb: MakeKB) -> None:
@@ -193,3 +217,134 @@ def test_two_knowledge_bases_do_not_share_entries(make_kb: MakeKB) -> None:
     assert outcome(a)[0] == []
     assert outcome(b)[0] != []
     assert outcome(a)[0] == []
+
+
+# --- shards and saving in the background ------------------------------------------------------
+
+def shard_files(root: Path) -> dict[str, tuple[int, int]]:
+    """Each shard file's name, with its inode and modification time (a rewrite changes both)."""
+    wait_for_saves()
+    folder = ParseCache(root).folder
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("*.pickle")}
+
+
+def test_one_edit_rewrites_one_shard(make_kb: MakeKB, parses: list[str]) -> None:
+    root = make_kb()
+    clean = outcome(root)
+    before = shard_files(root)
+    assert len(before) == len({shard_of(path) for path in RECORDS})  # one per shard in use
+    parses.clear()
+    (root / CLAIM).write_text(BROKEN_CLAIM, encoding="utf-8")
+    assert outcome(root) != clean
+    assert parses == [CLAIM]
+    after = shard_files(root)
+    changed = {name for name in after if after[name] != before.get(name)}
+    assert changed == {f"{shard_of(CLAIM):02x}.pickle"}
+    parses.clear()
+    assert outcome(root) == outcome(root, use_cache=False)
+    assert sorted(parses) == RECORDS  # (by the run without the cache only)
+
+
+def test_nothing_changed_writes_nothing(make_kb: MakeKB) -> None:
+    root = make_kb()
+    outcome(root)
+    before = shard_files(root)
+    outcome(root)
+    assert shard_files(root) == before
+
+
+def test_a_truncated_shard_costs_only_its_own_files(make_kb: MakeKB, parses: list[str]) -> None:
+    root = make_kb({CLAIM: BROKEN_CLAIM})
+    expected = outcome(root, use_cache=False)
+    outcome(root)
+    path = cache_path(root)
+    path.write_bytes(path.read_bytes()[:-20])
+    parses.clear()
+    assert outcome(root) == expected
+    assert sorted(parses) == [p for p in RECORDS if shard_of(p) == shard_of(CLAIM)]
+    assert CLAIM in parses
+
+
+def test_a_cold_cache_is_saved_in_the_background(make_kb: MakeKB, parses: list[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kb.cache, "BACKGROUND_MIN", 1)
+    root = make_kb()
+    outcome(root)
+    assert kb.cache._SAVERS, "the save should have been handed to a child process"
+    child = kb.cache._SAVERS[-1]
+    assert child != os.getpid()
+    wait_for_saves()
+    assert kb.cache._SAVERS == []
+    parses.clear()
+    outcome(root)
+    assert parses == []
+
+
+def test_a_save_at_the_end_of_a_process_lands_before_it_exits(make_kb: MakeKB) -> None:
+    root = make_kb()
+    code = ("import sys; from pathlib import Path; import kb.cache; "
+            "kb.cache.BACKGROUND_MIN = 1; from kb.check import check; "
+            "check(Path(sys.argv[1])); assert kb.cache._SAVERS")
+    subprocess.run([sys.executable, "-c", code, str(root)], check=True, timeout=60)
+    # the process waited for its child at exit: every shard is there and whole, at once
+    assert sorted(path for _, path in ParseCache(root).entries) == sorted(RECORDS)
+
+
+def test_a_half_written_shard_is_never_in_place(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # a writer that dies half-way leaves the old shard as it was, and no stray file is read
+    path = tmp_path / "00.pickle"
+    write_pickle(path, "key", {"old": 1})
+    real_dump = pickle.dump
+
+    def dies_half_way(obj: object, fh: object, protocol: int | None = None) -> None:
+        fh.write(pickle.dumps(obj)[:10])  # type: ignore[attr-defined]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pickle, "dump", dies_half_way)
+    write_pickle(path, "key", {"new": 2})
+    monkeypatch.setattr(pickle, "dump", real_dump)
+    assert kb.cache.read_pickle(path, "key") == {"old": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00.pickle"]
+
+
+def test_readers_during_a_background_save_see_whole_shards(make_kb: MakeKB) -> None:
+    # many files, so that the child takes a while; meanwhile every shard in place must load
+    files = {f"entities/e{i}.yaml": f"id: e{i}\nname: E {i}\nkind: other\n" for i in range(600)}
+    root = make_kb(files)
+    check(root, CheckOptions(jobs=1))
+    assert kb.cache._SAVERS
+    folder_path = kb.cache.cache_path(root, "parse").with_suffix("")  # without waiting
+    seen = 0
+    while kb.cache._SAVERS and os.waitpid(kb.cache._SAVERS[0], os.WNOHANG) == (0, 0):
+        for shard in folder_path.glob("*.pickle"):
+            try:
+                data = shard.read_bytes()
+            except FileNotFoundError:
+                continue
+            pickle.loads(data)  # never truncated: raises if a half-written file were in place
+            seen += 1
+    kb.cache._SAVERS.clear()
+    assert len(list(folder_path.glob("*.pickle"))) == SHARDS
+    assert not list(folder_path.glob(".tmp-*"))
+
+
+def test_no_fork_beside_other_threads(make_kb: MakeKB, parses: list[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # a child forked while another thread holds a lock could hang: save in this process then
+    import threading
+
+    monkeypatch.setattr(kb.cache, "BACKGROUND_MIN", 1)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        root = make_kb()
+        outcome(root)
+        assert kb.cache._SAVERS == []
+    finally:
+        stop.set()
+        other.join()
+    parses.clear()
+    outcome(root)
+    assert parses == []

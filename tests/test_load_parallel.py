@@ -1,4 +1,5 @@
-"""Parsing on several processes gives exactly what one process gives."""
+"""Reading and parsing a knowledge base (kb/load.py): several processes give exactly what one
+process gives, and files are found and named as pathlib would."""
 
 from __future__ import annotations
 
@@ -7,14 +8,49 @@ import pytest
 from conftest import MakeKB
 
 
-def test_parallel_parse_gives_what_one_process_gives(make_kb: MakeKB,
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_parallel_parse_gives_what_one_process_gives(make_kb: MakeKB, jobs: int,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from kb import load as load_module
 
-    root = make_kb({"claims/bad.yaml": "id: bad\nkind: nope\n"})
+    more = {f"claims/c{i}.yaml": f"id: c{i}\nkind: nope\n" for i in range(9)}
+    root = make_kb({"claims/bad.yaml": "id: bad\nkind: nope\n", **more})
     one, one_problems = load_module.load(root, jobs=1)
     monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
-    two, two_problems = load_module.load(root, jobs=3)
+    two, two_problems = load_module.load(root, jobs=jobs)
     assert [(p, r) for p, r in two.files] == [(p, r) for p, r in one.files]
     assert sorted(two_problems, key=str) == sorted(one_problems, key=str)
     assert {p.code for p in two_problems} >= {"S104", "S102"}
+
+
+def test_files_are_found_in_pathlib_order_and_named_as_rel_names_them(make_kb: MakeKB) -> None:
+    from pathlib import Path
+
+    from kb.load import discover, read_inputs
+    from kb.problems import rel
+
+    names = ["claims/a-b/x.yaml", "claims/a/x.yaml", "claims/a.b/y.yaml", "claims/a/b/z.yaml",
+             "claims/A/x.yaml", "claims/ab.yaml", "claims/a_/x.yaml", "claims/.hidden/x.yaml",
+             "sources/s-1.txt", "sources/s.txt", "sources/s-1.yaml"]
+    root = make_kb({name: "id: x\n" for name in names}, base={})
+    found = [path for _, path in discover(root)]
+    expected = sorted([p for p in (root / "claims").rglob("*.yaml") if ".hidden" not in str(p)]
+                      + sorted((root / "sources").glob("*.yaml")))
+    assert found == [*sorted(found[:-1]), found[-1]]  # claims in pathlib's order, then sources
+    assert sorted(found) == sorted(expected)
+    inputs = read_inputs(root)
+    resolved = root.resolve()
+    assert [f.path for f in inputs.records] == [rel(p.resolve(), resolved) for p in found]
+    assert [s for s, _ in inputs.snapshots] == ["sources/s-1.txt", "sources/s.txt"]
+    assert all(not Path(f.path).is_absolute() for f in inputs.records)
+
+
+def test_large_and_empty_files_are_read_whole(make_kb: MakeKB) -> None:
+    from kb.load import read_inputs
+
+    big = "id: big\n" + "# a long comment line, repeated to pass 64 KiB\n" * 3000
+    root = make_kb({"claims/big.yaml": big, "claims/empty.yaml": ""})
+    data = {f.path: f.data for f in read_inputs(root).records}
+    assert len(big) > 1 << 17
+    assert data["claims/big.yaml"] == big.encode()
+    assert data["claims/empty.yaml"] == b""

@@ -104,3 +104,39 @@ def test_analyze_prints_the_weak_spots(make_kb: MakeKB) -> None:
     assert "orphan claims (no evidence, no related claims): 1\n  opinion" in out
     cyc = CliRunner().invoke(main, ["--root", str(make_kb(CYCLE, name="c")), "analyze"])
     assert cyc.exit_code == 1 and "a → b → a" in cyc.output
+
+
+def _kb_with_links(n: int, links: list[tuple[int, int, str]]) -> object:
+    from pathlib import Path
+
+    from kb import model as m
+
+    kb = m.KnowledgeBase(Path("."))
+    for i in range(n):
+        kb.claims[f"c{i}"] = m.Claim(id=f"c{i}")
+    for a, b, relation in links:
+        kb.claims[f"c{a}"].related.append(m.Relation(claim=m.Ref(f"c{b}"), relation=relation))
+    return kb
+
+
+def test_the_quick_cycle_test_agrees_with_networkx() -> None:
+    # the cheap test decides whether networkx runs at all: it must never miss a cycle
+    import random
+
+    import networkx as nx
+
+    from kb.network import _has_cycle, depends_on_graph, find_cycles
+
+    rnd = random.Random(5)
+    kinds = {True: 0, False: 0}
+    for _ in range(400):
+        n = rnd.randint(1, 12)
+        links = [(rnd.randrange(n), rnd.randrange(n + 2),  # n, n+1: claims that do not exist
+                  rnd.choice(["depends-on", "depends-on", "supports"]))
+                 for _ in range(rnd.randint(0, 2 * n))]
+        kb = _kb_with_links(n, links)
+        expected = not nx.is_directed_acyclic_graph(depends_on_graph(kb))  # type: ignore[arg-type]
+        assert _has_cycle(kb) is expected, links  # type: ignore[arg-type]
+        assert bool(find_cycles(kb)) is expected  # type: ignore[arg-type]
+        kinds[expected] += 1
+    assert min(kinds.values()) > 50  # both cases were tried often
