@@ -191,7 +191,8 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         # The dumps need only the graph: their workers start now and run beside the planning.
         # Without a manifest every claim page is made, and its .ttl and .jsonld with the dumps.
         every = tuple(sorted(kb.claims)) if manifest is None and extras.record_alternates else ()
-        dumps = Workers(State(None, extras, root, staging.path, checked),
+        dumps = Workers(State(None, extras, root, staging.path, checked,
+                              cache=options.check.use_cache),
                         dump_tasks([name for name, _label in DUMPS], every), options.jobs,
                         parallel=len(kb.claims) >= PARALLEL_FROM)
 

@@ -68,16 +68,17 @@ def _nonempty(g: KBGraph) -> dict[str, list[str]]:
     return {name: g.triples[name] for name in sorted(g.triples) if g.triples[name]}
 
 
-def dump_and_records(g: KBGraph, fmt: str, claim_ids: Iterable[str]
-                     ) -> tuple[bytes, dict[str, bytes]]:
+def dump_and_records(g: KBGraph, fmt: str, claim_ids: Iterable[str],
+                     memo: rdfwrite.Memo | None = None) -> tuple[bytes, dict[str, bytes]]:
     """The trig or jsonld dump, and these claims' named graphs alone as ttl or jsonld (the
-    same bytes as record_dump gives): made together, each graph is written once."""
+    same bytes as record_dump gives): made together, each graph is written once. `memo`:
+    blocks of earlier dumps with the same prefixes (kb.rdfwrite.Memo), updated."""
     wanted = {g.iris.graph("claim", cid): cid for cid in claim_ids}
     prefixes = g.iris.prefixes()
     if fmt == "trig":
-        data, alone = rdfwrite.trig_and_records(_nonempty(g), prefixes, wanted)
+        data, alone = rdfwrite.trig_and_records(_nonempty(g), prefixes, wanted, memo)
     elif fmt == "jsonld":
-        data, alone = rdfwrite.jsonld_dataset_and_records(_nonempty(g), prefixes, wanted)
+        data, alone = rdfwrite.jsonld_dataset_and_records(_nonempty(g), prefixes, wanted, memo)
     else:
         raise ValueError(f"records come with the trig or jsonld dump, not {fmt!r}")
     records = {wanted[graph]: text for graph, text in alone.items()}

@@ -52,6 +52,7 @@ class State:
     root: Path | None
     staging: Path
     checked: Any = None  # kb.check.Checked, for the claims CSV
+    cache: bool = False  # keep the dumps' blocks in the user's cache (kb.rdfwrite.Memo)
 
 
 _STATE: State | None = None  # in a worker: the state at its fork
@@ -78,7 +79,12 @@ def _dump(state: State, task: Task) -> list[Page]:
     if name == "void":
         return [Page("data/void.ttl", export.void(g))]
     if name in ALTERNATES:
-        data, records = export.dump_and_records(g, name, task.claims)
+        memo, before = _memo(state, name)
+        data, records = export.dump_and_records(g, name, task.claims, memo)
+        if memo is not None:
+            live = {k: v[0] for k, v in memo.items() if k in g.triples}
+            if live != before:  # graphs made, changed or gone: keep this dump's blocks
+                _save_memo(state, name, {k: memo[k] for k in live})
         ext = ALTERNATES[name]
         return [Page(export.DUMP_FILES[name], data),
                 *(Page(f"claims/{cid}.{ext}", records[cid]) for cid in sorted(records))]
@@ -87,6 +93,34 @@ def _dump(state: State, task: Task) -> list[Page]:
         return [Page(f"claims/{cid}.{ext}", export.record_dump(g, "claim", cid, ext))
                 for cid in task.claims]
     return [Page(export.DUMP_FILES[name], export.dump(g, name))]
+
+
+def _memo_file(state: State, name: str) -> tuple[Path, tuple[object, ...]]:
+    from kb.cache import cache_path, code_fingerprint
+
+    prefixes = sorted(state.extras.graph.iris.prefixes().items())
+    return cache_path(state.checked.kb.root, f"dump-{name}"), (code_fingerprint(), prefixes)
+
+
+def _memo(state: State, name: str) -> tuple[Any, dict[str, bytes]]:
+    """The blocks of the last build's dump (kb.rdfwrite.Memo) and their digests, to see
+    whether anything changed; None without a cache."""
+    from kb.cache import read_pickle
+
+    if not state.cache:
+        return None, {}
+    memo = read_pickle(*_memo_file(state, name))
+    if not isinstance(memo, dict) or not all(
+            isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], bytes)
+            for v in memo.values()):
+        memo = {}
+    return memo, {k: v[0] for k, v in memo.items()}
+
+
+def _save_memo(state: State, name: str, memo: Any) -> None:
+    from kb.cache import write_pickle
+
+    write_pickle(*_memo_file(state, name), memo)
 
 
 def run_task(state: State, task: Task) -> Done:

@@ -202,3 +202,17 @@ def test_records_made_with_the_dumps_are_the_single_graph_documents() -> None:
     _, records = rdfwrite.jsonld_dataset_and_records({EX + "graph/c": []}, PREFIXES,
                                                      {EX + "graph/c"})
     assert records == {EX + "graph/c": rdfwrite.jsonld([], PREFIXES)}
+
+
+def test_blocks_kept_from_an_earlier_dump_give_the_same_bytes() -> None:
+    lines = _lines()
+    graphs = {EX + "graph/a": lines[:20], EX + "graph/b": lines[15:]}
+    for write in (rdfwrite.trig_and_records, rdfwrite.jsonld_dataset_and_records):
+        fresh = write(graphs, PREFIXES, set(graphs))
+        memo: rdfwrite.Memo = {}
+        assert write(graphs, PREFIXES, set(graphs), memo) == fresh
+        assert set(memo) == set(graphs)
+        assert write(graphs, PREFIXES, set(graphs), memo) == fresh  # from the memo
+        changed = {**graphs, EX + "graph/b": lines[16:]}  # one graph changed: made again
+        assert write(changed, PREFIXES, set(changed), memo) == write(changed, PREFIXES,
+                                                                     set(changed))
