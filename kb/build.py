@@ -224,8 +224,10 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         records = () if every or not extras.record_alternates else tuple(
             dict(s.extra)["id"] for s in todo if s.template == "claim.html")
         # With the last site as it was left, change it in place: only what changed moves in.
-        in_place = manifest is not None and _as_recorded(out, manifest)
-        written, (search_key, search_files) = _fill(
+        # Only for a few changes: moving most files one by one costs more than a new folder.
+        in_place = (manifest is not None and len(todo) <= max(200, len(all_specs) // 4)
+                    and _as_recorded(out, manifest))
+        written, (search_key, search_files, stub_digests) = _fill(
             staging, model, extras, checked, todo, kept, statics, dumps, records, page_keys,
             engine, executable or "", manifest, options.jobs, timings, in_place)
         if in_place and manifest is not None:
@@ -246,7 +248,8 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     with paused_gc():
         pages = {p: (page_keys.get(p, ""), st) for p, st in written.stats.items()
                  if p not in search_files}
-    save_manifest(root, Manifest(str(out.resolve()), pages, search_key, search_files))
+    save_manifest(root, Manifest(str(out.resolve()), pages, search_key, search_files,
+                                 stub_digests))
     result.written = written
     timings["total"] = time.perf_counter() - t0
     result.search = engine
@@ -273,7 +276,7 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
           todo: list[Spec], kept: list[Link], statics: list[Page], dumps: Workers,
           records: tuple[str, ...], page_keys: dict[str, str], engine: str, executable: str,
           manifest: Any, jobs: int | None, timings: dict[str, float], in_place: bool = False
-          ) -> tuple[WriteResult, tuple[str, Any]]:
+          ) -> tuple[WriteResult, tuple[str, Any, dict[str, str]]]:
     """Write the site's files into `staging`: made files, the search index, and the kept ones
     (hard-linked, or, `in_place`, only counted: they stay where they are). The dumps' workers
     are running already; the pages' workers start here."""
@@ -298,11 +301,15 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     # The search index is made from small stubs of the indexed pages, by pagefind running in
     # the background while the workers render; an index made from the same stubs is kept.
     t = time.perf_counter()
-    search_key, search_files, found, indexing, stubs = "", {}, None, None, []
+    search_key, search_files, found, indexing = "", {}, None, None
+    stubs: list[Page] = []
+    digests: dict[str, str] = {}
     if engine == "pagefind":
-        stubs = search.stub_pages(model, make_env(checked.kb.root))
-        search_key = search.stub_key(executable, stubs)
+        stubs, digests = _stubs(model, checked, todo, page_keys, manifest)
+        search_key = search.stub_key(executable, digests)
         found = manifest.search_reusable(staging.out, search_key) if manifest else None
+        if found is None and len(stubs) < len(digests):  # pagefind reads them all
+            stubs = search.stub_pages(model, make_env(checked.kb.root))
     timings["search"] = time.perf_counter() - t
     pages: Workers | None = None
     try:
@@ -345,7 +352,28 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     size += writer.bytes
     kept_files = len(kept) + len(found or []) if in_place else writer.linked
     return (WriteResult(staging.out, len(stats), size, stats, kept_files),
-            (search_key, search_files))
+            (search_key, search_files, digests))
+
+
+def _stubs(model: Any, checked: Checked, todo: list[Spec], page_keys: dict[str, str],
+           manifest: Any) -> tuple[list[Page], dict[str, str]]:
+    """The stubs of the indexed pages to render, and the digest of every indexed page's stub.
+
+    A page kept from the last build shows what it showed, so its stub is the one the manifest
+    has the digest of: only the rendered pages' stubs are made (all of them in a full build).
+    """
+    from kb import search
+    from kb.render import make_env
+
+    indexed = [p for p in page_keys if search.indexed(p)]
+    old = manifest.stubs if manifest is not None else {}
+    made = {s.path for s in todo if search.indexed(s.path)}
+    made.update(p for p in indexed if p not in old)
+    env = make_env(checked.kb.root)
+    stubs = search.stub_pages(model, env, made if len(made) < len(indexed) else None)
+    digests = {p: old[p] for p in indexed if p not in made}
+    digests.update(search.stub_digests(stubs))
+    return stubs, digests
 
 
 @dataclass

@@ -34,7 +34,7 @@ from kb.load import Inputs
 from kb.pages import SiteModel
 from kb.write import Link, Stat, file_stat
 
-FORMAT = 3  # 2: keys digest marshal data with sha256; 3: the manifest records every file
+FORMAT = 4  # 2: keys hash marshal data; 3: the manifest records every file; 4: and stubs
 
 
 def _h(*parts: object) -> str:
@@ -100,6 +100,7 @@ class Manifest:
     pages: dict[str, tuple[str, Stat]] = field(default_factory=dict)
     search_key: str = ""
     search_files: dict[str, Stat] = field(default_factory=dict)  # pagefind/… → Stat
+    stubs: dict[str, str] = field(default_factory=dict)  # indexed page → its stub's digest
 
     def reusable(self, out: Path, path: str, key: str) -> Link | None:
         """The last site's file for `path`, when its key matches and nobody touched it."""
@@ -140,6 +141,7 @@ def load_manifest(root: Path, out: Path, folder: Path | None = None) -> Manifest
     if not isinstance(value, Manifest) or value.out != str(out.resolve()):
         return None
     ok = (isinstance(value.pages, dict) and isinstance(value.search_files, dict)
+          and isinstance(value.stubs, dict)
           and all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str)
                   and isinstance(v[1], tuple) for v in value.pages.values()))
     return value if ok else None

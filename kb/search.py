@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Container, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -76,12 +77,14 @@ _TAIL = 2000  # characters of pagefind's output kept in an error
 _FOLDERS = {"claim": "claims", "source": "sources", "entity": "entities"}
 
 
-def stub_pages(model: SiteModel, env: jinja2.Environment) -> list[Page]:
+def stub_pages(model: SiteModel, env: jinja2.Environment,
+               only: Container[str] | None = None) -> list[Page]:
     """One small HTML page per indexed page, at its path, holding what pagefind indexes of it.
 
     <html lang>, <title>, and the data-pagefind-body block rendered by the include the real
     page uses (search/claim.html, search/source.html, search/entity.html), with the context
     the page has: so titles, excerpts and URLs of the results are the pages' own. Sorted by path.
+    With `only`, just the stubs of those paths (an incremental build knows the others).
     """
     kb = model.kb
     stub = env.get_template(STUB_TEMPLATE)
@@ -91,6 +94,8 @@ def stub_pages(model: SiteModel, env: jinja2.Environment) -> list[Page]:
 
     def add(kind: str, id_: str, **values: Any) -> None:
         path = f"{_FOLDERS[kind]}/{id_}/index.html"
+        if only is not None and path not in only:
+            return
         text = stub.render(base, kind=kind, id=id_, path=path, **values)
         pages.append(Page(path, text.encode("utf-8")))
 
@@ -104,12 +109,19 @@ def stub_pages(model: SiteModel, env: jinja2.Environment) -> list[Page]:
     return pages
 
 
-def stub_key(executable: str, stubs: list[Page]) -> str:
-    """What the index is made from: pagefind (path, size, mtime), its options, every stub.
+def stub_digests(stubs: list[Page]) -> dict[str, str]:
+    """Each stub's path → digest of its bytes (what the build's manifest keeps of them)."""
+    return {page.path: hashlib.blake2b(page.data, digest_size=16).hexdigest() for page in stubs}
+
+
+def stub_key(executable: str, stubs: list[Page] | Mapping[str, str]) -> str:
+    """What the index is made from: pagefind (path, size, mtime), its options, every stub
+    (the stubs, or their stub_digests).
 
     "" when the executable cannot be stat'ed. Pagefind cannot add to an index, only make one
     afresh: when this key is the last build's, its index can be kept as it is.
     """
+    digests = stubs if isinstance(stubs, Mapping) else stub_digests(stubs)
     h = hashlib.blake2b(digest_size=16)
     try:
         st = os.stat(executable)
@@ -117,10 +129,8 @@ def stub_key(executable: str, stubs: list[Page]) -> str:
         return ""
     h.update(f"{executable}\0{st.st_size}\0{st.st_mtime_ns}\0{' '.join(OPTIONS)}\0"
              f"{OUTPUT}\0{STUB_TEMPLATE}\n".encode())
-    for page in sorted(stubs, key=lambda p: p.path):
-        # Length-prefixed, so no two different lists of stubs feed the same bytes.
-        h.update(f"{page.path}\0{len(page.data)}\0".encode())
-        h.update(page.data)
+    for path in sorted(digests):
+        h.update(f"{path}\0{digests[path]}\n".encode())
     return h.hexdigest()
 
 

@@ -202,11 +202,17 @@ class Staging:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _plain(path: str) -> bool:
+    """A path already in normal form: no empty, `.` or `..` part, no backslash."""
+    return bool(path) and "\\" not in path and "//" not in path and path[0] != "/" \
+        and path[-1] != "/" and "." not in path.split("/") and ".." not in path.split("/")
+
+
 def check_unique(paths: Iterable[str]) -> None:
     """Raise WriteError when a path is not a site path or comes twice (before any is written)."""
     seen: set[str] = set()
     for path in paths:
-        key = _checked_path(path).as_posix()
+        key = path if _plain(path) else _checked_path(path).as_posix()
         if key in seen:
             raise WriteError(f"refusing to write {key!r} twice")
         seen.add(key)
