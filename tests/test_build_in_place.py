@@ -7,37 +7,13 @@ replaces the first, the second leaves the site as it was.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 
 import pytest
+from test_incremental import assert_same_site, build, files
 
 from bench.generate import generate
-from kb.build import BuildOptions, BuildResult, build_site
-from kb.check import CheckOptions
-from kb.search import pagefind_executable
-
-TODAY = dt.date(2026, 11, 28)
-SEARCH = "pagefind" if pagefind_executable() else "json"
-
-
-def build(root: Path, out: Path, incremental: bool = True) -> BuildResult:
-    result = build_site(root, out, BuildOptions(check=CheckOptions(today=TODAY), search=SEARCH,
-                                                incremental=incremental))
-    assert result.ok, [str(p) for p in result.checked.report.errors]
-    return result
-
-
-def files(site: Path) -> dict[str, bytes]:
-    return {p.relative_to(site).as_posix(): p.read_bytes()
-            for p in sorted(site.rglob("*")) if p.is_file()}
-
-
-def assert_same_site(a: Path, b: Path) -> None:
-    fa, fb = files(a), files(b)
-    assert sorted(fa) == sorted(fb)
-    assert [p for p in fa if fa[p] != fb[p]] == []
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,11 @@ and a reader's search in the browser finds and opens the page.
 
 from __future__ import annotations
 
-import functools
 import gzip
-import http.server
 import json
 import os
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +20,7 @@ from typing import Any
 
 import pytest
 from lxml import html as lhtml
-from test_browser import ARGS, CHROMIUM, _available, _Quiet
+from test_browser import ARGS, CHROMIUM, _available, serving
 from test_site_build import HOSTILE_SCRIPT, RICH, write_kb
 
 from kb import search
@@ -250,13 +247,8 @@ def served(rich: Rich, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         (site / page.path).parent.mkdir(parents=True, exist_ok=True)
         (site / page.path).write_bytes(page.data)
     search.start_pagefind(PAGEFIND, rich.stubs, site / search.OUTPUT).wait()
-    handler = functools.partial(_Quiet, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/"
-    server.shutdown()
-    server.server_close()
+    with serving(site) as url:
+        yield url
 
 
 @needs_pagefind
