@@ -172,20 +172,18 @@ class Staging:
         for folder in sorted(whole):
             src, dst = self.path / folder, out / folder
             if src.is_dir():
-                if dst.exists():
-                    old = Path(tempfile.mkdtemp(prefix=f".{folder}.old-", dir=out))
+                if dst.exists():  # set aside beside the site, not in it, then removed
+                    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
                     dst.rename(old / folder)
                     _remove_later(old)
                 src.rename(dst)
-        made: set[str] = set()
         for dirpath, dirnames, files in os.walk(self.path):
             rel = os.path.relpath(dirpath, self.path)
             if rel == ".":
                 dirnames[:] = [d for d in dirnames if d not in whole]
-            target = out if rel == "." else os.path.join(out, rel)
-            if files and target not in made:
+            target = str(out) if rel == "." else os.path.join(out, rel)
+            if files:
                 os.makedirs(target, exist_ok=True)
-                made.add(str(target))
             for name in files:
                 os.replace(os.path.join(dirpath, name), os.path.join(target, name))
         for path in remove:

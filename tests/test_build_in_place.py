@@ -48,6 +48,7 @@ def test_an_edit_is_moved_into_the_same_folder(kb: Path, tmp_path: Path) -> None
     assert len(same) > len(before) / 2  # what did not change was not touched
     assert result.rendered < 40
     assert b"Newly worded" in (site / "claims" / f.stem / "index.html").read_bytes()
+    assert not list(site.rglob(".*"))  # the replaced search index was set aside elsewhere
     build(kb, tmp_path / "full", incremental=False)
     assert_same_site(site, tmp_path / "full")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")]  # no staging left
