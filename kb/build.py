@@ -154,8 +154,8 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     from kb.incremental import Keys, Manifest, load_manifest, save_manifest
     from kb.load import read_inputs
     from kb.pages import build_model
-    from kb.produce import PARALLEL_FROM, State, Workers, dump_paths, dump_tasks
-    from kb.render import claim_specs, specs, static_files
+    from kb.produce import State, Workers, dump_paths, dump_tasks
+    from kb.render import PARALLEL_FROM, claim_specs, specs, static_files
 
     options = options or BuildOptions()
     timings: dict[str, float] = {}
@@ -281,8 +281,8 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     (hard-linked, or, `in_place`, only counted: they stay where they are). The dumps' workers
     are running already; the pages' workers start here."""
     from kb import search
-    from kb.produce import PARALLEL_FROM, State, Workers, page_tasks
-    from kb.render import make_env, sitemap
+    from kb.produce import State, Workers, page_tasks
+    from kb.render import PARALLEL_FROM, make_env, sitemap
 
     writer = staging.writer()
     stats: dict[str, Stat] = {}

@@ -22,7 +22,6 @@ from kb import render
 from kb.render import Extras, Spec
 from kb.write import Page, SiteWriter, Stat
 
-PARALLEL_FROM = 400  # pages; below this, a process pool costs more than it saves
 ALTERNATES = {"trig": "ttl", "jsonld": "jsonld"}  # dump → the claims' files made with it
 
 

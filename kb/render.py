@@ -43,7 +43,7 @@ STANCE_LABELS = {"supports": "Supports", "partly-supports": "Partly supports",
 RELATION_WORDS = {"supports": "supports", "contradicts": "contradicts", "refines": "refines",
                   "duplicates": "duplicates", "depends-on": "depends on",
                   "context": "gives context to"}
-PARALLEL_FROM = 400  # claim pages; below this, a process pool costs more than it saves
+PARALLEL_FROM = 400  # pages; below this, a process pool costs more than it saves
 
 
 @dataclass(frozen=True)
