@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from kb.cache import paused_gc
 from kb.check import Checked, CheckOptions, check
 from kb.history import claim_histories, file_histories
-from kb.network import independent_sources, source_groups
 from kb.write import Link, Page, Staging, Stat, WriteResult, check_unique
 
 if TYPE_CHECKING:
@@ -174,8 +173,6 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     g, extras = _graph_extras(checked, histories, root, timings)
     result.graph = g
     kb = checked.kb
-    independent = (g.network.independent_sources if g is not None
-                   else independent_sources(kb, source_groups(kb)))
     engine = options.search
     executable = search.pagefind_executable() if engine in ("auto", "pagefind") else None
     if engine == "auto":
@@ -198,8 +195,8 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
 
         # -- plan: which pages must be rendered, which are kept from the last site -------------
         t = time.perf_counter()
-        model = build_model(kb, checked.config, checked.context.today, histories, independent,
-                            g.assessments)
+        model = build_model(kb, checked.config, checked.context.today, histories,
+                            g.network.independent_sources, g.assessments)
         model.steps = steps
         lines = _record_lines(g)
         everything = (engine, extras.record_alternates, extras.downloads,
