@@ -14,7 +14,8 @@ from kb.config import CONFIG_FILE, Config, load_config
 from kb.load import Inputs, load, read_inputs
 from kb.model import KnowledgeBase
 from kb.problems import Report
-from kb.validate import Context, run_rules
+from kb.rulecache import RuleCache, fill, run_cached
+from kb.validate import PARALLEL_MIN, Context, run_rules
 
 
 def today() -> dt.date:
@@ -48,14 +49,35 @@ def check(root: Path, options: CheckOptions | None = None,
     config, problems = load_config(root)
     cache = ParseCache(root) if options.use_cache else None
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
+    if inputs is None:
+        inputs = read_inputs(root, use_cache=options.use_cache)
+    elif not options.use_cache:
+        for f in inputs.records:  # no cache: every file's bytes, even those its status vouched for
+            f.data  # noqa: B018
     kb, more = load(root, cache=cache, jobs=jobs, inputs=inputs, save=False)
     report = Report(files_checked=len(kb.files))
     report.extend(problems)
     report.extend(more)
     ctx = Context(options.today or today(), config.review_age_days)
-    # the cache is saved while the rules run (in the helper that runs half of them, if any)
-    save = cache.save_changes if cache is not None else None
-    report.extend(run_rules(kb, ctx, jobs, save))
+    if cache is None:
+        report.extend(run_rules(kb, ctx, jobs))
+    else:  # the rules of unchanged files come from their cache (kb.rulecache)
+        rules = RuleCache(root, ctx)
+        digests = {f.path: f.digest for f in inputs.records}
+        keep = {(f.kind, f.path) for f in inputs.records}
+        if rules.empty and jobs > 1 and len(kb.files) >= PARALLEL_MIN:
+            # Nothing to reuse (first run, new day, new code): the rules run on two processes
+            # as without a cache, and the helper fills both caches once its rules are done.
+            def after(background: bool) -> None:
+                fill(kb, ctx, digests, rules)
+                cache.save_changes(background)
+                rules.save(keep, background)
+
+            report.extend(run_rules(kb, ctx, jobs, after))
+        else:
+            report.extend(run_cached(kb, ctx, digests, rules))
+            cache.save_changes()
+            rules.save(keep)
     return Checked(kb, config, ctx, report)
 
 

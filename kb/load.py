@@ -20,6 +20,15 @@ from kb.cache import ParseCache, digest, paused_gc
 from kb.model import KIND_DIRS
 from kb.problems import Loc, Problem, problem
 from kb.schema import build_record
+from kb.statcache import (
+    Entries,
+    load_stats,
+    now_ns,
+    save_stats,
+    stat_path,
+    status,
+    trustworthy,
+)
 from kb.yamlstrict import decode, parse
 
 PARALLEL_THRESHOLD = 1500  # below this, starting worker processes costs more than it saves
@@ -29,11 +38,40 @@ class NotAKnowledgeBase(Exception):
     """The folder cannot be read as a knowledge base at all (exit code 2)."""
 
 
-@dataclass(frozen=True)
 class FileInput:
-    kind: str
-    path: str  # relative to the root, with forward slashes
-    data: bytes
+    """One record file: its kind, its path relative to the root (forward slashes), its digest
+    and its bytes. When the file's status showed it unchanged (kb.statcache), only the digest
+    is known and the bytes are read on first use; should the file have changed since, the
+    digest then becomes that of the bytes read, so the two always agree."""
+
+    __slots__ = ("_data", "_digest", "_source", "kind", "path")
+
+    def __init__(self, kind: str, path: str, data: bytes | None = None,
+                 digest_: str | None = None, source: str = "") -> None:
+        if data is None and (digest_ is None or not source):
+            raise ValueError("a FileInput needs its bytes, or its digest and file")
+        self.kind = kind
+        self.path = path
+        self._data = data
+        self._digest = digest_
+        self._source = source  # the absolute path, to read the bytes from later
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            data, _ = _read(self._source, self.path)
+            self._data = data if data is not None else b""
+            self._digest = digest(self._data)
+        return self._data
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = digest(self.data)
+        return self._digest
+
+    def __repr__(self) -> str:
+        return f"FileInput({self.kind!r}, {self.path!r}, digest={self.digest!r})"
 
 
 Parsed = tuple[m.Record | None, list[Problem]]
@@ -63,6 +101,10 @@ def discover(root: Path) -> list[tuple[str, Path]]:
 
 
 def _discover(root: Path) -> list[tuple[str, str]]:
+    return [(kind, entry.path) for kind, entry in _discover_entries(root)]
+
+
+def _discover_entries(root: Path) -> list[tuple[str, os.DirEntry[str]]]:
     if not root.is_dir():
         raise NotAKnowledgeBase(f"{root} is not a folder")
     dirs = {kind: root / name for kind, name in KIND_DIRS.items()}
@@ -70,26 +112,49 @@ def _discover(root: Path) -> list[tuple[str, str]]:
         raise NotAKnowledgeBase(
             f"{root} has none of claims/, sources/, entities/: not a knowledge base"
         )
-    found = []
+    found: list[tuple[str, os.DirEntry[str]]] = []
     for kind, folder in dirs.items():
-        found += [(kind, p) for p in _files(folder, ".yaml", recursive=kind == "claim")]
+        entries: list[os.DirEntry[str]] = []
+        _entries(str(folder), ".yaml", kind == "claim", entries)
+        found += [(kind, e) for e in entries]
     return found
 
 
 def _files(folder: Path, suffix: str, recursive: bool = False) -> list[str]:
-    """The non-folder entries ending in `suffix`, sorted by path (as pathlib sorts: by parts).
+    entries: list[os.DirEntry[str]] = []
+    _entries(str(folder), suffix, recursive, entries)
+    return [e.path for e in entries]
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _entries(folder: str, suffix: str, recursive: bool, out: list[os.DirEntry[str]]) -> None:
+    """The non-folder entries ending in `suffix`, sorted by path (as pathlib sorts: by parts),
+    into `out`. Sorting each folder's names and going down into subfolders in that order gives
+    exactly the order of the paths' parts; hidden subfolders and links to folders are not
+    entered (as os.walk would not).
 
     A broken link is kept, so that reading it reports Y008 instead of skipping it silently.
-    os.walk and plain strings, not Path.glob and Path objects: at 10,000 files pathlib's
-    parsing alone costs a quarter of a second.
+    os.scandir and plain strings, not Path.glob and Path objects: at 10,000 files pathlib's
+    parsing alone costs a quarter of a second; the DirEntry gives the joined path for free.
     """
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        found += [os.path.join(dirpath, n) for n in filenames if n.endswith(suffix)]
-        if not recursive:
-            break
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-    return sorted(found, key=lambda path: path.split(os.sep))
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=_name)
+    except OSError:
+        return
+    for e in entries:
+        try:
+            is_dir = e.is_dir()
+        except OSError:
+            is_dir = False
+        if not is_dir:
+            if e.name.endswith(suffix):
+                out.append(e)
+        elif recursive and not e.name.startswith(".") and not e.is_symlink():
+            _entries(e.path, suffix, recursive, out)
 
 
 # The files being parsed, set before worker processes fork, so that they inherit the bytes
@@ -131,14 +196,15 @@ def _parse_parallel(files: list[FileInput], jobs: int) -> list[Parsed]:
 def _parse_all(inputs: list[FileInput], cache: ParseCache | None, jobs: int) -> list[Parsed]:
     results: list[Parsed | None] = [None] * len(inputs)
     todo: list[int] = []
-    digests = [digest(f.data) for f in inputs] if cache else []
     for i, f in enumerate(inputs):
-        hit = cache.get(f.kind, f.path, digests[i]) if cache else None
+        hit = cache.get(f.kind, f.path, f.digest) if cache else None
         if hit is not None:
             results[i] = hit
         else:
             todo.append(i)
     files = [inputs[i] for i in todo]
+    for f in files:  # read here, not in a worker: the digest must follow the bytes parsed
+        f.data  # noqa: B018
     if jobs > 1 and len(files) >= PARALLEL_THRESHOLD:
         done = _parse_parallel(files, jobs)
     else:
@@ -147,7 +213,7 @@ def _parse_all(inputs: list[FileInput], cache: ParseCache | None, jobs: int) -> 
         results[i] = parsed
         if cache:
             f = inputs[i]
-            cache.put(f.kind, f.path, digests[i], parsed)
+            cache.put(f.kind, f.path, f.digest, parsed)  # the digest of the bytes parsed
     return [r for r in results if r is not None]
 
 
@@ -185,7 +251,7 @@ class Inputs:
         """One digest of every file's path and content: equal inputs, equal results."""
         h = hashlib.blake2b(digest_size=20)
         for f in self.records:
-            h.update(f"{f.kind}\0{f.path}\0{digest(f.data)}\n".encode())
+            h.update(f"{f.kind}\0{f.path}\0{f.digest}\n".encode())
         for path, data in self.snapshots:
             h.update(f"txt\0{path}\0{digest(data)}\n".encode())
         for p in self.problems:
@@ -193,18 +259,49 @@ class Inputs:
         return h.hexdigest()
 
 
-def read_inputs(root: Path) -> Inputs:
-    """Read every record file and text snapshot of the knowledge base in `root`."""
+def read_inputs(root: Path, use_cache: bool = True, folder: Path | None = None) -> Inputs:
+    """Read every record file and text snapshot of the knowledge base in `root`.
+
+    With `use_cache`, a record file whose status is as recorded with its digest is not read
+    (kb.statcache says when that is safe); its bytes are read only if asked for."""
     root = root.resolve()
     prefix = os.path.join(str(root), "")
     problems: list[Problem] = []
     records: list[FileInput] = []
-    for kind, path in _discover(root):
-        shown = _shown(path, prefix)
+    spath = stat_path(root, folder)
+    known = load_stats(spath) if use_cache else {}
+    seen: Entries = {}
+    now = now_ns()
+    cut = len(prefix)
+    slash = os.sep != "/"
+    for kind, entry in _discover_entries(root):
+        path = entry.path
+        shown = path[cut:] if path.startswith(prefix) else path
+        if slash:
+            shown = shown.replace(os.sep, "/")
+        try:
+            st = status(entry.stat())
+        except OSError:
+            st = None  # a broken link or a vanished file: reading it says why (Y008)
+        entry_ = known.get(path) if st is not None else None
+        try:
+            trusted = entry_ is not None and entry_[0] == st and type(entry_[1]) is str
+        except (TypeError, IndexError, KeyError):
+            trusted = False  # a corrupt entry: never trusted
+        if trusted and entry_ is not None:
+            records.append(FileInput(kind, shown, None, entry_[1], path))
+            seen[path] = entry_
+            continue
         data, probs = _read(path, shown)
         problems += probs
-        if data is not None:
-            records.append(FileInput(kind, shown, data))
+        if data is None:
+            continue
+        f = FileInput(kind, shown, data)
+        records.append(f)
+        if st is not None and trustworthy(st, now):
+            seen[path] = (st, f.digest)
+    if use_cache and seen != known:
+        save_stats(spath, seen)
     snapshots = []
     for path in _files(root / KIND_DIRS["source"], ".txt"):
         shown = _shown(path, prefix)
@@ -238,7 +335,7 @@ def load(
 
     Without `save`, the cache is left for the caller to save (kb.check saves it while the
     rules run)."""
-    inputs = inputs or read_inputs(root)
+    inputs = inputs or read_inputs(root, use_cache=cache is not None)
     problems = list(inputs.problems)
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     kb = m.KnowledgeBase(inputs.root)

@@ -61,21 +61,37 @@ def _stem(path: str) -> str:
 _KINDS = {m.Claim: "claim", m.Source: "source", m.Entity: "entity"}
 
 
+# Each rule is split into what one record alone decides (the "local" part, a function of the
+# record, the day and the settings; kb.rulecache keeps it per file) and what needs the others.
+
+
 def identifiers(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
+    for path, record in kb.files:
+        yield from id_local(path, record)
+    yield from duplicate_ids(kb)
+
+
+def id_local(path: str, record: m.Record) -> Iterator[Problem]:
+    """I201, I202: every file's record, a duplicate's too."""
+    if not record.id:
+        return
+    if not SLUG.match(record.id) or len(record.id) > SLUG_MAX:
+        yield problem(record.at("id"), "I201", f"'{record.id}' is not a valid identifier",
+                      f"use lowercase a-z, 0-9 and single hyphens, at most {SLUG_MAX} "
+                      "characters")
+    stem = _stem(path)
+    if record.id != stem:
+        yield problem(record.at("id"), "I202",
+                      f"id '{record.id}' differs from the file name '{stem}'",
+                      f"rename the file to {record.id}.yaml or set id: {stem}")
+
+
+def duplicate_ids(kb: m.KnowledgeBase) -> Iterator[Problem]:
+    """I203: the same id in two files of one kind."""
     first: dict[tuple[str, str], str] = {}
-    slug = SLUG.match
     for path, record in kb.files:
         if not record.id:
             continue
-        if not slug(record.id) or len(record.id) > SLUG_MAX:
-            yield problem(record.at("id"), "I201", f"'{record.id}' is not a valid identifier",
-                          f"use lowercase a-z, 0-9 and single hyphens, at most {SLUG_MAX} "
-                          "characters")
-        stem = _stem(path)
-        if record.id != stem:
-            yield problem(record.at("id"), "I202",
-                          f"id '{record.id}' differs from the file name '{stem}'",
-                          f"rename the file to {record.id}.yaml or set id: {stem}")
         key = (_KINDS.get(type(record)) or kind_of(record), record.id)
         if key in first:
             yield problem(record.at("id"), "I203",
@@ -95,107 +111,147 @@ def _unknown(ref: m.Ref, kind: str, known: dict[str, m.Claim] | dict[str, m.Sour
 
 
 def references(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
+    for claim in kb.claims.values():
+        yield from unknown_in_claim(kb, claim)
+        yield from self_relations(claim)
+    for source in kb.sources.values():
+        yield from unknown_in_source(kb, source)
+
+
+def unknown_in_claim(kb: m.KnowledgeBase, claim: m.Claim) -> Iterator[Problem]:
+    """R301 in one claim: needs the other records."""
     # `ref.id in known` is tested here first: almost every reference is fine, and a generator
     # call per reference (80,000 at 10,000 claims) cost more than the rule's real work
     claims, sources, entities = kb.claims, kb.sources, kb.entities
-    for claim in claims.values():
-        if claim.claimant and claim.claimant.id not in entities:
-            yield from _unknown(claim.claimant, "entity", entities)
-        for ref in claim.about:
-            if ref.id not in entities:
-                yield from _unknown(ref, "entity", entities)
-        for item in claim.appearances:
-            if item.source.id not in sources:
-                yield from _unknown(item.source, "source", sources)
-        for ev in claim.evidence:
-            if ev.source.id not in sources:
-                yield from _unknown(ev.source, "source", sources)
-        for rel in claim.related:
-            if rel.claim.id not in claims:
-                yield from _unknown(rel.claim, "claim", claims)
-            if rel.claim.id == claim.id:
-                yield problem(rel.claim.loc, "R302", "a claim cannot relate to itself", "")
-    for source in sources.values():
-        if source.publisher and source.publisher.id not in entities:
-            yield from _unknown(source.publisher, "entity", entities)
-        for ref in source.authors:
-            if ref.id not in entities:
-                yield from _unknown(ref, "entity", entities)
+    if claim.claimant and claim.claimant.id not in entities:
+        yield from _unknown(claim.claimant, "entity", entities)
+    for ref in claim.about:
+        if ref.id not in entities:
+            yield from _unknown(ref, "entity", entities)
+    for item in claim.appearances:
+        if item.source.id not in sources:
+            yield from _unknown(item.source, "source", sources)
+    for ev in claim.evidence:
+        if ev.source.id not in sources:
+            yield from _unknown(ev.source, "source", sources)
+    for rel in claim.related:
+        if rel.claim.id not in claims:
+            yield from _unknown(rel.claim, "claim", claims)
+
+
+def self_relations(claim: m.Claim) -> Iterator[Problem]:
+    """R302: local."""
+    for rel in claim.related:
+        if rel.claim.id == claim.id:
+            yield problem(rel.claim.loc, "R302", "a claim cannot relate to itself", "")
+
+
+def unknown_in_source(kb: m.KnowledgeBase, source: m.Source) -> Iterator[Problem]:
+    """R301 in one source."""
+    entities = kb.entities
+    if source.publisher and source.publisher.id not in entities:
+        yield from _unknown(source.publisher, "entity", entities)
+    for ref in source.authors:
+        if ref.id not in entities:
+            yield from _unknown(ref, "entity", entities)
 
 
 def kind_fields(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
     for claim in kb.claims.values():
-        if not claim.kind:
-            continue  # a missing or unknown kind was reported; guessing one would mislead
-        if claim.quantity is not None and claim.kind != "quantity":
-            yield problem(claim.at("quantity"), "V404",
-                          f"a {claim.kind} claim has no quantity",
-                          "set kind: quantity or remove the quantity")
-        if claim.kind == "quantity" and claim.quantity is None and "quantity" not in claim.locs:
-            yield problem(claim.at("kind"), "V406", "a quantity claim without its quantity",
-                          "add quantity: {value: …, unit: …}")
-        if claim.resolves_by is not None and claim.kind != "prediction":
-            yield problem(claim.at("resolves_by"), "V405",
-                          f"a {claim.kind} claim does not resolve",
-                          "set kind: prediction or remove resolves_by")
+        yield from claim_kind_fields(claim)
+
+
+def claim_kind_fields(claim: m.Claim) -> Iterator[Problem]:
+    if not claim.kind:
+        return  # a missing or unknown kind was reported; guessing one would mislead
+    if claim.quantity is not None and claim.kind != "quantity":
+        yield problem(claim.at("quantity"), "V404",
+                      f"a {claim.kind} claim has no quantity",
+                      "set kind: quantity or remove the quantity")
+    if claim.kind == "quantity" and claim.quantity is None and "quantity" not in claim.locs:
+        yield problem(claim.at("kind"), "V406", "a quantity claim without its quantity",
+                      "add quantity: {value: …, unit: …}")
+    if claim.resolves_by is not None and claim.kind != "prediction":
+        yield problem(claim.at("resolves_by"), "V405",
+                      f"a {claim.kind} claim does not resolve",
+                      "set kind: prediction or remove resolves_by")
 
 
 def future_dates(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
     for claim in kb.claims.values():
-        for review in claim.reviews:
-            if review.date and review.date > ctx.today:
-                yield problem(review.at("date"), "V407",
-                              f"review dated {review.date}, after today ({ctx.today})", "")
+        yield from claim_future_dates(claim, ctx)
     for source in kb.sources.values():
-        if source.accessed and source.accessed > ctx.today:
-            yield problem(source.at("accessed"), "V407",
-                          f"accessed {source.accessed}, after today ({ctx.today})", "")
+        yield from source_future_dates(source, ctx)
+
+
+def claim_future_dates(claim: m.Claim, ctx: Context) -> Iterator[Problem]:
+    for review in claim.reviews:
+        if review.date and review.date > ctx.today:
+            yield problem(review.at("date"), "V407",
+                          f"review dated {review.date}, after today ({ctx.today})", "")
+
+
+def source_future_dates(source: m.Source, ctx: Context) -> Iterator[Problem]:
+    if source.accessed and source.accessed > ctx.today:
+        yield problem(source.at("accessed"), "V407",
+                      f"accessed {source.accessed}, after today ({ctx.today})", "")
 
 
 def quotes_in_text(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
     for claim in kb.claims.values():
-        for item in claim.citations():
-            text = ctx.snapshot(kb, item.source.id)
-            if text is None or not item.quote or locate(text, item.quote) is not None:
-                continue
-            near = nearest(text, item.quote)
-            hint = (f"the nearest text is: \"{near}\"" if near
-                    else "copy the words exactly from the source's text")
-            yield problem(item.at("quote"), "Q501",
-                          f"quote not found in {kb.snapshots[item.source.id].path}", hint)
+        yield from claim_quotes(kb, ctx, claim)
+
+
+def claim_quotes(kb: m.KnowledgeBase, ctx: Context, claim: m.Claim) -> Iterator[Problem]:
+    """Q501: local to the claim and the text snapshots of the sources it cites."""
+    for item in claim.citations():
+        text = ctx.snapshot(kb, item.source.id)
+        if text is None or not item.quote or locate(text, item.quote) is not None:
+            continue
+        near = nearest(text, item.quote)
+        hint = (f"the nearest text is: \"{near}\"" if near
+                else "copy the words exactly from the source's text")
+        yield problem(item.at("quote"), "Q501",
+                      f"quote not found in {kb.snapshots[item.source.id].path}", hint)
 
 
 def verdicts(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
     for claim in kb.claims.values():
-        v = claim.verdict
-        if v is not None and not v.summary:
-            yield problem(v.loc, "T601", "a verdict needs a summary that says why",
-                          "add summary: …")
-        if v is not None and v.status:
-            a = ctx.assessment(claim)
-            why = contradiction(v.status, a.derived, (e.stance for e in claim.evidence))
-            if why:
-                yield problem(v.at("status"), "T603", f"the verdict contradicts the evidence: "
-                              f"{why}", "check the verdict or the evidence stances")
-        if (claim.kind == "prediction" and claim.resolves_by is not None
-                and claim.resolves_by < ctx.today and v is None):
-            yield problem(claim.at("resolves_by"), "T602",
-                          f"the prediction's date {claim.resolves_by} has passed without a "
-                          "verdict", "add a verdict that says whether it came true")
+        yield from claim_verdict(claim, ctx, ctx.assessment(claim))
+
+
+def claim_verdict(claim: m.Claim, ctx: Context, a: Assessment) -> Iterator[Problem]:
+    v = claim.verdict
+    if v is not None and not v.summary:
+        yield problem(v.loc, "T601", "a verdict needs a summary that says why",
+                      "add summary: …")
+    if v is not None and v.status:
+        why = contradiction(v.status, a.derived, (e.stance for e in claim.evidence))
+        if why:
+            yield problem(v.at("status"), "T603", f"the verdict contradicts the evidence: "
+                          f"{why}", "check the verdict or the evidence stances")
+    if (claim.kind == "prediction" and claim.resolves_by is not None
+            and claim.resolves_by < ctx.today and v is None):
+        yield problem(claim.at("resolves_by"), "T602",
+                      f"the prediction's date {claim.resolves_by} has passed without a "
+                      "verdict", "add a verdict that says whether it came true")
 
 
 def reviews(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
     for claim in kb.claims.values():
-        a = ctx.assessment(claim)
-        if not a.due_for_review or (a.last_review is None and claim.reviews):
-            continue  # reviews whose dates are invalid were reported (V402)
-        if a.last_review is None:
-            yield problem(claim.at("reviews"), "T604", "never reviewed",
-                          "add reviews: [{by: your-handle, date: YYYY-MM-DD}] once checked")
-        else:
-            yield problem(claim.at("reviews"), "T604",
-                          f"last reviewed {a.last_review}, more than {ctx.review_age_days} "
-                          "days ago", "check the claim again and add a review")
+        yield from claim_review(claim, ctx, ctx.assessment(claim))
+
+
+def claim_review(claim: m.Claim, ctx: Context, a: Assessment) -> Iterator[Problem]:
+    if not a.due_for_review or (a.last_review is None and claim.reviews):
+        return  # reviews whose dates are invalid were reported (V402)
+    if a.last_review is None:
+        yield problem(claim.at("reviews"), "T604", "never reviewed",
+                      "add reviews: [{by: your-handle, date: YYYY-MM-DD}] once checked")
+    else:
+        yield problem(claim.at("reviews"), "T604",
+                      f"last reviewed {a.last_review}, more than {ctx.review_age_days} "
+                      "days ago", "check the claim again and add a review")
 
 
 def unreferenced(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
@@ -210,6 +266,12 @@ def unreferenced(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
         used_entities.update(r.id for r in source.authors)
         if source.publisher:
             used_entities.add(source.publisher.id)
+    yield from unused(kb, used_entities, used_sources)
+
+
+def unused(kb: m.KnowledgeBase, used_entities: set[str], used_sources: set[str]
+           ) -> Iterator[Problem]:
+    """T605, T606, given every id the claims and sources refer to."""
     for entity in kb.entities.values():
         if entity.id not in used_entities:
             yield problem(entity.at("id"), "T605", f"nothing refers to entity '{entity.id}'",

@@ -1,0 +1,187 @@
+"""The rules after an edit: what one file alone decides is kept per file, by its digest.
+
+Most of the rules' work at 10,000 claims is local: a claim's kind and fields, its dates, its
+verdict and reviews (and its Assessment, which the graph and the pages read too), its quotes
+against the text snapshots it cites, an id against its file name. That part is a function of
+the file's bytes, the day, the review age and the code, so it is cached per file (keyed by
+all of them) and only the edited files' local rules run again. What needs the other files —
+duplicate ids (I203), unknown references (R301), records nothing refers to (T605, T606) and
+the claim network (N701, N702) — runs every time, on ids kept with each file's entry. The
+report is the same as the rules' (kb.validate.RULES) run on the whole knowledge base; the
+tests compare the two on every bad case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+from kb import model as m
+from kb.cache import ParseCache, code_fingerprint, digest, shard_of
+from kb.network import depends_on_cycles, depends_on_weak
+from kb.problems import Problem
+from kb.status import Assessment, assess
+from kb.validate import (
+    Context,
+    claim_future_dates,
+    claim_kind_fields,
+    claim_quotes,
+    claim_review,
+    claim_verdict,
+    duplicate_ids,
+    id_local,
+    self_relations,
+    source_future_dates,
+    unknown_in_claim,
+    unknown_in_source,
+    unused,
+)
+
+# What one file's rules leave behind: (problems of every file, problems of the first record
+# with its id, entity ids, source ids and claim ids it refers to, its Assessment (claims),
+# and the ids of the sources it cites with the keys of their text snapshots then, which its
+# Q501 depends on).
+Deps = tuple[tuple[str, ...], tuple[str | None, ...]]
+Local = tuple[tuple[Problem, ...], tuple[Problem, ...], tuple[str, ...], tuple[str, ...],
+              tuple[str, ...], Assessment | None, Deps]
+
+# Every kb module that `import kb.rulecache` loads (a test keeps this list in step): only
+# they key the cache, so that work on the rest of the package keeps it warm.
+RULE_MODULES = ("__init__", "cache", "load", "model", "network", "problems", "quotes",
+                "rulecache", "schema", "statcache", "status", "validate", "yamlstrict")
+
+_KINDS: dict[type, str] = {m.Claim: "claim", m.Source: "source", m.Entity: "entity"}
+
+
+class RuleCache(ParseCache):
+    """Per file: its Local, under a key of the rules' code, the day and the review age
+    (kb.toml), so a new day or setting runs every rule again."""
+
+    what = "rules"
+
+    def __init__(self, root: Path, ctx: Context, folder: Path | None = None) -> None:
+        super().__init__(root, folder, (ctx.today.isoformat(), ctx.review_age_days))
+
+    def fingerprint(self) -> str:
+        return code_fingerprint(RULE_MODULES)
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.shards)
+
+    def well_formed(self, item: tuple[Any, Any]) -> bool:
+        """An entry as run_cached puts it (checked for all 13,000 at each load: kept cheap)."""
+        k, v = item
+        if not (type(k) is tuple and len(k) == 2 and type(v) is tuple and len(v) == 2
+                and type(v[0]) is str and type(v[1]) is tuple and len(v[1]) == 7):
+            return False
+        a, b, c, d, e, f, g = v[1]
+        return (type(a) is tuple and type(b) is tuple and type(c) is tuple and type(d) is tuple
+                and type(e) is tuple and (f is None or type(f) is Assessment)
+                and type(g) is tuple and len(g) == 2 and type(g[0]) is tuple
+                and type(g[1]) is tuple and len(g[0]) == len(g[1]))
+
+
+def snapshot_keys(kb: m.KnowledgeBase) -> dict[str, str]:
+    """A digest of each text snapshot's path and text: a claim's Q501 depends on them."""
+    return {sid: digest(f"{snap.path}\0{snap.text}".encode("utf-8", "surrogatepass"))
+            for sid, snap in kb.snapshots.items()}
+
+
+def local(kb: m.KnowledgeBase, ctx: Context, path: str, record: m.Record,
+          snaps: dict[str, str]) -> Local:
+    """What the rules say of this file's record alone."""
+    always = tuple(id_local(path, record))
+    if isinstance(record, m.Claim):
+        a = assess(record, ctx.today, ctx.review_age_days)
+        cited = tuple(sorted({item.source.id for item in record.citations()}))
+        first = (*self_relations(record), *claim_kind_fields(record),
+                 *claim_future_dates(record, ctx), *claim_quotes(kb, ctx, record),
+                 *claim_verdict(record, ctx, a), *claim_review(record, ctx, a))
+        entities = tuple(r.id for r in record.about)
+        if record.claimant:
+            entities += (record.claimant.id,)
+        return (always, first, entities, cited, tuple(r.claim.id for r in record.related), a,
+                (cited, tuple(map(snaps.get, cited))))
+    if isinstance(record, m.Source):
+        entities = tuple(r.id for r in record.authors)
+        if record.publisher:
+            entities += (record.publisher.id,)
+        return always, tuple(source_future_dates(record, ctx)), entities, (), (), None, NO_DEPS
+    return always, (), (), (), (), None, NO_DEPS
+
+
+NO_DEPS: Deps = ((), ())
+
+
+def fill(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str], cache: RuleCache) -> None:
+    """Put every file's Local into `cache` (after the rules ran without it: see kb.check)."""
+    snaps = snapshot_keys(kb)
+    for path, record in kb.files:
+        d = digests.get(path)
+        if d is not None:
+            cache.put(_KINDS[type(record)], path, d, local(kb, ctx, path, record, snaps))
+
+
+def run_cached(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str],
+               cache: RuleCache) -> list[Problem]:
+    """Every problem kb.validate.RULES finds, the local part from `cache` where the file is
+    unchanged (`digests`: path → digest of the bytes its record was parsed from). Fills the
+    context's assessments, as the rules do."""
+    snaps = snapshot_keys(kb)
+    problems: list[Problem] = []
+    firsts: list[tuple[m.Record, Local]] = []
+    tables: dict[str, dict[str, Any]] = {"claim": kb.claims, "source": kb.sources,
+                                         "entity": kb.entities}
+    assessed = ctx._assessed
+    shards, get = cache.shards, snaps.get
+    # the loop runs 13,000 times after one edit: the cache's get() is inlined
+    for path, record in kb.files:
+        kind = _KINDS[type(record)]
+        d = digests.get(path)
+        entry = shards[shard_of(path)].get((kind, path))
+        found: Local | None = entry[1] if entry is not None and entry[0] == d else None
+        if found is None or (found[6][0] and tuple(map(get, found[6][0])) != found[6][1]):
+            found = local(kb, ctx, path, record, snaps)
+            if d is not None:
+                cache.put(kind, path, d, found)
+        problems += found[0]
+        if tables[kind].get(record.id) is not record:
+            continue  # a second record with this id: the rules see only the first
+        problems += found[1]
+        if found[5] is not None:
+            assessed[record.id] = (record, found[5])
+        firsts.append((record, found))
+    problems += duplicate_ids(kb)
+    entities = _union(f[2] for _, f in firsts)
+    sources = _union(f[3] for _, f in firsts)
+    problems += _unknown(kb, firsts, entities, sources)
+    problems += unused(kb, entities, sources)
+    problems += depends_on_cycles(kb, ctx)
+    problems += depends_on_weak(kb, ctx)
+    return problems
+
+
+def _union(parts: Iterable[tuple[str, ...]]) -> set[str]:
+    return set(chain.from_iterable(parts))
+
+
+def _unknown(kb: m.KnowledgeBase, firsts: list[tuple[m.Record, Local]], entities: set[str],
+             sources: set[str]) -> list[Problem]:
+    """R301, looked for only in the records that refer to an id no record has."""
+    missing = ((entities - kb.entities.keys()) | (sources - kb.sources.keys())
+               | (_union(f[4] for _, f in firsts) - kb.claims.keys()))
+    missing.discard("")  # an empty id was reported by the schema, not here
+    if not missing:
+        return []
+    problems: list[Problem] = []
+    for record, f in firsts:
+        if missing.isdisjoint(f[2]) and missing.isdisjoint(f[3]) and missing.isdisjoint(f[4]):
+            continue
+        if isinstance(record, m.Claim):
+            problems += unknown_in_claim(kb, record)
+        elif isinstance(record, m.Source):
+            problems += unknown_in_source(kb, record)
+    return problems

@@ -1,0 +1,189 @@
+"""The rules with their per-file cache (kb.rulecache) report exactly what the rules report
+without it, cold or warm, and after edits between runs; a bad rule cache is ignored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+from test_bad_corpus import CASES, case_files
+
+from kb.cache import SHARDS, cache_path, wait_for_saves
+from kb.check import Checked, CheckOptions, check
+from kb.output import text_line
+
+from conftest import MINIMAL, MakeKB
+
+TODAY = dt.date(2026, 11, 28)
+
+
+def run(root: Path, use_cache: bool, today: dt.date = TODAY) -> Checked:
+    checked = check(root, CheckOptions(today=today, use_cache=use_cache))
+    wait_for_saves()
+    return checked
+
+
+def lines(checked: Checked) -> list[str]:
+    return [text_line(p) for p in checked.report]
+
+
+def same(root: Path, today: dt.date = TODAY) -> list[str]:
+    """The report with the caches equals the one without, and so do the assessments."""
+    plain = run(root, False, today)
+    cached = run(root, True, today)
+    assert lines(cached) == lines(plain)
+    assert sorted(cached.report.problems, key=repr) == sorted(plain.report.problems, key=repr)
+    assert {k: v[1] for k, v in cached.context._assessed.items()} == {
+        cid: plain.context.assessment(c) for cid, c in plain.kb.claims.items()}
+    return lines(plain)
+
+
+def test_every_bad_case_reports_the_same_with_cold_and_warm_caches(make_kb: MakeKB) -> None:
+    reported = 0
+    for case in CASES:
+        files, links = case_files(case)
+        root = make_kb(files, name=case)
+        for rel, target in links.items():
+            (root / rel).symlink_to(target)
+        first = same(root)  # cold caches
+        assert same(root) == first, case  # warm
+        reported += len(first)
+    assert reported > len(CASES)
+
+
+EDITS: list[dict[str, str | None]] = [
+    {"claims/trade-record-2024.yaml": MINIMAL["claims/trade-record-2024.yaml"].replace(
+        "claimant: someone", "claimant: somebody")},  # R301 appears
+    {"entities/someone.yaml": None},  # R301 in a claim and a source that did not change
+    {"sources/article.txt": "Something else entirely.\n"},  # Q501 in an unchanged claim
+    {"sources/article.txt": None},  # and gone again with the snapshot
+    {"claims/copy.yaml": MINIMAL["claims/trade-record-2024.yaml"]},  # I202, I203
+    {"claims/trade-record-2024.yaml": None},  # the copy becomes the first with its id
+    {"claims/copy.yaml": "id: copy\nclaim: x\nkind: prediction\nresolves_by: 2026-01-01\n"
+                         "verdict: {status: supported}\n"},  # T601, T602?, T603
+    {"entities/unused.yaml": "id: unused\nname: U\nkind: other\n"},  # T605
+    {"claims/a.yaml": "id: a\nclaim: a\nkind: fact\nrelated: [{claim: b, relation: depends-on}]"
+                      "\n", "claims/b.yaml": "id: b\nclaim: b\nkind: fact\nrelated: "
+                      "[{claim: a, relation: depends-on}]\n"},  # N701
+    {"claims/b.yaml": "id: b\nclaim: b\nkind: fact\nevidence: [{source: report, stance: "
+                      "refutes}]\n"},  # N702 in a, which did not change
+]
+
+
+def test_edits_between_runs_give_the_reports_of_fresh_runs(make_kb: MakeKB) -> None:
+    root = make_kb()
+    seen = {tuple(same(root))}
+    for edit in EDITS:
+        for rel, content in edit.items():
+            path = root / rel
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(content, encoding="utf-8")
+        seen.add(tuple(same(root)))
+    assert len(seen) >= len(EDITS) - 2  # the edits changed the reports
+    codes = {line.split("[")[1].split("]")[0] for report in seen for line in report}
+    assert {"R301", "Q501", "I202", "I203", "T605", "N701", "N702"} <= codes
+
+
+def test_a_new_day_is_a_new_key(make_kb: MakeKB) -> None:
+    root = make_kb()
+    assert not any("T604" in line for line in same(root))
+    later = same(root, TODAY + dt.timedelta(days=400))  # the review is now overdue
+    assert any("T604" in line for line in later)
+
+
+def shards(root: Path) -> list[Path]:
+    folder = cache_path(root, "rules").with_suffix("")
+    return sorted(folder.glob("*.pickle"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "foreign", "wrong-shape"])
+def test_a_bad_rule_cache_is_ignored(make_kb: MakeKB, damage: str) -> None:
+    import pickle
+
+    root = make_kb({"entities/unused.yaml": "id: unused\nname: U\nkind: other\n"})
+    expected = same(root)
+    assert shards(root) and len(shards(root)) <= SHARDS
+    for shard in shards(root):
+        data = shard.read_bytes()
+        if damage == "truncate":
+            shard.write_bytes(data[: len(data) // 2])
+        elif damage == "garbage":
+            shard.write_bytes(os.urandom(200))
+        elif damage == "foreign":
+            key, value = pickle.loads(data)
+            shard.write_bytes(pickle.dumps((("other", *key[1:]), value)))
+        else:  # the right key, entries of another shape: say, no problems anywhere
+            key, value = pickle.loads(data)
+            shard.write_bytes(pickle.dumps((key, {k: (v[0], ((), (), (), (), (), None))
+                                                  for k, v in value.items()})))
+    assert lines(run(root, True)) == expected
+
+
+def test_only_the_edited_file_runs_its_local_rules(make_kb: MakeKB,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.rulecache
+
+    files = {f"claims/c{i}.yaml": f"id: c{i}\nclaim: c{i}\nkind: fact\nabout: [russia]\n"
+             for i in range(5)}
+    root = make_kb(files)
+    run(root, True)
+    ran: list[str] = []
+    real = kb.rulecache.local
+
+    def counting(*args: object) -> object:
+        ran.append(args[2])  # type: ignore[arg-type]
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kb.rulecache, "local", counting)
+    (root / "claims/c3.yaml").write_text("id: c3\nclaim: c3\nkind: fact\nabout: [nobody]\n")
+    checked = run(root, True)
+    assert ran == ["claims/c3.yaml"]
+    codes = {p.code for p in checked.report if p.loc.path == "claims/c3.yaml"}
+    assert codes == {"R301", "S102", "T604"}
+    assert lines(checked) == lines(run(root, False))
+
+
+def test_the_rule_cache_is_keyed_by_every_module_the_rules_import() -> None:
+    """kb.rulecache.RULE_MODULES must list every kb module the rules depend on, or an edit
+    to an unlisted one would leave stale results in use."""
+    import subprocess
+    import sys
+
+    from kb.rulecache import RULE_MODULES
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, kb.rulecache; print(' '.join(sorted(m for m in "
+         "sys.modules if m == 'kb' or m.startswith('kb.'))))"],
+        capture_output=True, text=True, check=True)
+    imported = {"__init__" if m == "kb" else m.removeprefix("kb.")
+                for m in done.stdout.split()}
+    assert imported <= set(RULE_MODULES)
+
+
+def test_a_cold_cache_is_filled_by_the_helper_that_runs_half_the_rules(
+        make_kb: MakeKB, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.check
+    import kb.rulecache
+    import kb.validate
+
+    monkeypatch.setattr(kb.check, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(kb.validate, "PARALLEL_MIN", 0)
+    root = make_kb({"entities/unused.yaml": "id: unused\nname: U\nkind: other\n",
+                    "claims/x.yaml": "id: x\nclaim: x\nkind: fact\nabout: [nobody]\n"})
+    plain = lines(run(root, False))
+    cold = check(root, CheckOptions(today=TODAY, jobs=2))
+    wait_for_saves()
+    assert lines(cold) == plain
+    assert set(cold.context._assessed) == set(cold.kb.claims)
+    assert shards(root)  # the helper saved the rule cache
+
+    def never(*args: object) -> object:
+        raise AssertionError("a local rule ran again")
+
+    monkeypatch.setattr(kb.rulecache, "local", never)
+    warm = check(root, CheckOptions(today=TODAY, jobs=2))
+    assert lines(warm) == plain
