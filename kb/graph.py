@@ -9,6 +9,7 @@ The terms are those of DESIGN.md §4; docs/graph.md has the full mapping.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain, groupby
@@ -18,6 +19,7 @@ import pyoxigraph as ox
 
 from kb import model as m
 from kb.check import Checked
+from kb.graphcache import GraphCache, Keys
 from kb.history import Commit
 from kb.load import kind_of
 from kb.namespaces import (
@@ -181,7 +183,11 @@ class KBGraph:
 
 
 class _Builder:
-    """Collects the triples of one knowledge base, graph by graph; one method per record kind."""
+    """Collects the triples of one knowledge base, graph by graph; one method per record kind.
+
+    What a graph is made from beyond its record (the assessment, the network, snapshots, git
+    history, kb.toml) must be in its key in kb.graphcache.Keys, or the cache reuses stale lines.
+    """
 
     def __init__(self, checked: Checked, assessments: dict[str, Assessment],
                  network: NetworkReport) -> None:
@@ -389,25 +395,45 @@ class _Builder:
                 self.text(g, DCT("contributor"), name)
 
 
-def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = None) -> KBGraph:
-    """The graph of a checked knowledge base; `histories` from kb.history.file_histories."""
+def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = None,
+                cache: bool | None = None, digests: Mapping[str, str] | None = None) -> KBGraph:
+    """The graph of a checked knowledge base; `histories` from kb.history.file_histories.
+
+    With `cache` (by default: unless the check was told not to use one), the network report
+    and each named graph's lines come from the last build's when everything they are made
+    from is unchanged (kb.graphcache): after one edit, one graph is made again, not 13,000.
+    `digests` (path → digest of the bytes `checked` parsed, from kb.load.Inputs) spare
+    working out what each record says.
+    """
     kb = checked.kb
     ctx = checked.context
     assessments = {cid: ctx.assessment(c) for cid, c in kb.claims.items()}
-    network = analyse(kb, assessments)
+    # the first of two records with one id wins, as in the model
+    records = [(path, record, kind) for path, record in kb.files
+               if record.id and kb.record(kind := kind_of(record), record.id) is record]
+    store = _open_cache(checked, cache)
+    keys = Keys(kb, assessments, histories or {}, digests)
+    if store is None:
+        network = analyse(kb, assessments)
+    else:
+        network = store.network(keys.network(), lambda: analyse(kb, assessments))
     b = _Builder(checked, assessments, network)
     iris = b.iris
     files = {iris.vocab_graph: "kb:vocab", iris.settings_graph: "kb.toml"}
     b.start(iris.vocab_graph)
     b.out.extend(vocab_triples(iris))
     b.settings()
-    for path, record in kb.files:
-        kind = kind_of(record)
-        # the first of two records with one id wins, as in the model
-        if not record.id or kb.record(kind, record.id) is not record:
-            continue
+    reused: dict[str, list[str]] = {}
+    graph_keys: dict[str, str] = {}
+    for path, record, kind in records:
         graph_iri = iris.graph(kind, record.id)
         files[graph_iri] = path
+        if store is not None:
+            key = graph_keys[graph_iri] = keys.graph(path, record, network)
+            lines = store.get(graph_iri, key)
+            if lines is not None:
+                reused[graph_iri] = lines
+                continue
         b.start(graph_iri)
         if isinstance(record, m.Claim):
             b.claim(record)
@@ -415,9 +441,21 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
             b.source(record)
         else:
             b.entity(record)
-        b.provenance(graph_iri, path, (histories or {}).get(path))
-    triples = {g: sorted(set(ts)) for g, ts in sorted(b.graphs.items())}
+        b.provenance(graph_iri, path, keys.histories.get(path))
+    made = {g: sorted(set(ts)) for g, ts in b.graphs.items()}
+    triples = dict(sorted({**made, **reused}.items()))
+    if store is not None:
+        for g, key in graph_keys.items():
+            if g not in reused:
+                store.put(g, key, made[g])
+        store.save(set(graph_keys))
     return KBGraph(iris, dict(sorted(files.items())), triples, assessments, network)
+
+
+def _open_cache(checked: Checked, cache: bool | None) -> GraphCache | None:
+    if cache is None:  # as the check did (CheckOptions.use_cache, `--no-cache`)
+        cache = bool(getattr(checked, "use_cache", True))
+    return GraphCache(checked.kb.root, checked.config) if cache else None
 
 
 def load_graph(root: Path) -> tuple[Checked, KBGraph]:

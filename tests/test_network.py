@@ -3,9 +3,13 @@ and `kb analyze`."""
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
 from click.testing import CliRunner
 from graph_data import RICH
 
+from kb import model as m
 from kb.check import check
 from kb.cli import main
 from kb.network import analyse, url_key
@@ -91,7 +95,7 @@ def test_independent_sources_are_in_the_graph(make_kb: MakeKB) -> None:
 
     g = build_graph(check(make_kb(RICH)))
     rows = run(g, "SELECT ?c ?n WHERE { ?c kb:independentSources ?n } ORDER BY ?c").rows
-    assert [r[1].value for r in rows if r[1] is not None] == ["1", "0", "0", "1"]
+    assert [getattr(r[1], "value", None) for r in rows] == ["1", "0", "0", "1"]
 
 
 def test_analyze_prints_the_weak_spots(make_kb: MakeKB) -> None:
@@ -140,3 +144,67 @@ def test_the_quick_cycle_test_agrees_with_networkx() -> None:
         assert bool(find_cycles(kb)) is expected  # type: ignore[arg-type]
         kinds[expected] += 1
     assert min(kinds.values()) > 50  # both cases were tried often
+
+
+def _random_kb(rnd: random.Random, n: int) -> m.KnowledgeBase:
+    """Claims, sources and entities linked at random, with references to records that do not
+    exist (they are nodes of the network too) and duplicate links."""
+    kb = m.KnowledgeBase(Path("."))
+    ents = [f"e{i}" for i in range(n)]
+    refs = [*ents, "ghost", ""]
+    for e in ents[: n - 1]:
+        kb.entities[e] = m.Entity(id=e)
+    for i in range(n):
+        kb.sources[f"s{i}"] = m.Source(
+            id=f"s{i}", url=rnd.choice(["", f"https://x.example/{i % 3}"]),
+            publisher=rnd.choice([None, m.Ref(rnd.choice(refs))]),
+            authors=[m.Ref(rnd.choice(refs)) for _ in range(rnd.randint(0, 2))])
+    srcs = [*kb.sources, "nowhere"]
+    for i in range(2 * n):
+        kb.claims[f"c{i}"] = m.Claim(
+            id=f"c{i}", claimant=rnd.choice([None, m.Ref(rnd.choice(refs))]),
+            about=[m.Ref(rnd.choice(refs)) for _ in range(rnd.randint(0, 3))],
+            appearances=[m.Appearance(source=m.Ref(rnd.choice(srcs)))
+                         for _ in range(rnd.randint(0, 2))],
+            evidence=[m.Evidence(source=m.Ref(rnd.choice(srcs)),
+                                 stance=rnd.choice(["supports", "refutes", "context"]))
+                      for _ in range(rnd.randint(0, 3))],
+            related=[m.Relation(claim=m.Ref(f"c{rnd.randrange(2 * n + 2)}"),
+                                relation=rnd.choice(["contradicts", "depends-on", "supports"]))
+                     for _ in range(rnd.randint(0, 2))])
+    return kb
+
+
+def test_centrality_and_clusters_agree_with_networkx() -> None:
+    """analyse counts with dicts and sets what a networkx graph of the network gave."""
+    import networkx as nx
+
+    from kb.network import build, central_entities, contradiction_clusters
+
+    def expected_central(kb: m.KnowledgeBase) -> list[tuple[str, float]]:
+        g = build(kb)
+        if g.number_of_nodes() < 2:
+            return []
+        n = g.number_of_nodes() - 1
+        scores = [(e, round(len(set(nx.all_neighbors(g, f"entity:{e}"))) / n, 6))
+                  for e in kb.entities]
+        scores = [s for s in scores if s[1] > 0]
+        return sorted(scores, key=lambda s: (-s[1], s[0]))[:10]
+
+    def expected_clusters(kb: m.KnowledgeBase) -> list[list[str]]:
+        contra = nx.Graph()
+        for cid, claim in kb.claims.items():
+            for rel in claim.related:
+                if rel.relation == "contradicts" and rel.claim.id in kb.claims:
+                    contra.add_edge(cid, rel.claim.id)
+        return sorted(sorted(c) for c in nx.connected_components(contra) if len(c) > 1)
+
+    rnd = random.Random(7)
+    clustered = 0
+    for _ in range(150):
+        kb = _random_kb(rnd, rnd.randint(1, 14))
+        assert central_entities(kb) == expected_central(kb)
+        clusters = contradiction_clusters(kb)
+        assert clusters == expected_clusters(kb)
+        clustered += bool(clusters)
+    assert clustered > 30

@@ -1,0 +1,278 @@
+"""A cache of the named graphs' N-Triples lines, so that a build after one edit re-makes one graph.
+
+Each file is one named graph (kb.graph), and a graph's lines depend on its record and on a few
+facts from elsewhere: the claim's assessment (which depends on today), its count of independent
+sources, the text snapshots its quotes are found in, the file's git history and kb.toml. kb.graph
+gathers exactly those into each graph's key (`digest_of`); everything the code itself decides
+(the vocabulary, IRIs, formats) is in the cache's own key, with the code of the whole package.
+
+Like kb.cache's parse cache it lives in the user's cache folder (entries are pickles, never taken
+from the knowledge base), split into shards by a hash of the graph IRI: one edited file rewrites
+one small shard. A shard from another version, or that cannot be read, or that is not shaped as
+`save` writes it, is ignored; an entry is used only when its key matches, so a stale cache costs
+time, never correctness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import sys
+import zlib
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, cast
+
+import kb
+from kb import model as m
+from kb.cache import (
+    cache_path,
+    code_fingerprint,
+    fork_child,
+    read_pickle,
+    write_pickle,
+)
+from kb.history import Commit
+from kb.network import NetworkReport
+from kb.status import Assessment
+
+_FORMAT = 1
+SHARDS = 256  # about 0.6 MB a shard at 10,000 claims (150 MB in all)
+BACKGROUND_MIN = 8  # fewer shards to write than this: writing them here beats a fork
+
+# graph IRI → (key, its sorted lines); lists of lines unpickle faster (with the collector
+# paused, as kb.cache.read_pickle does) than one text a graph split into lines again
+Shard = dict[str, tuple[str, list[str]]]
+
+
+def _ref(ref: m.Ref | None) -> str | None:
+    return None if ref is None else ref.id
+
+
+# What each kind of record says, field by field, places (loc, locs, a Ref's loc) left out: no
+# graph reads them, and an edit above a record must not change its key. Written out rather than
+# walked generically (a generic walk cost 0.4 s at 10,000 claims, this 0.1 s);
+# tests/test_graph_cache.py fails when a model class gains a field not listed here.
+FIELDS: dict[type, tuple[str, ...]] = {
+    m.Claim: ("id", "claim", "kind", "claimant", "about", "period", "quantity", "appearances",
+              "evidence", "verdict", "reviews", "related", "resolves_by", "tags"),
+    m.Quantity: ("value", "unit"),
+    m.Appearance: ("source", "quote", "translation"),
+    m.Evidence: ("source", "stance", "quote", "translation", "note"),
+    m.Verdict: ("status", "summary"),
+    m.Review: ("by", "date", "note"),
+    m.Relation: ("claim", "relation"),
+    m.Source: ("id", "title", "kind", "publisher", "authors", "url", "archived", "published",
+               "accessed", "language", "note"),
+    m.Entity: ("id", "name", "kind", "description", "aliases", "wikidata"),
+    Assessment: ("status", "derived", "verdict", "counts", "reason", "last_review",
+                 "due_for_review"),
+    Commit: ("sha", "date", "author", "subject"),
+}
+
+
+def _claim(c: m.Claim) -> tuple[object, ...]:
+    q, v = c.quantity, c.verdict
+    return ("claim", c.id, c.claim, c.kind, _ref(c.claimant), [r.id for r in c.about], c.period,
+            None if q is None else (q.value, q.unit),
+            [(a.source.id, a.quote, a.translation) for a in c.appearances],
+            [(e.source.id, e.stance, e.quote, e.translation, e.note) for e in c.evidence],
+            None if v is None else (v.status, v.summary),
+            [(r.by, r.date and r.date.isoformat(), r.note) for r in c.reviews],
+            [(r.claim.id, r.relation) for r in c.related],
+            c.resolves_by and c.resolves_by.isoformat(), c.tags)
+
+
+def _source(s: m.Source) -> tuple[object, ...]:
+    return ("source", s.id, s.title, s.kind, _ref(s.publisher), [r.id for r in s.authors],
+            s.url, s.archived, s.published, s.accessed and s.accessed.isoformat(), s.language,
+            s.note)
+
+
+def _entity(e: m.Entity) -> tuple[object, ...]:
+    return ("entity", e.id, e.name, e.kind, e.description, e.aliases, e.wikidata)
+
+
+def plain(record: m.Record) -> tuple[object, ...]:
+    """What a record says as plain values: two records that say the same give equal tuples."""
+    if isinstance(record, m.Claim):
+        return _claim(record)
+    if isinstance(record, m.Source):
+        return _source(record)
+    return _entity(record)
+
+
+def assessment(a: Assessment) -> tuple[object, ...]:
+    return (a.status, a.derived, a.verdict, a.counts, a.reason,
+            a.last_review and a.last_review.isoformat(), a.due_for_review)
+
+
+def commits(history: list[Commit] | None) -> list[tuple[object, ...]] | None:
+    return None if history is None else [(c.sha, c.date.isoformat(), c.author, c.subject)
+                                         for c in history]
+
+
+class Keys:
+    """What the network report and each file's named graph are made from, beyond kb.toml and
+    the code (which key the whole cache): read kb.graph._Builder and kb.network.analyse before
+    changing either. A key that misses an input would reuse a stale graph or report;
+    tests/test_graph_cache.py changes each input and compares with a fresh build."""
+
+    def __init__(self, kb_: m.KnowledgeBase, assessments: dict[str, Assessment],
+                 histories: dict[str, list[Commit]],
+                 digests: Mapping[str, str] | None = None) -> None:
+        self.kb = kb_
+        self.assessments = assessments
+        self.histories = histories
+        self.digests = digests or {}  # path → the digest of the bytes its record was parsed from
+        # source id → a digest of its text snapshot (where quotes are found)
+        self.snapshots = {sid: digest_of(snap.source_id, snap.text)
+                          for sid, snap in kb_.snapshots.items()}
+
+    def content(self, path: str, record: m.Record) -> str:
+        """The file's digest when known (the record is a function of its bytes and the parser's
+        code, which keys the cache), else one of what its record says (0.3 s at 10,000
+        claims)."""
+        known = self.digests.get(path)
+        return f"file:{known}" if known else digest_of(plain(record))
+
+    def network(self) -> str:
+        """Exactly what kb.network.analyse reads: the ids and links of the records, the
+        sources' URLs and the claims' statuses. An edit to a claim's text, quotes, reviews or
+        verdict summary leaves it alone (50 ms at 10,000 claims, against 0.3 s to analyse)."""
+        kb_ = self.kb
+        return digest_of(
+            [(cid, _ref(c.claimant), [r.id for r in c.about],
+              [a.source.id for a in c.appearances],
+              [(e.source.id, e.stance) for e in c.evidence],
+              [(r.claim.id, r.relation) for r in c.related]) for cid, c in kb_.claims.items()],
+            [(sid, _ref(s.publisher), s.url, [r.id for r in s.authors])
+             for sid, s in kb_.sources.items()],
+            list(kb_.entities),
+            [(cid, a.status) for cid, a in self.assessments.items()])
+
+    def graph(self, path: str, record: m.Record, network: NetworkReport) -> str:
+        history = commits(self.histories.get(path))  # provenance: dates and contributors
+        if not isinstance(record, m.Claim):
+            return digest_of(path, self.content(path, record), history)
+        snapshots = self.snapshots
+        return digest_of(
+            path, self.content(path, record), history,
+            assessment(self.assessments[record.id]),  # status, verdict, reason, due for review
+            network.independent_sources.get(record.id, 0),
+            # where each quote is found in its source's text snapshot
+            [snapshots.get(c.source.id) for c in record.citations()],
+        )
+
+
+def digest_of(*parts: object) -> str:
+    """A digest of plain values (str, numbers, None, tuples and lists of them; dates as ISO
+    text). marshal's format 2 writes equal values as equal bytes (no references, no interning
+    marks) and is five times faster than repr; anything it cannot write goes through repr."""
+    try:
+        data = b"m" + marshal.dumps(cast(Any, parts), 2)
+    except ValueError:
+        data = b"r" + repr(parts).encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _shard_of(graph_iri: str) -> int:
+    return zlib.crc32(graph_iri.encode()) % SHARDS
+
+
+def _well_formed(shard: object) -> bool:
+    return isinstance(shard, dict) and all(
+        isinstance(k, str) and isinstance(v, tuple) and len(v) == 2
+        and isinstance(v[0], str) and isinstance(v[1], list) for k, v in shard.items())
+
+
+# Children writing this cache. Only they are waited for before it is read: kb.cache's
+# wait_for_saves would also wait for the parse cache's child, which the graph does not read.
+_SAVERS: list[int] = []
+
+
+def _wait_for_own_saves() -> None:
+    while _SAVERS:
+        pid = _SAVERS.pop()
+        with suppress(ChildProcessError):  # reaped already (kb.cache.wait_for_saves at exit)
+            os.waitpid(pid, 0)
+
+
+class GraphCache:
+    """The lines of each named graph of the last build, by graph IRI and key."""
+
+    def __init__(self, root: Path, settings: object, folder: Path | None = None) -> None:
+        self.folder = cache_path(root, "graph", folder).with_suffix("")
+        # what every graph depends on: the code (the vocabulary, the IRIs and the N-Triples
+        # forms are made by it) and kb.toml (the base IRI, the publisher, the repository)
+        self.key = (_FORMAT, kb.__version__, sys.version, code_fingerprint(), repr(settings))
+        self.shards: list[Shard] = [{} for _ in range(SHARDS)]
+        self.dirty: set[int] = set()
+        self.report: tuple[str, NetworkReport] | None = None  # a network report to save
+        self.hits = 0
+        _wait_for_own_saves()  # a save this process started must land before the cache is read
+        for index in range(SHARDS):
+            shard = read_pickle(self.shard_path(index), self.key)
+            if _well_formed(shard):
+                self.shards[index] = shard
+
+    def shard_path(self, index: int) -> Path:
+        return self.folder / f"{index:02x}.pickle"
+
+    def network(self, key: str, make: Callable[[], NetworkReport]) -> NetworkReport:
+        """The last build's network report when its inputs are the same, else `make()`."""
+        report = read_pickle(self.folder / "network.pickle", (self.key, key))
+        if isinstance(report, NetworkReport):
+            return report
+        report = make()
+        self.report = (key, report)
+        return report
+
+    def get(self, graph_iri: str, key: str) -> list[str] | None:
+        """The graph's sorted lines, when they were made from the same inputs."""
+        entry = self.shards[_shard_of(graph_iri)].get(graph_iri)
+        if entry is None or entry[0] != key:
+            return None
+        self.hits += 1
+        return entry[1]
+
+    def put(self, graph_iri: str, key: str, lines: list[str]) -> None:
+        index = _shard_of(graph_iri)
+        self.shards[index][graph_iri] = (key, lines)
+        self.dirty.add(index)
+
+    def save(self, keep: set[str], background: bool = True) -> None:
+        """Write the changed shards, the graphs not in `keep` dropped; with `background` and
+        many shards to write (a cold cache), in a forked child, off the build's path."""
+        for index, shard in enumerate(self.shards):
+            gone = [g for g in shard if g not in keep]
+            for g in gone:
+                del shard[g]
+            if gone:
+                self.dirty.add(index)
+        if not self.dirty and self.report is None:
+            return
+        if not (background and len(self.dirty) >= BACKGROUND_MIN and self._fork()):
+            self._write()
+        self.dirty = set()
+        self.report = None
+
+    def _fork(self) -> bool:
+        def niced() -> None:
+            with suppress(OSError):
+                os.nice(5)  # the build comes first on a busy machine
+            self._write()
+
+        pid = fork_child(niced)
+        if pid is not None:
+            _SAVERS.append(pid)
+        return pid is not None
+
+    def _write(self) -> None:
+        if self.report is not None:
+            key, report = self.report
+            write_pickle(self.folder / "network.pickle", (self.key, key), report)
+        for index in sorted(self.dirty):
+            write_pickle(self.shard_path(index), self.key, self.shards[index])
