@@ -43,7 +43,7 @@ class Link:
     """A file of the previous site that is kept as it is: linked into the new one."""
 
     path: str
-    source: Path
+    source: str | Path  # the file in the previous site (a str: cheaper, by the ten thousand)
     stat: Stat | None = None  # the source's Stat, when known (a hard link keeps it)
 
 

@@ -22,11 +22,10 @@ from click.testing import CliRunner
 
 from bench.generate import generate
 from kb.build import BuildOptions, BuildResult, build_site
-from kb.cache import cache_path
 from kb.check import CheckOptions, check
 from kb.cli import main
 from kb.graph import build_graph
-from kb.incremental import Keys, _key, _plain
+from kb.incremental import Keys, _key, _plain, manifest_path
 from kb.load import read_inputs
 from kb.pages import build_model
 from kb.render import Extras, Spec, claim_specs, specs
@@ -37,8 +36,11 @@ SEARCH = "pagefind" if pagefind_executable() else "json"
 
 
 def build(root: Path, out: Path, incremental: bool = True, search: str = SEARCH) -> BuildResult:
+    """A build; not incremental: the reference, which trusts no cache either (parse cache,
+    model memo …), so that what any of them keeps is compared with what is worked out."""
     result = build_site(root, out, BuildOptions(
-        check=CheckOptions(today=TODAY), search=search, incremental=incremental))
+        check=CheckOptions(today=TODAY, use_cache=incremental), search=search,
+        incremental=incremental))
     assert result.ok, [str(p) for p in result.checked.report.errors]
     return result
 
@@ -158,10 +160,52 @@ def _relation(root: Path) -> None:  # shown on the page of the claim it points a
     raise AssertionError("no related claims")
 
 
+def _tag(root: Path) -> None:  # a quantity claim's tags decide its peers (the memo keeps them)
+    for f in sorted((root / "claims").rglob("*.yaml")):
+        text = f.read_text(encoding="utf-8")
+        found = re.search(r"^tags: \[([^\]]*)\]", text, flags=re.M)
+        if found and "quantity:" in text and "period:" in text:
+            f.write_text(text.replace(found.group(0), "tags: [retagged]", 1), "utf-8")
+            return
+    raise AssertionError("no tagged quantity claim")
+
+
+def _period(root: Path) -> None:  # a quantity claim's time decides its peers and theirs
+    for f in sorted((root / "claims").rglob("*.yaml")):
+        text = f.read_text(encoding="utf-8")
+        found = re.search(r"^period: .*$", text, flags=re.M)
+        if found and "quantity:" in text:
+            f.write_text(text.replace(found.group(0), 'period: "1999"', 1), "utf-8")
+            return
+    raise AssertionError("no quantity claim with a period")
+
+
+def _text_moved(root: Path) -> None:  # every quote of the text is found elsewhere now
+    snap = sorted((root / "sources").glob("*.txt"))[0]
+    snap.write_text("A first sentence, added.\n" + snap.read_text(encoding="utf-8"), "utf-8")
+
+
+def _review(root: Path) -> None:  # the claim's page and the feed change, not its row
+    for f in sorted((root / "claims").rglob("*.yaml")):
+        text = f.read_text(encoding="utf-8")
+        if "\nreviews:\n" in text:
+            f.write_text(text.replace("\nreviews:\n", "\nreviews:\n"
+                                      "  - {by: bench-editor, date: 2026-11-27}\n", 1), "utf-8")
+            return
+    raise AssertionError("no reviewed claim")
+
+
+def _comment(root: Path) -> None:  # the file's bytes change, nothing it says
+    with first(root, "claims").open("a", encoding="utf-8") as fh:
+        fh.write("# a comment\n")
+
+
 CHANGES: dict[str, Callable[[Path], None]] = {
     "evidence": _evidence_stance, "statement": _statement, "source": _source,
     "entity": _entity, "deleted-claim": _deleted, "added-claim": _added, "kb.toml": _config,
     "template": _template, "snapshot": _snapshot, "quantity": _quantity, "relation": _relation,
+    "tag": _tag, "period": _period, "text-moved": _text_moved, "review": _review,
+    "comment": _comment,
 }
 
 
@@ -176,8 +220,44 @@ def test_incremental_equals_full(kb: Path, tmp_path: Path, change: str) -> None:
     build(kb, fresh, incremental=False)
     assert_same_site(site, fresh)
     if change in ("evidence", "source", "entity", "statement", "snapshot", "quantity",
-                  "relation"):
+                  "relation", "review", "comment"):
         assert 0 < partial.rendered < everything / 2, (partial.rendered, everything)
+
+
+def _listings(site: Path) -> dict[str, int]:
+    return {p.relative_to(site).as_posix(): p.stat().st_ino
+            for p in [site / "claims" / "index.html", *(site / "claims").glob("*/*/index.html"),
+                      *(site / "status").glob("*/index.html")]}
+
+
+def test_an_edit_the_rows_do_not_show_keeps_the_listings(kb: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    build(kb, site)
+    before = _listings(site)
+    _comment(kb)
+    build(kb, site)
+    assert _listings(site) == before  # the same files: kept, not rendered again
+    _statement(kb)  # a row shows the statement
+    build(kb, site)
+    after = _listings(site)
+    assert after["claims/index.html"] != before["claims/index.html"]
+    build(kb, tmp_path / "fresh", incremental=False)
+    assert_same_site(site, tmp_path / "fresh")
+
+
+def test_a_template_of_the_knowledge_base_may_show_more_than_rows(kb: Path,
+                                                                  tmp_path: Path) -> None:
+    # An override may show anything of a claim in a listing: then a listing's key holds its
+    # claims' files, and a review (not in any row) renders the listings again.
+    (kb / "templates").mkdir()
+    (kb / "templates" / "filters.html").write_text(
+        "{% for id in ids %}<i>{{ kb.claims[id].reviews|length }}</i>{% endfor %}", "utf-8")
+    site, fresh = tmp_path / "site", tmp_path / "fresh"
+    build(kb, site)
+    _review(kb)
+    build(kb, site)
+    build(kb, fresh, incremental=False)
+    assert_same_site(site, fresh)
 
 
 def test_evidence_edit_keeps_the_search_index(kb: Path, tmp_path: Path) -> None:
@@ -198,9 +278,9 @@ def test_evidence_edit_keeps_the_search_index(kb: Path, tmp_path: Path) -> None:
 def test_corrupt_and_foreign_manifests_are_ignored(kb: Path, tmp_path: Path) -> None:
     site, fresh = tmp_path / "site", tmp_path / "fresh"
     everything = build(kb, site).rendered
-    path = cache_path(kb, "build")
+    path = manifest_path(kb)
     assert path.is_file()
-    path.write_bytes(b"\x80\x05garbage, not a pickle")
+    path.write_bytes(b"\x80\x05garbage, not a manifest")
     _statement(kb)
     assert build(kb, site).rendered == everything  # corrupt: a full build
     build(kb, fresh, incremental=False)
