@@ -7,7 +7,6 @@ and kb.write puts them in a staging folder, where pagefind indexes them before t
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,15 +78,17 @@ def _table(result: Any, prefixes: dict[str, str]) -> Table:
 # The data files of the site, made by the workers beside the pages (kb.produce): the format
 # (or csv / void) and the download's label. No N-Quads file: TriG holds the same named graphs in
 # a third of the bytes, and the site's VoID lists ttl, nt, trig and jsonld as its dumps (`kb
-# export` still writes nq).
-DUMPS = (("jsonld", "JSON-LD (one named graph per file)"),
-         ("ttl", "Turtle (the union of all graphs)"), ("trig", "TriG (one named graph per file)"),
-         ("nt", "N-Triples (the union)"), ("csv", "Claims as CSV, one row each"),
+# export` still writes nq). The four RDF dumps are gzip-compressed (kb.gzdumps).
+DUMPS = (("jsonld", "JSON-LD, gzip (one named graph per file)"),
+         ("ttl", "Turtle, gzip (the union of all graphs)"),
+         ("trig", "TriG, gzip (one named graph per file)"),
+         ("nt", "N-Triples, gzip (the union)"), ("csv", "Claims as CSV, one row each"),
          ("void", "VoID description of the dataset"))
 
 
 def _graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
-                  timings: dict[str, float]) -> tuple[Any, Any]:
+                  timings: dict[str, float], inputs: Any = None,
+                  use_cache: bool = True) -> tuple[Any, Any]:
     """The graph, and Extras (downloads, alternates, query results); the dumps come later."""
     from kb import export
     from kb.graph import build_graph
@@ -95,7 +96,9 @@ def _graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
     from kb.render import Extras
 
     t = time.perf_counter()
-    g = build_graph(checked, histories)
+    # The files' digests key each file's named graph in the graph cache (kb.graphcache).
+    digests = {f.path: f.digest for f in inputs.records} if inputs is not None else None
+    g = build_graph(checked, histories, cache=use_cache, digests=digests)
     timings["graph"] = time.perf_counter() - t
     extras = Extras()
     files = {**export.DUMP_FILES, "csv": "data/claims.csv", "void": "data/void.ttl"}
@@ -125,16 +128,19 @@ def _record_lines(g: Any) -> Any:
     return lambda cid: triples.get(iris.graph("claim", cid))
 
 
-def _plan(all_specs: list[Spec], keys: Any, manifest: Any, out: Path, extras: Any,
+def _plan(all_specs: list[Spec], keys: Any, manifest: Any, scan: Any, extras: Any,
           todo: list[Spec], kept: list[Link], page_keys: dict[str, str]) -> None:
-    """Sort the pages into those to render (`todo`) and those kept from the last site."""
+    """Sort the pages into those to render (`todo`) and those kept from the last site
+    (`scan`: kb.incremental.scan_site of it, the files as they are now)."""
     from kb.render import outputs
 
+    reusable = manifest.reusable if manifest is not None and scan is not None else None
     for spec in all_specs:
         key = keys.key(spec.path, spec.template, spec.extra)
         paths = outputs(spec, extras)
-        page_keys.update((p, key) for p in paths)
-        found = [manifest.reusable(out, p, key) for p in paths] if manifest else [None]
+        for p in paths:
+            page_keys[p] = key
+        found = [reusable(scan, p, key) for p in paths] if reusable else [None]
         if all(found):
             kept += [link for link in found if link is not None]
         else:
@@ -150,9 +156,9 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     inputs did not change since the last build into `out` are kept (kb.incremental).
     """
     from kb import search
-    from kb.incremental import Keys, Manifest, load_manifest, save_manifest
+    from kb.incremental import Keys, Manifest, load_manifest, save_manifest, scan_site
     from kb.load import read_inputs
-    from kb.pages import build_model
+    from kb.pages import build_model, load_memo, save_memo
     from kb.produce import State, Workers, dump_paths, dump_tasks
     from kb.render import PARALLEL_FROM, claim_specs, specs, static_files
 
@@ -170,7 +176,8 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     steps = claim_histories(root, review_age_days=checked.config.review_age_days,
                             histories=histories) if histories else {}
     timings["history"] = time.perf_counter() - t
-    g, extras = _graph_extras(checked, histories, root, timings)
+    g, extras = _graph_extras(checked, histories, root, timings, inputs,
+                              options.check.use_cache)
     result.graph = g
     kb = checked.kb
     engine = options.search
@@ -182,6 +189,9 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     extras.search = engine
 
     manifest = load_manifest(root, out) if options.incremental else None
+    # One walk of the last site: what is kept is checked against it, file by file (a hand
+    # edit changes a file's Stat), and a file no build wrote makes the build a whole new one.
+    scan = scan_site(out) if manifest is not None else None
     staging = Staging(out)
     dumps: Workers | None = None
     try:
@@ -195,8 +205,9 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
 
         # -- plan: which pages must be rendered, which are kept from the last site -------------
         t = time.perf_counter()
+        memo = load_memo(root) if options.check.use_cache else None
         model = build_model(kb, checked.config, checked.context.today, histories,
-                            g.network.independent_sources, g.assessments)
+                            g.network.independent_sources, g.assessments, memo)
         model.steps = steps
         lines = _record_lines(g)
         everything = (engine, extras.record_alternates, extras.downloads,
@@ -210,7 +221,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         kept: list[Link] = []
         page_keys: dict[str, str] = {}
         with paused_gc():  # ~100,000 small tuples: the collector would walk the heap again
-            _plan(all_specs, keys, manifest, out, extras, todo, kept, page_keys)
+            _plan(all_specs, keys, manifest, scan, extras, todo, kept, page_keys)
         timings["plan"] = time.perf_counter() - t
 
         # -- render and write: workers fill the staging folder, this process keeps the books ----
@@ -223,10 +234,10 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         # With the last site as it was left, change it in place: only what changed moves in.
         # Only for a few changes: moving most files one by one costs more than a new folder.
         in_place = (manifest is not None and len(todo) <= max(200, len(all_specs) // 4)
-                    and _as_recorded(out, manifest))
+                    and _as_recorded(manifest, scan))
         written, (search_key, search_files, stub_digests) = _fill(
             staging, model, extras, checked, todo, kept, statics, dumps, records, page_keys,
-            engine, executable or "", manifest, options.jobs, timings, in_place)
+            engine, executable or "", manifest, options.jobs, timings, in_place, scan)
         if in_place and manifest is not None:
             gone = [p for p in manifest.pages if p not in written.stats]
             replaced = [search.OUTPUT] if (staging.path / search.OUTPUT).is_dir() else []
@@ -247,6 +258,8 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
                  if p not in search_files}
     save_manifest(root, Manifest(str(out.resolve()), pages, search_key, search_files,
                                  stub_digests))
+    if memo is not None:
+        save_memo(root, memo, model)
     result.written = written
     timings["total"] = time.perf_counter() - t0
     result.search = engine
@@ -254,26 +267,17 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     return result
 
 
-def _as_recorded(out: Path, manifest: Any) -> bool:
-    """Whether `out` holds exactly the files the last build recorded (none added by hand)."""
-    want = {*manifest.pages, *manifest.search_files}
-    if not want or not out.is_dir():
-        return False
-    found = 0
-    for dirpath, _dirs, files in os.walk(out):
-        rel = os.path.relpath(dirpath, out)
-        for name in files:
-            if (name if rel == "." else f"{rel}/{name}") not in want:
-                return False
-            found += 1
-    return found == len(want)
+def _as_recorded(manifest: Any, scan: Any) -> bool:
+    """Whether the site holds exactly the files the last build recorded (none added by hand):
+    from the walk the planning made (kb.incremental.scan_site), not a second one."""
+    return bool(manifest.as_recorded(scan))
 
 
 def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
           todo: list[Spec], kept: list[Link], statics: list[Page], dumps: Workers,
           records: tuple[str, ...], page_keys: dict[str, str], engine: str, executable: str,
-          manifest: Any, jobs: int | None, timings: dict[str, float], in_place: bool = False
-          ) -> tuple[WriteResult, tuple[str, Any, dict[str, str]]]:
+          manifest: Any, jobs: int | None, timings: dict[str, float], in_place: bool = False,
+          scan: Any = None) -> tuple[WriteResult, tuple[str, Any, dict[str, str]]]:
     """Write the site's files into `staging`: made files, the search index, and the kept ones
     (hard-linked, or, `in_place`, only counted: they stay where they are). The dumps' workers
     are running already; the pages' workers start here."""
@@ -304,7 +308,7 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     if engine == "pagefind":
         stubs, digests = _stubs(model, checked, todo, page_keys, manifest)
         search_key = search.stub_key(executable, digests)
-        found = manifest.search_reusable(staging.out, search_key) if manifest else None
+        found = manifest.search_reusable(scan, search_key) if manifest else None
         if found is None and len(stubs) < len(digests):  # pagefind reads them all
             stubs = search.stub_pages(model, make_env(checked.kb.root))
     timings["search"] = time.perf_counter() - t

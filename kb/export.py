@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -32,8 +33,9 @@ FORMATS: dict[str, ox.RdfFormat] = {
 }
 DATASET_FORMATS = frozenset({"nq", "trig", "jsonld"})  # keep the named graphs
 MEDIA_TYPES = {f: fmt.media_type for f, fmt in FORMATS.items()}
-# Where the site publishes the dumps (relative to base_url); VoID names them.
-DUMP_FILES = {f: f"data/kb.{f}" for f in FORMATS}
+SITE_DUMPS = ("ttl", "nt", "trig", "jsonld")  # what the site publishes (kb.gzdumps)
+# Where the site publishes them (relative to base_url), gzip-compressed; VoID names them.
+DUMP_FILES = {f: f"data/kb.{f}.gz" for f in SITE_DUMPS}
 _TYPE = f"<{RDF_IRI}type>"
 
 
@@ -48,44 +50,74 @@ def _sorted_prefixes(data: bytes) -> bytes:
 
 
 def dump(g: KBGraph, fmt: str) -> bytes:
-    """The whole graph in one format: ttl, nt (the union), nq, trig, jsonld (named graphs)."""
+    """The whole graph in one format: ttl, nt (the union), nq, trig, jsonld (named graphs).
+
+    ttl, nt, trig and jsonld are the site's dumps, uncompressed (kb.gzdumps): each named graph
+    in IRI order, so the union dumps list each graph's triples in turn. No triple is in two
+    named graphs (each graph says things only about its own record's nodes; tested), so that
+    concatenation is the union, each triple once."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    prefixes = g.iris.prefixes()
     if fmt == "nq":
         return g.nquads()
-    if fmt == "nt":
-        return g.ntriples()
-    if fmt == "ttl":
-        return rdfwrite.turtle(g.union, prefixes)
-    if fmt == "trig":
-        return rdfwrite.trig(_nonempty(g), prefixes)
-    return rdfwrite.jsonld_dataset(_nonempty(g), prefixes)
+    pieces = rdfwrite.Pieces(g.iris.prefixes())
+    text = Text.of(g, pieces, nonempty(g), (fmt,), first=True)
+    return rdfwrite.encode([head(fmt, pieces), text.formats[fmt], tail(fmt)])
 
 
-def _nonempty(g: KBGraph) -> dict[str, list[str]]:
+def nonempty(g: KBGraph) -> list[str]:
     """The named graphs in IRI order, as N-Quads lists them (an empty graph has no quad)."""
-    return {name: g.triples[name] for name in sorted(g.triples) if g.triples[name]}
+    return [name for name in sorted(g.triples) if g.triples[name]]
 
 
-def dump_and_records(g: KBGraph, fmt: str, claim_ids: Iterable[str],
-                     memo: rdfwrite.Memo | None = None) -> tuple[bytes, dict[str, bytes]]:
-    """The trig or jsonld dump, and these claims' named graphs alone as ttl or jsonld (the
-    same bytes as record_dump gives): made together, each graph is written once. `memo`:
-    blocks of earlier dumps with the same prefixes (kb.rdfwrite.Memo), updated."""
-    wanted = {g.iris.graph("claim", cid): cid for cid in claim_ids}
-    prefixes = g.iris.prefixes()
-    if fmt == "trig":
-        data, alone = rdfwrite.trig_and_records(_nonempty(g), prefixes, wanted, memo)
-    elif fmt == "jsonld":
-        data, alone = rdfwrite.jsonld_dataset_and_records(_nonempty(g), prefixes, wanted, memo)
-    else:
-        raise ValueError(f"records come with the trig or jsonld dump, not {fmt!r}")
-    records = {wanted[graph]: text for graph, text in alone.items()}
-    for cid in wanted.values():  # an empty graph is in no dump; its record still is
-        if cid not in records:
-            records[cid] = record_dump(g, "claim", cid, "ttl" if fmt == "trig" else fmt)
-    return data, records
+def head(fmt: str, pieces: rdfwrite.Pieces) -> str:
+    """What a dump starts with before its first graph."""
+    return {"ttl": pieces.head, "trig": pieces.head, "jsonld": pieces.jsonld_head}.get(fmt, "")
+
+
+def tail(fmt: str) -> str:
+    return rdfwrite.JSONLD_TAIL if fmt == "jsonld" else ""
+
+
+RECORD_FORMATS = {"trig": "ttl", "jsonld": "jsonld"}  # a dump → its claims' record files
+
+
+@dataclass
+class Text:
+    """The text of a run of named graphs in some dump formats, and the records asked for
+    (claim graph IRI → {"ttl" | "jsonld": bytes}): each graph's statements are made once."""
+
+    formats: dict[str, str]
+    records: dict[str, dict[str, bytes]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, g: KBGraph, pieces: rdfwrite.Pieces, graphs: Iterable[str],
+           formats: Iterable[str], first: bool, records: Container[str] = ()) -> Text:
+        """`first`: the run starts the dump (the first JSON-LD graph has no comma)."""
+        want = set(formats)
+        parts: dict[str, list[str]] = {f: [] for f in want}
+        made: dict[str, dict[str, bytes]] = {}
+        for graph in graphs:
+            lines = g.triples[graph]
+            record = graph in records
+            if "nt" in want:
+                parts["nt"].append(" .\n".join(lines) + " .\n")
+            if want & {"ttl", "trig"} or record:
+                block = pieces.block(lines)
+                if "trig" in want:
+                    parts["trig"].append(pieces.trig(graph, block))
+                if "ttl" in want:
+                    parts["ttl"].append(pieces.turtle(block))
+                if record:
+                    made.setdefault(graph, {})["ttl"] = pieces.turtle_record(block)
+            if "jsonld" in want or record:
+                nodes = pieces.nodes(lines)
+                if "jsonld" in want:
+                    parts["jsonld"].append(pieces.jsonld(graph, nodes, first))
+                if record:
+                    made.setdefault(graph, {})["jsonld"] = pieces.jsonld_record(nodes)
+            first = False
+        return cls({f: "".join(p) for f, p in parts.items()}, made)
 
 
 def record_dump(g: KBGraph, kind: str, id_: str, fmt: str) -> bytes:
@@ -129,8 +161,52 @@ def claims_csv(checked: Checked, g: KBGraph) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def void(g: KBGraph) -> bytes:
-    """A VoID description of the dataset (Turtle): size, partitions, vocabularies, dumps."""
+@dataclass
+class VoidStats:
+    """What VoID counts, for some named graphs: kb.gzdumps keeps it a chunk of graphs at a
+    time and adds the chunks up, so that an edit does not need a pass over every line. The
+    figures are those of the union as long as no triple is in two graphs (tested): triples
+    and partitions add up, and subjects are a set, since a source is a subject in its own
+    graph and in the graphs of the claims citing it."""
+
+    triples: int = 0
+    subjects: set[str] = field(default_factory=set)
+    properties: Counter[str] = field(default_factory=Counter)  # N-Triples IRI → triples
+    classes: Counter[str] = field(default_factory=Counter)  # N-Triples IRI → rdf:type triples
+
+    @classmethod
+    def of(cls, runs: Iterable[list[str]]) -> VoidStats:
+        """Counted on the N-Triples lines: parsing them into Python objects took 3 s at
+        10,000 claims."""
+        stats = cls()
+        subjects = stats.subjects
+        properties, classes = stats.properties, stats.classes
+        for lines in runs:
+            stats.triples += len(lines)
+            last = ""
+            for line in lines:
+                s, p, o = line.split(" ", 2)
+                if s != last:  # sorted: a subject's lines are adjacent
+                    subjects.add(s)
+                    last = s
+                properties[p] += 1
+                if p == _TYPE and o[0] == "<":
+                    classes[o] += 1
+        return stats
+
+    def add(self, other: VoidStats) -> None:
+        self.triples += other.triples
+        self.subjects |= other.subjects
+        self.properties.update(other.properties)
+        self.classes.update(other.classes)
+
+
+def void(g: KBGraph, stats: VoidStats | None = None) -> bytes:
+    """A VoID description of the dataset (Turtle): size, partitions, vocabularies, dumps.
+
+    `stats`: of every named graph (kb.gzdumps adds them up from its cache); else counted."""
+    if stats is None:
+        stats = VoidStats.of(g.triples[name] for name in nonempty(g))
     ds = node(g.iris.dataset)
     out: list[ox.Triple] = []
 
@@ -140,30 +216,17 @@ def void(g: KBGraph) -> bytes:
     def count(n: int) -> ox.Literal:
         return ox.Literal(str(n), datatype=node("http://www.w3.org/2001/XMLSchema#integer"))
 
-    # counted on the N-Triples lines: parsing them into Python objects took 3 s at 10,000 claims
-    lines = g.union
-    subjects = 0
-    properties: Counter[str] = Counter()
-    classes: Counter[str] = Counter()
-    last = ""
-    for line in lines:
-        s, p, o = line.split(" ", 2)
-        if s != last:  # sorted: a subject's lines are adjacent
-            subjects, last = subjects + 1, s
-        properties[p] += 1
-        if p == _TYPE and o[0] == "<":
-            classes[o] += 1
-    properties = Counter({rdfwrite.unescape(p[1:-1]): n for p, n in properties.items()})
-    classes = Counter({rdfwrite.unescape(c[1:-1]): n for c, n in classes.items()})
+    properties = Counter({rdfwrite.unescape(p[1:-1]): n for p, n in stats.properties.items()})
+    classes = Counter({rdfwrite.unescape(c[1:-1]): n for c, n in stats.classes.items()})
     add(ds, RDF_TYPE, v_("Dataset"))
     add(ds, dcterms("title"), ox.Literal(_setting(g, "name") or "claimkb"))
     add(ds, v_("uriSpace"), ox.Literal(g.iris.base))
-    add(ds, v_("triples"), count(len(lines)))
-    add(ds, v_("distinctSubjects"), count(subjects))
+    add(ds, v_("triples"), count(stats.triples))
+    add(ds, v_("distinctSubjects"), count(len(stats.subjects)))
     add(ds, v_("properties"), count(len(properties)))
     add(ds, v_("classes"), count(len(classes)))
     add(ds, dcterms("publisher"), node(g.iris.publisher))
-    for fmt in ("ttl", "nt", "trig", "jsonld"):
+    for fmt in SITE_DUMPS:
         add(ds, v_("dataDump"), node(g.iris.base + DUMP_FILES[fmt]))
     for ns in sorted({v for k, v in g.iris.prefixes().items() if k not in ("wd", "status")}):
         if any(p.startswith(ns) for p in properties) or any(c.startswith(ns) for c in classes):

@@ -1,7 +1,8 @@
 """The parallel part of `kb build`: pages and dumps made by worker processes.
 
-Each worker renders its share of the pages (kb.render) or makes one dump (kb.export) and writes
-the files straight into the staging folder through its own kb.write.SiteWriter, so no page bytes
+Each worker renders its share of the pages (kb.render) or makes data files (kb.gzdumps,
+kb.export) and writes the files straight into the staging folder through its own
+kb.write.SiteWriter, so no page bytes
 cross a process line: only each file's Stat comes back. Moving 500 MB of pages through pipes to
 one writing process cost more than rendering them. The workers are forked after the model and
 the graph are built and inherit them (never pickled); the dumps run beside the pages, so both
@@ -27,7 +28,7 @@ ALTERNATES = {"trig": "ttl", "jsonld": "jsonld"}  # dump → the claims' files m
 
 @dataclass(frozen=True)
 class Task:
-    """One piece of work: a batch of pages, or one data file (`dump`: a format, csv or void)."""
+    """One piece of work: a batch of pages, or data files (`dump`: "rdf", "csv", "records-…")."""
 
     specs: tuple[Spec, ...] = ()
     dump: str = ""
@@ -51,7 +52,7 @@ class State:
     root: Path | None
     staging: Path
     checked: Any = None  # kb.check.Checked, for the claims CSV
-    cache: bool = False  # keep the dumps' blocks in the user's cache (kb.rdfwrite.Memo)
+    cache: bool = False  # keep the dumps' compressed chunks in the user's cache
 
 
 _STATE: State | None = None  # in a worker: the state at its fork
@@ -69,57 +70,30 @@ def dump_paths(extras: Extras) -> list[str]:
     return [path for path, _label, _media in extras.downloads]
 
 
+RDF = "rdf"  # the task that makes the RDF dumps and VoID together (kb.gzdumps)
+
+
 def _dump(state: State, task: Task) -> list[Page]:
     from kb import export
 
     g, name = state.extras.graph, task.dump
     if name == "csv":
         return [Page("data/claims.csv", export.claims_csv(state.checked, g))]
-    if name == "void":
-        return [Page("data/void.ttl", export.void(g))]
-    if name in ALTERNATES:
-        memo, before = _memo(state, name)
-        data, records = export.dump_and_records(g, name, task.claims, memo)
-        if memo is not None:
-            live = {k: v[0] for k, v in memo.items() if k in g.triples}
-            if live != before:  # graphs made, changed or gone: keep this dump's blocks
-                _save_memo(state, name, {k: memo[k] for k in live})
-        ext = ALTERNATES[name]
-        return [Page(export.DUMP_FILES[name], data),
-                *(Page(f"claims/{cid}.{ext}", records[cid]) for cid in sorted(records))]
+    if name == RDF:
+        from kb import gzdumps
+        from kb.cache import cache_path
+
+        folder = cache_path(state.checked.kb.root, "dumps").with_suffix("") \
+            if state.cache else None
+        made = gzdumps.site_dumps(g, task.claims, folder)
+        return [*(Page(path, data) for path, data in sorted(made.files.items())),
+                *(Page(f"claims/{cid}.{ext}", data) for cid in sorted(made.records)
+                  for ext, data in sorted(made.records[cid].items()))]
     if name.startswith("records-"):  # some claims' .ttl or .jsonld, without a dump
         ext = name.removeprefix("records-")
         return [Page(f"claims/{cid}.{ext}", export.record_dump(g, "claim", cid, ext))
                 for cid in task.claims]
-    return [Page(export.DUMP_FILES[name], export.dump(g, name))]
-
-
-def _memo_file(state: State, name: str) -> tuple[Path, tuple[object, ...]]:
-    from kb.cache import cache_path, code_fingerprint
-
-    prefixes = sorted(state.extras.graph.iris.prefixes().items())
-    return cache_path(state.checked.kb.root, f"dump-{name}"), (code_fingerprint(), prefixes)
-
-
-def _memo(state: State, name: str) -> tuple[Any, dict[str, bytes]]:
-    """The blocks of the last build's dump (kb.rdfwrite.Memo) and their digests, to see
-    whether anything changed; None without a cache."""
-    from kb.cache import read_pickle
-
-    if not state.cache:
-        return None, {}
-    memo = read_pickle(*_memo_file(state, name))
-    if not isinstance(memo, dict) or not all(
-            isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], bytes)
-            for v in memo.values()):
-        memo = {}
-    return memo, {k: v[0] for k, v in memo.items()}
-
-
-def _save_memo(state: State, name: str, memo: Any) -> None:
-    from kb.cache import write_pickle
-
-    write_pickle(*_memo_file(state, name), memo)
+    raise ValueError(f"no such data file: {name!r}")
 
 
 def run_task(state: State, task: Task) -> Done:
@@ -143,8 +117,14 @@ def _run(task: Task) -> Done:  # in a worker: the state is the one inherited at 
 
 
 def dump_tasks(dumps: list[str], claims: tuple[str, ...]) -> list[Task]:
-    """The dumps; the trig and jsonld ones also write these claims' .ttl and .jsonld."""
-    return [Task(dump=d, claims=claims if d in ALTERNATES else ()) for d in dumps]
+    """The data files: the RDF dumps and VoID are one task (kb.gzdumps: one pass over the
+    graph finds the chunks that changed), which also writes these claims' .ttl and .jsonld;
+    the claims' CSV is another."""
+    from kb.export import SITE_DUMPS
+
+    rdf = [d for d in dumps if d in SITE_DUMPS or d == "void"]
+    return [*([Task(dump=RDF, claims=claims)] if rdf else []),
+            *(Task(dump=d) for d in dumps if d not in rdf)]
 
 
 def page_tasks(todo: list[Spec], jobs: int, records: tuple[str, ...] = ()) -> list[Task]:

@@ -22,11 +22,10 @@ everything else is written in full, which is always valid.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Container, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
 _LOCAL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -158,45 +157,17 @@ def trig(graphs: Mapping[str, Iterable[str]], prefixes: Mapping[str, str]) -> by
     return trig_and_records(graphs, prefixes)[0]
 
 
-# Blocks made for earlier dumps: graph IRI → (digest of its lines, its block). The block of a
-# graph depends on nothing but its lines and the prefixes, so an incremental build writes the
-# 10,000 claims' blocks of its TriG and JSON-LD again only for the graphs that changed.
-Memo = dict[str, tuple[bytes, Any]]
-
-
-def lines_digest(lines: Iterable[str]) -> bytes:
-    return hashlib.blake2b("\n".join(lines).encode("utf-8"), digest_size=16).digest()
-
-
 def trig_and_records(graphs: Mapping[str, Iterable[str]], prefixes: Mapping[str, str],
-                     records: Container[str] = (), memo: Memo | None = None
-                     ) -> tuple[bytes, dict[str, bytes]]:
-    """TriG of the named graphs, and each graph named in `records` alone as Turtle.
-
-    A record's Turtle is its TriG block without the indent (N-Triples has no raw line breaks,
-    so a break followed by a tab is always the indent), which costs a string replace instead of
-    writing the statements twice: the site's 10,000 claims each have both. With `memo` (for
-    these prefixes), blocks of unchanged graphs are taken from it, and new ones put in it."""
-    names = _shared(_Names, prefixes)
-    head = prefix_lines(prefixes)
-    out = [head]
+                     records: Container[str] = ()) -> tuple[bytes, dict[str, bytes]]:
+    """TriG of the named graphs, and each graph named in `records` alone as Turtle."""
+    pieces = Pieces(prefixes)
+    out = [pieces.head]
     alone: dict[str, bytes] = {}
     for graph, lines in graphs.items():
-        out.append(f"{names.turtle('<' + graph + '>')} {{\n")
-        key = lines_digest(lines) if memo is not None else b""
-        hit = memo.get(graph) if memo is not None else None
-        if hit is not None and hit[0] == key:
-            block = hit[1]
-        else:
-            part: list[str] = []
-            _statements(lines, names, "\t", part)
-            block = "".join(part)
-            if memo is not None:
-                memo[graph] = (key, block)
-        out.append(block)
+        block = pieces.block(lines)
+        out.append(pieces.trig(graph, block))
         if graph in records:
-            alone[graph] = (head + block[1:].replace("\n\t", "\n")).encode("utf-8")
-        out.append("}\n")
+            alone[graph] = pieces.turtle_record(block)
     return encode(out), alone
 
 
@@ -330,29 +301,69 @@ def jsonld_dataset(graphs: Mapping[str, Iterable[str]], prefixes: Mapping[str, s
 
 
 def jsonld_dataset_and_records(graphs: Mapping[str, Iterable[str]], prefixes: Mapping[str, str],
-                               records: Container[str] = (), memo: Memo | None = None
-                               ) -> tuple[bytes, dict[str, bytes]]:
+                               records: Container[str] = ()) -> tuple[bytes, dict[str, bytes]]:
     """The dataset as JSON-LD, and each graph named in `records` alone (as `jsonld` writes it):
-    the node objects are made once and only indented differently. `memo` as for TriG."""
-    names = _shared(_JsonNames, prefixes)
-    context = _context(prefixes)
-    parts = ["{", context, ',\n "@graph": [']
+    the node objects are made once and only indented differently."""
+    pieces = Pieces(prefixes)
+    parts = [pieces.jsonld_head]
     alone: dict[str, bytes] = {}
-    sep = "\n"
-    for graph, lines in graphs.items():
-        key = lines_digest(lines) if memo is not None else b""
-        hit = memo.get(graph) if memo is not None else None
-        if hit is not None and hit[0] == key:
-            nodes = hit[1]
-        else:
-            nodes = _json_nodes(lines, names, "")
-            if memo is not None:
-                memo[graph] = (key, nodes)
-        parts += (sep, f'  {{"@id": {names.json("<" + graph + ">")}, "@graph": [\n',
-                  _indented(nodes, "    "), "\n  ]}")
-        sep = ",\n"
+    for n, (graph, lines) in enumerate(graphs.items()):
+        nodes = pieces.nodes(lines)
+        parts.append(pieces.jsonld(graph, nodes, n == 0))
         if graph in records:
-            alone[graph] = encode(["{", context, ',\n "@graph": [\n', _indented(nodes, "  "),
-                                   "\n]}\n"])
-    parts.append("\n]}\n")
+            alone[graph] = pieces.jsonld_record(nodes)
+    parts.append(JSONLD_TAIL)
     return encode(parts, 2_000), alone
+
+
+# -- a graph at a time ---------------------------------------------------------------------
+
+JSONLD_TAIL = "\n]}\n"
+
+
+class Pieces:
+    """Each named graph's text in the dump formats, a graph at a time.
+
+    A graph's piece depends on nothing but its lines and the prefixes (and, in JSON-LD, on
+    whether it is the first: the others start with a comma), so a dump is its head, its
+    graphs' pieces in order and its tail, and kb.gzdumps can keep the pieces of unchanged
+    graphs compressed from one build to the next. Each graph's Turtle statements are made
+    once (`block`, indented for TriG) and give its TriG, its Turtle and its record."""
+
+    def __init__(self, prefixes: Mapping[str, str]) -> None:
+        self.names = _shared(_Names, prefixes)
+        self.json_names = _shared(_JsonNames, prefixes)
+        self.head = prefix_lines(prefixes)  # of a Turtle or TriG document
+        self.context = _context(prefixes)
+        self.jsonld_head = "{" + self.context + ',\n "@graph": ['
+
+    def block(self, lines: Iterable[str]) -> str:
+        """The graph's Turtle statements, indented by a tab (a TriG graph's body)."""
+        part: list[str] = []
+        _statements(lines, self.names, "\t", part)
+        return "".join(part)
+
+    def trig(self, graph: str, block: str) -> str:
+        return f"{self.names.turtle('<' + graph + '>')} {{\n{block}}}\n"
+
+    @staticmethod
+    def turtle(block: str) -> str:
+        """The block without its indent: N-Triples text has no raw line break, so a break
+        followed by a tab is always the indent (a string replace instead of writing the
+        statements again)."""
+        return block[1:].replace("\n\t", "\n")
+
+    def turtle_record(self, block: str) -> bytes:
+        return (self.head + self.turtle(block)).encode("utf-8")
+
+    def nodes(self, lines: Iterable[str]) -> list[str]:
+        return _json_nodes(lines, self.json_names, "")
+
+    def jsonld(self, graph: str, nodes: list[str], first: bool) -> str:
+        """The graph as an entry of the dataset's "@graph" array."""
+        sep = "\n" if first else ",\n"
+        name = self.json_names.json("<" + graph + ">")
+        return f'{sep}  {{"@id": {name}, "@graph": [\n{_indented(nodes, "    ")}\n  ]}}'
+
+    def jsonld_record(self, nodes: list[str]) -> bytes:
+        return encode(["{", self.context, ',\n "@graph": [\n', _indented(nodes, "  "), "\n]}\n"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import zlib
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -14,13 +16,23 @@ from rdf_compare import plain
 from rdflib import Dataset, Graph
 from rdflib.compare import isomorphic
 
+from kb import gzdumps
 from kb.check import check
 from kb.cli import main
-from kb.export import CSV_COLUMNS, FORMATS, claims_csv, dump, record_dump, void
+from kb.export import (
+    CSV_COLUMNS,
+    DUMP_FILES,
+    FORMATS,
+    SITE_DUMPS,
+    claims_csv,
+    dump,
+    record_dump,
+    void,
+)
 from kb.graph import KBGraph, build_graph
 from kb.namespaces import VOID
 
-from conftest import MakeKB
+from conftest import REPO, MakeKB
 
 RDFLIB_FORMAT = {"ttl": "turtle", "nt": "nt", "nq": "nquads", "trig": "trig",
                  "jsonld": "json-ld"}
@@ -94,6 +106,7 @@ def test_export_command_writes_the_same_bytes_twice(root: Path, tmp_path: Path) 
     result = runner.invoke(main, ["--root", str(root), "export", "--format", "nt"])
     assert result.exit_code == 0, result.output
     assert result.stdout_bytes == dump(build_graph(check(root)), "nt")
+    assert not result.stdout_bytes.startswith(b"\x1f\x8b")  # plain text, not gzip
 
 
 def test_export_of_a_missing_folder_exits_2(tmp_path: Path) -> None:
@@ -127,3 +140,124 @@ def test_void_description(g: KBGraph) -> None:
     assert int(str(v.value(ds, VOID.triples))) == len(reference(g))
     assert len(list(v.objects(ds, VOID.dataDump))) == 4
     assert len(list(v.objects(ds, VOID.classPartition))) >= 8
+
+
+# -- the site's dumps: gzip, chunked, cached (kb.gzdumps) -------------------------------------
+
+@pytest.mark.parametrize("where", ["rich", "seed"])
+def test_no_triple_is_in_two_named_graphs(g: KBGraph, where: str) -> None:
+    """So the union dumps, each graph's triples in turn, hold each triple once."""
+    graph = g if where == "rich" else build_graph(check(REPO))
+    lines = [t for ts in graph.triples.values() for t in ts]
+    assert len(lines) == len(set(lines)) == len(graph.union) > 300
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gzdumps, "SPAN", 2)  # many chunks from a small knowledge base
+
+
+def members(data: bytes) -> int:
+    """How many gzip members `data` holds."""
+    count = 0
+    while data:
+        d = zlib.decompressobj(wbits=31)
+        d.decompress(data)
+        data, count = d.unused_data, count + 1
+    return count
+
+
+def test_site_dumps_are_the_export_dumps_gzipped(g: KBGraph, small_chunks: None) -> None:
+    made = gzdumps.site_dumps(g)
+    assert made.chunks >= 4
+    for fmt in SITE_DUMPS:
+        data = made.files[DUMP_FILES[fmt]]
+        assert DUMP_FILES[fmt].endswith(".gz") and members(data) >= made.chunks
+        assert gzip.decompress(data) == dump(g, fmt), fmt
+    assert made.files["data/void.ttl"] == void(g)
+
+
+@pytest.mark.parametrize("fmt", SITE_DUMPS)
+def test_site_dumps_parse_to_the_store(g: KBGraph, small_chunks: None, fmt: str) -> None:
+    data = gzip.decompress(gzdumps.site_dumps(g).files[DUMP_FILES[fmt]])
+    quads = set(ox.parse(data, format=FORMATS[fmt]))
+    want = set(ox.parse(g.nquads(), format=ox.RdfFormat.N_QUADS))
+    if fmt in ("ttl", "nt"):
+        want = {ox.Quad(q.subject, q.predicate, q.object) for q in want}
+    assert quads == want and len(quads) > 300
+    if fmt in ("ttl", "nt"):
+        parsed = Graph().parse(data=data.decode(), format=RDFLIB_FORMAT[fmt])
+        assert isomorphic(plain(parsed), reference(g))
+
+
+def edited(g: KBGraph, cid: str, text: str) -> KBGraph:
+    """`g` with one more triple in a claim's graph, as an edit of its file gives."""
+    name = g.iris.graph("claim", cid)
+    extra = f'<{g.iris.claim(cid)}> <http://www.w3.org/2000/01/rdf-schema#comment> "{text}"'
+    return KBGraph(g.iris, g.graphs, {**g.triples, name: sorted([*g.triples[name], extra])},
+                   g.assessments, g.network)
+
+
+def test_an_edit_makes_one_chunk_again_and_the_same_bytes(g: KBGraph, tmp_path: Path,
+                                                          small_chunks: None) -> None:
+    cache = tmp_path / "cache"
+    claims = sorted(g.assessments)
+    cold = gzdumps.site_dumps(g, claims, cache)
+    assert cold.made == cold.chunks and cold.files == gzdumps.site_dumps(g, claims).files
+    assert cold.records == gzdumps.site_dumps(g, claims).records
+    again = gzdumps.site_dumps(g, (), cache)
+    assert again.made == 0 and again.files == cold.files
+    changed = edited(g, "trade-fall-2025", "edited")
+    warm = gzdumps.site_dumps(changed, (), cache)
+    assert warm.made == 1 and warm.files == gzdumps.site_dumps(changed).files
+    assert warm.files != cold.files
+    assert warm.files["data/void.ttl"] == void(changed)
+    assert gzdumps.site_dumps(changed, ["trade-fall-2025"], cache).records == {
+        "trade-fall-2025": {"ttl": record_dump(changed, "claim", "trade-fall-2025", "ttl"),
+                            "jsonld": record_dump(changed, "claim", "trade-fall-2025",
+                                                  "jsonld")}}
+
+
+def test_a_damaged_cache_is_not_trusted(g: KBGraph, tmp_path: Path,
+                                        small_chunks: None) -> None:
+    cache = tmp_path / "cache"
+    want = gzdumps.site_dumps(g, (), cache).files
+    files = sorted(cache.iterdir())
+    assert len(files) > 5 * 4
+    for n, path in enumerate(files):  # cut, flipped, emptied
+        data = path.read_bytes()
+        path.write_bytes([data[:-3], data[:40] + bytes([data[40] ^ 1]) + data[41:], b""][n % 3])
+    redone = gzdumps.site_dumps(g, (), cache)
+    assert redone.made == redone.chunks and redone.files == want
+    redone = gzdumps.site_dumps(g, (), cache)
+    assert redone.made == 0 and redone.files == want
+
+
+def test_a_cache_of_other_code_is_not_used(g: KBGraph, tmp_path: Path, small_chunks: None,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    want = gzdumps.site_dumps(g, (), cache).files
+    monkeypatch.setattr(gzdumps, "_VERSION", -1)
+    other = gzdumps.site_dumps(g, (), cache)
+    assert other.made == other.chunks and other.files == want
+
+
+def test_the_cache_keeps_only_what_the_last_build_used(g: KBGraph, tmp_path: Path,
+                                                       small_chunks: None) -> None:
+    cache = tmp_path / "cache"
+    gzdumps.site_dumps(g, (), cache)
+    before = {p.name for p in cache.iterdir()}
+    gzdumps.site_dumps(edited(g, "opinion", "edited"), (), cache)
+    after = {p.name for p in cache.iterdir()}
+    assert len(before) == len(after) and len(before - after) == 5  # 4 dumps and VoID counts
+
+
+def test_void_counts_added_up_by_chunk_are_those_of_the_union(g: KBGraph) -> None:
+    stats = gzdumps.site_dumps(g).stats
+    union = g.union
+    assert stats.triples == len(union)
+    assert len(stats.subjects) == len({t.split(" ", 1)[0] for t in union})
+    v = Graph().parse(data=void(g, stats).decode(), format="turtle")
+    dumps = {str(o) for o in v.objects(None, VOID.dataDump)}
+    assert dumps == {g.iris.base + DUMP_FILES[f] for f in SITE_DUMPS}
+    assert all(d.endswith(".gz") for d in dumps)

@@ -204,15 +204,20 @@ def test_records_made_with_the_dumps_are_the_single_graph_documents() -> None:
     assert records == {EX + "graph/c": rdfwrite.jsonld([], PREFIXES)}
 
 
-def test_blocks_kept_from_an_earlier_dump_give_the_same_bytes() -> None:
+def test_pieces_a_graph_at_a_time_make_the_same_documents() -> None:
+    """A dump is its head, each graph's piece and its tail (what kb.gzdumps chunks)."""
     lines = _lines()
     graphs = {EX + "graph/a": lines[:20], EX + "graph/b": lines[15:]}
-    for write in (rdfwrite.trig_and_records, rdfwrite.jsonld_dataset_and_records):
-        fresh = write(graphs, PREFIXES, set(graphs))
-        memo: rdfwrite.Memo = {}
-        assert write(graphs, PREFIXES, set(graphs), memo) == fresh
-        assert set(memo) == set(graphs)
-        assert write(graphs, PREFIXES, set(graphs), memo) == fresh  # from the memo
-        changed = {**graphs, EX + "graph/b": lines[16:]}  # one graph changed: made again
-        assert write(changed, PREFIXES, set(changed), memo) == write(changed, PREFIXES,
-                                                                     set(changed))
+    pieces = rdfwrite.Pieces(PREFIXES)
+    blocks = {name: pieces.block(own) for name, own in graphs.items()}
+    trig = pieces.head + "".join(pieces.trig(name, blocks[name]) for name in graphs)
+    assert trig.encode() == rdfwrite.trig(graphs, PREFIXES)
+    for name, own in graphs.items():
+        assert (pieces.head + pieces.turtle(blocks[name])).encode() == rdfwrite.turtle(
+            own, PREFIXES)
+        assert pieces.jsonld_record(pieces.nodes(own)) == rdfwrite.jsonld(own, PREFIXES)
+    jsonld = pieces.jsonld_head + "".join(
+        pieces.jsonld(name, pieces.nodes(own), n == 0)
+        for n, (name, own) in enumerate(graphs.items())) + rdfwrite.JSONLD_TAIL
+    assert jsonld.encode() == rdfwrite.jsonld_dataset(graphs, PREFIXES)
+    assert len(json.loads(jsonld)["@graph"]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -245,8 +246,13 @@ def test_feed_sitemap_and_downloads(site: Path) -> None:
     assert locs == sorted(locs)
     data = page(site, "data/index.html")
     hrefs = {a.get("href") for a in data.cssselect("a[download]")}
-    assert {"../data/kb.ttl", "../data/kb.jsonld", "../data/claims.csv"} <= hrefs
-    assert (site / "data" / "kb.trig").stat().st_size > 0
+    assert {"../data/kb.ttl.gz", "../data/kb.nt.gz", "../data/kb.trig.gz", "../data/kb.jsonld.gz",
+            "../data/claims.csv", "../data/void.ttl"} == hrefs
+    rows = {text_of(r.cssselect("td")[0]): text_of(r.cssselect("td")[1])
+            for r in data.cssselect("tbody tr")}
+    assert "gzip" in rows["kb.ttl.gz"] and "gzip" not in rows["claims.csv"]
+    trig = gzip.decompress((site / "data" / "kb.trig.gz").read_bytes())
+    assert b"graph/claim/hostile" in trig and not (site / "data" / "kb.trig").exists()
 
 
 # -- safety --------------------------------------------------------------------------------------
