@@ -1,8 +1,9 @@
 """Run the stages on generated knowledge bases and write the table of results.
 
-Each run of a stage is a fresh process, timed from start to exit; its peak memory is the
-ru_maxrss that wait4() reports for it (the largest of it and the children it waited for, so a
-worker pool's peak counts, not the sum of its processes).
+Each run of a stage is a fresh process, timed from start to exit. Two memory figures: the peak
+of the PSS sum of the process and all its descendants, sampled (bench.memory: what the machine
+must hold at once), and the ru_maxrss that wait4() reports (the largest resident set of ONE
+process among it and the children it waited for; pages a forked worker shares count in each).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from bench import machine
 from bench.generate import generate
+from bench.memory import TreeSampler
 from bench.stages import STAGES, Bench, Stage
 
 HERE = Path(__file__).resolve().parent
@@ -32,7 +34,8 @@ KB_TODAY = "2026-11-28"  # the generated knowledge bases are valid as of this da
 class Sample:
     seconds: float
     cpu: float  # user + system seconds of the process and the workers it waited for
-    peak_mb: float
+    max_rss_mb: float  # ru_maxrss: the largest resident set of one process of the tree
+    tree_pss_mb: float = 0.0  # the peak of the sampled PSS sum of the whole tree (0: not known)
 
 
 @dataclass
@@ -90,23 +93,38 @@ def ensure_corpus(workdir: Path, claims: int, seed: int) -> Corpus:
                   count["sources"], count["entities"], count["txt"], size / 1e6)
 
 
-def measure(argv: list[str], env: dict[str, str], log: Path) -> Sample:
-    """Run a command once; its wall time (or the figure it reports) and its peak memory."""
+def measure(argv: list[str], env: dict[str, str], log: Path,
+            curve: Path | None = None) -> Sample:
+    """Run a command once; its wall time (or the figure it reports) and its peak memory.
+
+    With `curve`, the sampled PSS of every process of the tree is written there (bench.memory).
+    """
     result = Path(env["BENCH_RESULT"])
     result.unlink(missing_ok=True)
     with log.open("wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        try:
+            # Wait for the exit without reaping, so the sampler stops while the pid is still
+            # the process's (a reaped pid can be reused by another process).
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            seconds = time.perf_counter() - start
+        finally:
+            sampler.stop()
         _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
+    if curve is not None:
+        sampler.write_curve(curve)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}:\n{tail}")
     if result.is_file():
         seconds = float(result.read_text().strip())
     cpu = usage.ru_utime + usage.ru_stime
-    return Sample(seconds, cpu, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+    # ru_maxrss is in KiB on Linux
+    return Sample(seconds, cpu, usage.ru_maxrss / 1024, sampler.peak_mb)
 
 
 def run_stage(stage: Stage, corpus: Corpus, workdir: Path, repeat: int) -> Result:
@@ -123,12 +141,18 @@ def run_stage(stage: Stage, corpus: Corpus, workdir: Path, repeat: int) -> Resul
     for i in range(repeat):
         if stage.prepare is not None:
             stage.prepare(bench)
-        sample = measure(stage.command(bench), env, work / f"run-{i}.log")
+        sample = measure(stage.command(bench), env, work / f"run-{i}.log",
+                         work / f"run-{i}.memory.tsv")
         res.samples.append(sample)
         print(f"  {stage.name:<14} {corpus.claims:>7} claims  run {i + 1}/{repeat}: "
-              f"{sample.seconds:7.2f} s  {sample.cpu:7.2f} s CPU  {sample.peak_mb:7.0f} MB",
-              file=sys.stderr)
+              f"{sample.seconds:7.2f} s  {sample.cpu:7.2f} s CPU  "
+              f"{_mb(sample.tree_pss_mb):>8} PSS of the tree  "
+              f"{sample.max_rss_mb:7.0f} MB max RSS of one process", file=sys.stderr)
     return res
+
+
+def _mb(x: float) -> str:
+    return f"{x:,.0f} MB" if x > 0 else "n/a"
 
 
 def _seconds(x: float) -> str:
@@ -144,8 +168,12 @@ def render(results: list[Result], corpora: list[Corpus], repeat: int,
         "Python's start-up. \"Cold\" means no claimkb cache; the operating system's file cache "
         "is warm in every run. CPU is user + system time of the process and its workers (the "
         "median): on a shared machine it shows the work done when the wall time shows the "
-        "queue. Peak memory is the largest resident set of the process or of a worker it "
-        "started.", "",
+        "queue. Peak memory (the largest of the runs) is given twice: \"tree PSS\" is the "
+        "peak of the sum of the proportional set sizes of the process and all its "
+        "descendants, sampled every 50 ms — what the machine must hold at once; \"max RSS of "
+        "one process\" is ru_maxrss, the largest resident set of the process or of one worker "
+        "(pages a forked worker shares with its parent count in both; processes alive together "
+        "are not added).", "",
         "## Machine", "", "| | |", "| --- | --- |",
     ]
     lines += [f"| {k} | {v} |" for k, v in machine.describe(REPO)]
@@ -158,11 +186,13 @@ def render(results: list[Result], corpora: list[Corpus], repeat: int,
     lines += [f"| {c.claims:,} | {c.sources:,} | {c.entities:,} | {c.snapshots:,} | "
               f"{c.files:,} | {c.megabytes:.1f} MB |" for c in corpora]
     lines += ["", "## Times", "",
-              "| claims | stage | median | min – max | CPU | files/s | peak memory | target |",
-              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+              "| claims | stage | median | min – max | CPU | files/s | tree PSS (peak) | "
+              "max RSS of one process | target |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
         if r.skipped:
-            lines.append(f"| {r.claims:,} | {r.stage.name} | skipped ({r.skipped}) | | | | | |")
+            lines.append(f"| {r.claims:,} | {r.stage.name} | skipped ({r.skipped}) "
+                         "| | | | | | |")
             continue
         times = [s.seconds for s in r.samples]
         target = r.stage.targets.get(r.claims)
@@ -172,8 +202,8 @@ def render(results: list[Result], corpora: list[Corpus], repeat: int,
             f"| {r.claims:,} | {r.stage.name} | {_seconds(r.median)} s | "
             f"{_seconds(min(times))} – {_seconds(max(times))} s | "
             f"{_seconds(statistics.median(s.cpu for s in r.samples))} s | "
-            f"{r.files / r.median:,.0f} | {max(s.peak_mb for s in r.samples):,.0f} MB | "
-            f"{verdict} |")
+            f"{r.files / r.median:,.0f} | {_mb(max(s.tree_pss_mb for s in r.samples))} | "
+            f"{max(s.max_rss_mb for s in r.samples):,.0f} MB | {verdict} |")
     lines += ["", "## Stages", ""]
     names = dict.fromkeys(r.stage.name for r in results)
     lines += [f"- `{n}`: {STAGES[n].about}" for n in names]
