@@ -201,7 +201,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         dumps = Workers(State(None, extras, root, staging.path, checked,
                               cache=options.check.use_cache),
                         dump_tasks([name for name, _label in DUMPS], every), options.jobs,
-                        parallel=len(kb.claims) >= PARALLEL_FROM)
+                        parallel=len(kb.claims) >= PARALLEL_FROM, per_task=True)
 
         # -- plan: which pages must be rendered, which are kept from the last site -------------
         t = time.perf_counter()

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,10 +166,19 @@ class SiteDumps:
     stats: export.VoidStats = field(default_factory=export.VoidStats)
 
 
-def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = None
-               ) -> SiteDumps:
+def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = None,
+               emit: Callable[[str, dict[str, bytes]], None] | None = None) -> SiteDumps:
     """The site's dumps (export.SITE_DUMPS as DUMP_FILES, and data/void.ttl), and these
-    claims' records; with `folder`, chunks are taken from and kept in the cache there."""
+    claims' records; with `folder`, chunks are taken from and kept in the cache there.
+
+    With `emit`, each claim's records are handed to it as soon as they are made, and not kept
+    in the result: at 100,000 claims they are 1.3 GB."""
+    keep = emit is None
+    def record(cid: str, made: dict[str, bytes]) -> None:
+        if emit is not None:
+            emit(cid, made)
+        out.records[cid] = made if keep else {}
+
     pieces = rdfwrite.Pieces(g.iris.prefixes())
     store = Store(folder, g) if folder is not None else None
     wanted = {g.iris.graph("claim", cid): cid for cid in claims}
@@ -192,7 +201,8 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
                 found[f] = member = compress(text.formats[f])
                 if store is not None:
                     store.put(names[f], member)
-            out.records.update((wanted[graph], made) for graph, made in text.records.items())
+            for graph, made in text.records.items():
+                record(wanted[graph], made)
             out.made += bool(missing)
         for f in formats:
             done = found[f]
@@ -212,8 +222,8 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
     out.files["data/void.ttl"] = export.void(g, out.stats)
     for cid in wanted.values():  # an empty graph is in no dump; its record still is
         if cid not in out.records:
-            out.records[cid] = {ext: export.record_dump(g, "claim", cid, ext)
-                                for ext in ("ttl", "jsonld")}
+            record(cid, {ext: export.record_dump(g, "claim", cid, ext)
+                         for ext in ("ttl", "jsonld")})
     if store is not None:
         store.prune()
     return out

@@ -2,11 +2,12 @@
 
 Each worker renders its share of the pages (kb.render) or makes data files (kb.gzdumps,
 kb.export) and writes the files straight into the staging folder through its own
-kb.write.SiteWriter, so no page bytes
-cross a process line: only each file's Stat comes back. Moving 500 MB of pages through pipes to
-one writing process cost more than rendering them. The workers are forked after the model and
-the graph are built and inherit them (never pickled); the dumps run beside the pages, so both
-cores stay busy.
+kb.write.SiteWriter, so no page bytes cross a process line: only each file's Stat comes back.
+Moving 500 MB of pages through pipes to one writing process cost more than rendering them. The
+workers are forked after the model and the graph are built and inherit them (never pickled);
+the dumps run beside the pages, so both cores stay busy. The pages share a pool; each data task
+has a process of its own that exits when its task is done, so the pages it copied from the
+graph (gigabytes at 100,000 claims) are not held for the rest of the build.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,27 +74,31 @@ def dump_paths(extras: Extras) -> list[str]:
 RDF = "rdf"  # the task that makes the RDF dumps and VoID together (kb.gzdumps)
 
 
-def _dump(state: State, task: Task) -> list[Page]:
+def _dump(state: State, task: Task, put: Callable[[Page], None]) -> None:
     from kb import export
 
     g, name = state.extras.graph, task.dump
     if name == "csv":
-        return [Page("data/claims.csv", export.claims_csv(state.checked, g))]
-    if name == RDF:
+        put(Page("data/claims.csv", export.claims_csv(state.checked, g)))
+    elif name == RDF:
         from kb import gzdumps
         from kb.cache import cache_path
 
+        def records(cid: str, made: dict[str, bytes]) -> None:  # written as they are made
+            for ext, data in sorted(made.items()):
+                put(Page(f"claims/{cid}.{ext}", data))
+
         folder = cache_path(state.checked.kb.root, "dumps").with_suffix("") \
             if state.cache else None
-        made = gzdumps.site_dumps(g, task.claims, folder)
-        return [*(Page(path, data) for path, data in sorted(made.files.items())),
-                *(Page(f"claims/{cid}.{ext}", data) for cid in sorted(made.records)
-                  for ext, data in sorted(made.records[cid].items()))]
-    if name.startswith("records-"):  # some claims' .ttl or .jsonld, without a dump
+        made = gzdumps.site_dumps(g, task.claims, folder, records)
+        for path, data in sorted(made.files.items()):
+            put(Page(path, data))
+    elif name.startswith("records-"):  # some claims' .ttl or .jsonld, without a dump
         ext = name.removeprefix("records-")
-        return [Page(f"claims/{cid}.{ext}", export.record_dump(g, "claim", cid, ext))
-                for cid in task.claims]
-    raise ValueError(f"no such data file: {name!r}")
+        for cid in task.claims:
+            put(Page(f"claims/{cid}.{ext}", export.record_dump(g, "claim", cid, ext)))
+    else:
+        raise ValueError(f"no such data file: {name!r}")
 
 
 def run_task(state: State, task: Task) -> Done:
@@ -102,18 +107,37 @@ def run_task(state: State, task: Task) -> Done:
         render._STATE, render._ENV = (state.model, state.extras, state.root), None
     writer = _writer(state)
     done = Done()
-    # a claim's .ttl and .jsonld come with the dumps (ALTERNATES), not with its page
-    pages = _dump(state, task) if task.dump else [render.render_one(s) for s in task.specs]
-    for page in pages:
+
+    def put(page: Page) -> None:
         writer.write(page)
         done.stats[page.path] = writer.stats[page.path]
         done.bytes += len(page.data)
+
+    # a claim's .ttl and .jsonld come with the dumps (ALTERNATES), not with its page
+    if task.dump:
+        _dump(state, task, put)
+    else:
+        for spec in task.specs:
+            put(render.render_one(spec))
     return done
 
 
 def _run(task: Task) -> Done:  # in a worker: the state is the one inherited at the fork
     assert _STATE is not None
     return run_task(_STATE, task)
+
+
+def _run_and_send(task: Task, sender: Any) -> None:
+    """A process of its own for one task: the result, or the error, goes back through the pipe."""
+    try:
+        reply: tuple[bool, object] = (True, _run(task))
+    except BaseException as exc:  # the parent raises it, as a pool would
+        reply = (False, exc)
+    try:
+        sender.send(reply)
+    except Exception as exc:  # an error that cannot be pickled
+        sender.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+    sender.close()
 
 
 def dump_tasks(dumps: list[str], claims: tuple[str, ...]) -> list[Task]:
@@ -149,12 +173,13 @@ class Workers:
     `results()` is read."""
 
     def __init__(self, state: State, work: list[Task], jobs: int | None = None,
-                 parallel: bool = True) -> None:
+                 parallel: bool = True, per_task: bool = False) -> None:
         global _STATE, _WRITER
         self.state, self.work = state, work
         self.jobs = jobs or min(2, os.cpu_count() or 1)
         self._pool: Any = None
         self._results: Iterator[Done] | None = None
+        self._procs: dict[Any, Any] = {}  # with per_task: the reading end → its process
         if not (parallel and work and self.jobs > 1
                 and "fork" in multiprocessing.get_all_start_methods()):
             return
@@ -163,12 +188,44 @@ class Workers:
         gc.collect()
         gc.freeze()  # the workers' collector would unshare the model's pages (CoW)
         try:
-            self._pool = multiprocessing.get_context("fork").Pool(min(self.jobs, len(work)))
+            context = multiprocessing.get_context("fork")
+            if per_task:
+                # A process a task, which exits when its task is done: a pool's idle worker
+                # keeps the pages it copied from the graph (gigabytes at 100,000 claims) until
+                # the build ends. All are forked now, never later (see _fill on pagefind).
+                for task in work:
+                    reader, sender = context.Pipe(duplex=False)
+                    proc = context.Process(target=_run_and_send, args=(task, sender))
+                    proc.start()
+                    sender.close()
+                    self._procs[reader] = proc
+            else:
+                self._pool = context.Pool(min(self.jobs, len(work)))
         finally:
             gc.unfreeze()
             _STATE, _WRITER = None, None
             render._STATE, render._ENV = None, None
-        self._results = self._pool.imap_unordered(_run, work)
+        if self._pool is not None:
+            self._results = self._pool.imap_unordered(_run, work)
+        else:
+            self._results = self._per_task()
+
+    def _per_task(self) -> Iterator[Done]:
+        from multiprocessing.connection import wait
+
+        while self._procs:
+            for ready in wait(list(self._procs)):
+                reader: Any = ready
+                value: Any
+                try:
+                    ok, value = reader.recv()
+                except EOFError:
+                    ok, value = False, RuntimeError("a worker of the build died")
+                self._procs.pop(reader).join()
+                reader.close()
+                if not ok:
+                    raise value
+                yield value
 
     def results(self) -> Iterator[Done]:
         if self._results is not None:
@@ -186,3 +243,8 @@ class Workers:
             self._pool.terminate()
             self._pool.join()
             self._pool = None
+        for reader, proc in self._procs.items():
+            proc.terminate()
+            proc.join()
+            reader.close()
+        self._procs = {}
