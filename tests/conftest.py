@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,3 +99,23 @@ def make_kb(tmp_path: Path) -> MakeKB:
         return root
 
     return make
+
+
+@pytest.fixture(scope="module")
+def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A knowledge base made by bench.generate, once per module: the module's GENERATED
+    (claims, seed) says which, so each module keeps the one its tests were written for."""
+    from bench.generate import generate
+
+    claims, seed = getattr(request.module, "GENERATED", (50, 3))
+    root = tmp_path_factory.mktemp("gen") / "kb"
+    generate(root, claims, seed=seed)
+    return root
+
+
+@pytest.fixture
+def kb(generated: Path, tmp_path: Path) -> Path:
+    """A copy of `generated` that a test may change."""
+    root = tmp_path / "kb"
+    shutil.copytree(generated, root)
+    return root

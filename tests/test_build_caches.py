@@ -5,32 +5,18 @@ are ignored, and the site is still byte for byte the one a build without any cac
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 from test_incremental import assert_same_site, build
 
 import kb.incremental as incremental
-from bench.generate import generate
 from kb.cache import cache_path
 from kb.incremental import load_manifest, manifest_path, scan_site
 from kb.memo import read_memo, write_memo
 from kb.pages import load_memo, memo_path
 
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("gen") / "kb"
-    generate(root, 30, seed=7)
-    return root
-
-
-@pytest.fixture
-def kb(generated: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "kb"
-    shutil.copytree(generated, root)
-    return root
+GENERATED = (30, 7)  # claims, seed: the conftest's `generated` and `kb`
 
 
 def test_memo_files_refuse_damage_and_other_keys(tmp_path: Path) -> None:

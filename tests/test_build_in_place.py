@@ -7,27 +7,12 @@ replaces the first, the second leaves the site as it was.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from test_incremental import assert_same_site, build, files
 
-from bench.generate import generate
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("gen") / "kb"
-    generate(root, 40, seed=5)
-    return root
-
-
-@pytest.fixture
-def kb(generated: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "kb"
-    shutil.copytree(generated, root)
-    return root
+GENERATED = (40, 5)  # claims, seed: the conftest's `generated` and `kb`
 
 
 def a_claim(root: Path) -> Path:

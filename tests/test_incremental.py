@@ -56,18 +56,7 @@ def assert_same_site(a: Path, b: Path) -> None:
     assert [p for p in fa if fa[p] != fb[p]] == []
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("gen") / "kb"
-    generate(root, 50, seed=3)
-    return root
-
-
-@pytest.fixture
-def kb(generated: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "kb"
-    shutil.copytree(generated, root)
-    return root
+GENERATED = (50, 3)  # claims, seed: the conftest's `generated` and `kb`
 
 
 def first(root: Path, folder: str) -> Path:
