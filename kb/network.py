@@ -57,21 +57,29 @@ def url_key(url: str) -> str:
     return f"{host}{path}" if host else ""
 
 
-def source_groups(kb: m.KnowledgeBase) -> dict[str, str]:
-    """Each source's independence group: one per publisher and per document (union-find)."""
-    parent: dict[str, str] = {}
+class _UnionFind:
+    """Disjoint sets of names; each set is named by its smallest member (deterministic)."""
 
-    def find(x: str) -> str:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        parent = self.parent
         while parent.setdefault(x, x) != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    def union(a: str, b: str) -> None:
-        ra, rb = find(a), find(b)
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
         if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+            self.parent[max(ra, rb)] = min(ra, rb)
 
+
+def source_groups(kb: m.KnowledgeBase) -> dict[str, str]:
+    """Each source's independence group: one per publisher and per document (union-find)."""
+    sets = _UnionFind()
+    find, union = sets.find, sets.union
     for sid in sorted(kb.sources):
         source = kb.sources[sid]
         node = f"source:{sid}"
@@ -192,23 +200,14 @@ def independent_sources(kb: m.KnowledgeBase, groups: dict[str, str]) -> dict[str
 def contradiction_clusters(kb: m.KnowledgeBase) -> list[list[str]]:
     """Groups of two or more claims linked by `contradicts` (connected components, union-find:
     a dict does what a networkx graph did, in a tenth of the time)."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    sets = _UnionFind()
     for cid, claim in kb.claims.items():
         for rel in claim.related:
             if rel.relation == "contradicts" and rel.claim.id in kb.claims:
-                ra, rb = find(cid), find(rel.claim.id)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
+                sets.union(cid, rel.claim.id)
     members: dict[str, list[str]] = {}
-    for x in parent:
-        members.setdefault(find(x), []).append(x)
+    for x in list(sets.parent):
+        members.setdefault(sets.find(x), []).append(x)
     return sorted(sorted(c) for c in members.values() if len(c) > 1)
 
 
