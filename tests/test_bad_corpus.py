@@ -88,11 +88,17 @@ def case_files(case: str) -> tuple[dict[str, str | bytes | None], dict[str, str]
     return files, links
 
 
-def run_case(make_kb: MakeKB, case: str) -> list[Problem]:
+def case_kb(make_kb: MakeKB, case: str, name: str = "kb") -> Path:
+    """The knowledge base of one bad case, its symlinks included, in the folder `name`."""
     files, links = case_files(case)
-    root = make_kb(files)
+    root = make_kb(files, name=name)
     for rel, target in links.items():
         (root / rel).symlink_to(target)
+    return root
+
+
+def run_case(make_kb: MakeKB, case: str) -> list[Problem]:
+    root = case_kb(make_kb, case)
     return check(root, CheckOptions(use_cache=False)).report.sorted()
 
 

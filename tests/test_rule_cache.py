@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_bad_corpus import CASES, case_files
+from test_bad_corpus import CASES, case_kb
 
 from kb.cache import SHARDS, cache_path, wait_for_saves
 from kb.check import Checked, CheckOptions, check
@@ -43,10 +43,7 @@ def same(root: Path, today: dt.date = TODAY) -> list[str]:
 def test_every_bad_case_reports_the_same_with_cold_and_warm_caches(make_kb: MakeKB) -> None:
     reported = 0
     for case in CASES:
-        files, links = case_files(case)
-        root = make_kb(files, name=case)
-        for rel, target in links.items():
-            (root / rel).symlink_to(target)
+        root = case_kb(make_kb, case, name=case)
         first = same(root)  # cold caches
         assert same(root) == first, case  # warm
         reported += len(first)

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from test_bad_corpus import CASES, case_files
+from test_bad_corpus import CASES, case_kb
 
 import kb.cache
 import kb.validate
@@ -37,10 +37,7 @@ def test_every_bad_case_gives_the_same_report_on_two_processes(
     monkeypatch.setattr(kb.cache, "fork_child", counting)
     reported = 0
     for case in CASES:
-        files, links = case_files(case)
-        root = make_kb(files, name=case)
-        for rel, target in links.items():
-            (root / rel).symlink_to(target)
+        root = case_kb(make_kb, case, name=case)
         one = lines(root, jobs=1)
         two = lines(root, jobs=2)
         assert two == one, case
