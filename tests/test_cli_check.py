@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +211,36 @@ def test_check_help() -> None:
     assert result.exit_code == 0, result.output
     for option in ("--format", "--strict", "--today", "--no-cache"):
         assert option in result.output
+
+
+# -- the `kb` program itself (kb.cli.run: exits without freeing the heap) ---------------------------
+def program(*args: str) -> subprocess.CompletedProcess[str]:
+    """The `kb` console script, as pyproject.toml declares it, in a process of its own."""
+    return subprocess.run([sys.executable, "-c", "from kb.cli import run; run()", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_program_keeps_exit_codes_and_the_whole_report(make_kb: MakeKB) -> None:
+    ok = program("--root", str(make_kb()), "check")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip().endswith("0 errors, 0 warnings")
+    broken = program("--root", str(make_kb(BROKEN)), "check")
+    assert broken.returncode == 1, broken.stderr
+    lines = broken.stdout.splitlines()
+    assert len([line for line in lines if TEXT_LINE.match(line)]) >= 3  # flushed, all of it
+    usage = program("check", "--no-such-flag")
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+
+
+def test_the_program_waits_for_its_cache_to_be_saved(make_kb: MakeKB, tmp_path: Path) -> None:
+    """The build saves caches in forked children; the hard exit must still wait for them."""
+    root = make_kb()
+    built = program("--root", str(root), "build", "--out", str(tmp_path / "site"))
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "site" / "index.html").is_file()
+    cache = Path(os.environ["KB_CACHE_DIR"])
+    saved = [p for p in cache.rglob("*.pickle") if p.stat().st_size > 0]
+    assert saved, "no cache file was written before the process ended"
+    again = program("--root", str(root), "build", "--out", str(tmp_path / "site"))
+    assert again.returncode == 0, again.stderr
+    assert "0 files kept" not in again.stdout  # the second build found the first one's pages

@@ -62,7 +62,7 @@ def check_install_step(step: dict[str, Any]) -> None:
     assert step["run"] == "python -m pip install ."
     assert importlib.metadata.version("claimkb")  # what the step gives: claimkb and `kb`
     eps = importlib.metadata.entry_points(group="console_scripts")
-    assert any(ep.name == "kb" and ep.value == "kb.cli:main" for ep in eps)
+    assert any(ep.name == "kb" and ep.value == "kb.cli:run" for ep in eps)
 
 
 @pytest.fixture
