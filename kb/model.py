@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, SupportsIndex
 
 from kb.problems import Loc
 
@@ -58,11 +58,48 @@ _NO_REF = Ref("")  # a tuple, so one shared default is safe
 @dataclass
 class Located:
     loc: Loc = field(default=_NOWHERE, kw_only=True, compare=False, repr=False)
-    locs: dict[str, Loc] = field(default_factory=dict, kw_only=True, compare=False, repr=False)
+    # Field → place; in a record from the parse cache, packed into one string until asked for
+    # (see __reduce_ex__). Read it through at() and wrote(), never directly.
+    locs: dict[str, Loc] | str = field(default_factory=dict, kw_only=True, compare=False,
+                                       repr=False)
 
     def at(self, name: str) -> Loc:
         """The place of a field's value, or of the record where the field is missing."""
-        return self.locs.get(name, self.loc)
+        return self._locs().get(name, self.loc)
+
+    def wrote(self, name: str) -> bool:
+        """Whether the file gave this field (even a value that was not understood)."""
+        return name in self._locs()
+
+    def _locs(self) -> dict[str, Loc]:
+        locs = self.locs
+        if isinstance(locs, str):
+            path = self.loc.path
+            self.locs = locs = {name: Loc(path, int(line), int(col)) for name, line, col in
+                                (item.split(_UNIT) for item in locs.split(_RECORD) if item)}
+        return locs
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        """Pickled with the places packed into one string, all in the record's file.
+
+        Half the time of unpickling the parse cache went on the ~50 places of each record
+        (one Loc a field and list item), which a build reads only to report a problem: one
+        string unpickles at once, and at() unpacks it the first time it is asked."""
+        reduced = super().__reduce_ex__(protocol)
+        locs = self.locs
+        if (not isinstance(reduced, tuple) or len(reduced) < 3
+                or not isinstance(reduced[2], dict) or not isinstance(locs, dict)
+                or any(loc.path != self.loc.path or _RECORD in name or _UNIT in name
+                       for name, loc in locs.items())):
+            return reduced
+        state = dict(reduced[2])
+        state["locs"] = _RECORD.join(f"{name}{_UNIT}{loc.line}{_UNIT}{loc.col}"
+                                     for name, loc in locs.items())
+        return (reduced[0], reduced[1], state, *reduced[3:])
+
+
+# Separators of packed places: ASCII's record and unit separators, which no field name holds.
+_RECORD, _UNIT = "\x1e", "\x1f"
 
 
 @dataclass

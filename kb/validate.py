@@ -168,7 +168,7 @@ def claim_kind_fields(claim: m.Claim) -> Iterator[Problem]:
         yield problem(claim.at("quantity"), "V404",
                       f"a {claim.kind} claim has no quantity",
                       "set kind: quantity or remove the quantity")
-    if claim.kind == "quantity" and claim.quantity is None and "quantity" not in claim.locs:
+    if claim.kind == "quantity" and claim.quantity is None and not claim.wrote("quantity"):
         yield problem(claim.at("kind"), "V406", "a quantity claim without its quantity",
                       "add quantity: {value: …, unit: …}")
     if claim.resolves_by is not None and claim.kind != "prediction":

@@ -348,3 +348,63 @@ def test_no_fork_beside_other_threads(make_kb: MakeKB, parses: list[str],
     parses.clear()
     outcome(root)
     assert parses == []
+
+
+def _places(record: object) -> dict[str, object]:
+    """Every field's place in a record and the records inside it, through at()."""
+    from kb.model import Located
+
+    out: dict[str, object] = {}
+
+    def walk(prefix: str, obj: object) -> None:
+        if isinstance(obj, Located):
+            for name in ("id", "claim", "kind", "about", "about[0]", "source", "stance", "quote",
+                         "quantity", "evidence", "evidence[0]", "reviews[0]", "nonexistent"):
+                out[f"{prefix}{name}"] = (obj.at(name), obj.wrote(name))
+            for name, value in vars(obj).items():
+                for i, item in enumerate(value if isinstance(value, list) else [value]):
+                    walk(f"{prefix}{name}[{i}].", item)
+
+    walk("", record)
+    return out
+
+
+def test_places_come_back_from_the_cache_as_they_were_parsed(make_kb: MakeKB) -> None:
+    """Records are pickled with their places packed (kb.model.Located.__reduce_ex__): every
+    place, and whether a field was written at all, must read the same after the round trip."""
+    root = make_kb()
+    fresh = check(root, CheckOptions(use_cache=False, jobs=1)).kb.files
+    check(root, CheckOptions(use_cache=True, jobs=1))
+    cached = check(root, CheckOptions(use_cache=True, jobs=1)).kb.files
+    assert [p for p, _ in cached] == [p for p, _ in fresh]
+    for (_, a), (_, b) in zip(fresh, cached, strict=True):
+        assert isinstance(b.locs, str)  # from the cache, still packed
+        assert _places(b) == _places(a)
+        assert b.locs == a.locs  # unpacked by the reads above into the same mapping
+
+
+def test_places_that_cannot_be_packed_are_pickled_as_they_are() -> None:
+    from kb.model import Claim
+    from kb.problems import Loc
+
+    odd = Claim(id="x", loc=Loc("claims/x.yaml", 1, 1),
+                locs={"id": Loc("claims/x.yaml", 1, 5), "odd\x1ename": Loc("claims/x.yaml", 2, 1),
+                      "elsewhere": Loc("claims/other.yaml", 3, 1)})
+    back = pickle.loads(pickle.dumps(odd, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back.locs == odd.locs and isinstance(back.locs, dict)
+    plain = Claim(id="y", loc=Loc("claims/y.yaml", 1, 1), locs={"id": Loc("claims/y.yaml", 1, 5)})
+    packed = pickle.loads(pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL))
+    assert isinstance(packed.locs, str)
+    assert packed.at("id") == Loc("claims/y.yaml", 1, 5) and packed.wrote("id")
+    assert packed.at("claim") == Loc("claims/y.yaml", 1, 1) and not packed.wrote("claim")
+
+
+def test_a_problem_found_across_files_points_at_a_cached_record(make_kb: MakeKB) -> None:
+    """A cross-file rule (an unknown claimant) reports the place from a record read from the
+    cache, exactly where a fresh parse puts it."""
+    root = make_kb({CLAIM: BROKEN_CLAIM})
+    fresh, _ = outcome(root, use_cache=False)
+    outcome(root)
+    cached, _ = outcome(root)
+    assert cached == fresh
+    assert any(":" in line and "somone" in line for line in cached), cached

@@ -213,7 +213,7 @@ def test_check_help() -> None:
         assert option in result.output
 
 
-# -- the `kb` program itself (kb.cli.run: exits without freeing the heap) ---------------------------
+# -- the `kb` program itself (kb.cli.run: exits without freeing the heap) --------------------------
 def program(*args: str) -> subprocess.CompletedProcess[str]:
     """The `kb` console script, as pyproject.toml declares it, in a process of its own."""
     return subprocess.run([sys.executable, "-c", "from kb.cli import run; run()", *args],
