@@ -32,6 +32,7 @@ from typing import IO, Any
 import jinja2
 
 from kb.pages import SiteModel
+from kb.stubs import StubFolder
 from kb.write import Page, Stat, file_stat
 
 
@@ -167,8 +168,11 @@ class Indexing:
     (wait() raises again if the run failed).
     """
 
-    def __init__(self, executable: str, stubs: list[Page], output: Path, folder: Path) -> None:
+    def __init__(self, executable: str, stubs: list[Page], output: Path, folder: Path,
+                 kept: StubFolder | None = None, digests: Mapping[str, str] | None = None
+                 ) -> None:
         self.folder = folder
+        self._kept, self._digests = kept, digests  # a StubFolder: only `stubs` are written
         self.output = output
         self.seconds = 0.0  # wall time from start to pagefind's end
         self._started = time.monotonic()
@@ -186,7 +190,10 @@ class Indexing:
 
     def _run(self, stubs: list[Page]) -> None:
         try:
-            _write_stubs(self.folder, stubs, self._stop)
+            if self._kept is not None and self._digests is not None:
+                self._kept.write(stubs, self._digests)
+            else:
+                _write_stubs(self.folder, stubs, self._stop)
             self._log = tempfile.TemporaryFile(dir=_scratch_parent())  # noqa: SIM115 (see wait)
             cmd = [self._executable, "--site", str(self.folder), "--output-path",
                    str(self.output.absolute()), *OPTIONS]
@@ -204,7 +211,10 @@ class Indexing:
         except (OSError, subprocess.SubprocessError) as exc:
             self._failure = f"pagefind could not run: {exc}"
         finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            if self._kept is not None:
+                self._kept.close()  # kept for the next build (kb.stubs)
+            else:
+                shutil.rmtree(self.folder, ignore_errors=True)
 
     def _kill(self) -> None:
         with self._lock:
@@ -262,14 +272,22 @@ class Indexing:
             self._log.close()
 
 
-def start_pagefind(executable: str, stubs: list[Page], output: Path) -> Indexing:
-    """Write the stubs into a private temporary folder and run pagefind on it; return at once.
+def start_pagefind(executable: str, stubs: list[Page], output: Path,
+                   kept: StubFolder | None = None,
+                   digests: Mapping[str, str] | None = None) -> Indexing:
+    """Write the stubs into a folder and run pagefind on it; return at once.
 
-    The folder is under /dev/shm when that is writable (tmpfs), else the system's temporary
-    folder. Pagefind writes its index into `output` (the staging site's pagefind/ folder), and
-    its messages into an unnamed temporary file, which cannot fill up and block it as a pipe
-    can. Errors (stubs not written, pagefind not started or failed) are raised by wait().
+    With `kept` (a locked kb.stubs.StubFolder) and `digests` (every indexed page's stub
+    digest), `stubs` are the ones that changed: they are written into that folder, whose other
+    stubs are the last build's, and the folder is kept. Otherwise `stubs` are all of them, in a
+    private temporary folder under /dev/shm when that is writable (tmpfs), else the system's
+    temporary folder, removed afterwards. Pagefind writes its index into `output` (the staging
+    site's pagefind/ folder), and its messages into an unnamed temporary file, which cannot
+    fill up and block it as a pipe can. Errors (stubs not written, pagefind not started or
+    failed) are raised by wait().
     """
+    if kept is not None and digests is not None:
+        return Indexing(executable, stubs, output, kept.path, kept, digests)
     try:
         folder = Path(tempfile.mkdtemp(prefix="kb-pagefind-", dir=_scratch_parent()))
     except OSError as exc:
