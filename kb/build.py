@@ -18,6 +18,8 @@ from kb.history import claim_histories, file_histories
 from kb.write import Link, Page, Staging, Stat, WriteResult, check_unique
 
 if TYPE_CHECKING:
+    from kb.manifest import Manifest
+    from kb.plan import SiteScanner
     from kb.produce import Workers
     from kb.render import Spec
 
@@ -131,41 +133,41 @@ def _record_lines(g: Any) -> Any:
     return lambda cid: triples.get(iris.graph("claim", cid))
 
 
-def _plan(all_specs: list[Spec], keys: Any, manifest: Any, scan: Any, extras: Any,
-          todo: list[Spec], kept: list[Link], page_keys: dict[str, str]) -> None:
-    """Sort the pages into those to render (`todo`) and those kept from the last site
-    (`scan`: kb.incremental.scan_site of it, the files as they are now)."""
-    from kb.render import outputs
-
-    reusable = manifest.reusable if manifest is not None and scan is not None else None
-    for spec in all_specs:
-        key = keys.key(spec.path, spec.template, spec.extra)
-        paths = outputs(spec, extras)
-        for p in paths:
-            page_keys[p] = key
-        found = [reusable(scan, p, key) for p in paths] if reusable else [None]
-        if all(found):
-            kept += [link for link in found if link is not None]
-        else:
-            todo.append(spec)
-
-
 def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> BuildResult:
     """Build the site of the knowledge base in `root` into `out`.
 
     Returns without writing anything when the check finds errors (`result.ok` is False).
     Raises kb.load.NotAKnowledgeBase, kb.write.WriteError or kb.search.SearchError when the
     build cannot be done; `out` is then unchanged. With `options.incremental`, pages whose
-    inputs did not change since the last build into `out` are kept (kb.incremental).
+    inputs did not change since the last build into `out` are kept (kb.plan).
     """
+    from kb.manifest import load_manifest
+    from kb.plan import SiteScanner
+
+    options = options or BuildOptions()
+    manifest = load_manifest(root, out) if options.incremental else None
+    # With a last build to keep pages of, its site's files are looked at in a child, beside
+    # the check (kb.plan).
+    scanner = SiteScanner(out) if manifest is not None else None
+    try:
+        return _build_site(root, out, options, manifest, scanner)
+    finally:
+        if scanner is not None:
+            scanner.close()
+
+
+def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest | None,
+                scanner: SiteScanner | None) -> BuildResult:
     from kb import search
-    from kb.incremental import Keys, Manifest, load_manifest, save_manifest, scan_site
+    from kb.incremental import Keys
     from kb.load import read_inputs
-    from kb.pages import build_model, load_memo, save_memo
+    from kb.manifest import Manifest, save_manifest
+    from kb.modelmemo import load_memo, save_memo
+    from kb.pages import build_model
+    from kb.plan import plan
     from kb.produce import State, Workers, dump_paths, dump_tasks
     from kb.render import PARALLEL_FROM, claim_specs, specs, static_files
 
-    options = options or BuildOptions()
     timings: dict[str, float] = {}
     t0 = t = time.perf_counter()
     inputs = read_inputs(root)
@@ -191,10 +193,9 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         raise search.SearchError("pagefind is not installed (pip install 'pagefind[bin]')")
     extras.search = engine
 
-    manifest = load_manifest(root, out) if options.incremental else None
     # One walk of the last site: what is kept is checked against it, file by file (a hand
     # edit changes a file's Stat), and a file no build wrote makes the build a whole new one.
-    scan = scan_site(out) if manifest is not None else None
+    scan = scanner.result() if scanner is not None else None
     staging = Staging(out)
     dumps: Workers | None = None
     try:
@@ -219,12 +220,14 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         keys = Keys(model, inputs, checked.kb.root, everything, lines)
         if lines is None:  # a graph we cannot see into: its records change
             keys.common = keys.whole
+        if manifest is not None:
+            keys.reuse(manifest.rows_common, manifest.list_rows)
         all_specs = list(specs(model, extras)) + claim_specs(model)
         todo: list[Spec] = []
         kept: list[Link] = []
         page_keys: dict[str, str] = {}
         with paused_gc():  # ~100,000 small tuples: the collector would walk the heap again
-            _plan(all_specs, keys, manifest, scan, extras, todo, kept, page_keys)
+            plan(all_specs, keys, manifest, scan, extras, todo, kept, page_keys)
         timings["plan"] = time.perf_counter() - t
 
         # -- render and write: workers fill the staging folder, this process keeps the books ----
@@ -260,7 +263,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         pages = {p: (page_keys.get(p, ""), st) for p, st in written.stats.items()
                  if p not in search_files}
     save_manifest(root, Manifest(str(out.resolve()), pages, search_key, search_files,
-                                 stub_digests))
+                                 stub_digests, keys.common, keys.list_rows()))
     if memo is not None:
         save_memo(root, memo, model)
     result.written = written
@@ -274,7 +277,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
 
 def _as_recorded(manifest: Any, scan: Any) -> bool:
     """Whether the site holds exactly the files the last build recorded (none added by hand):
-    from the walk the planning made (kb.incremental.scan_site), not a second one."""
+    from the walk the planning made (kb.manifest.scan_site), not a second one."""
     return bool(manifest.as_recorded(scan))
 
 

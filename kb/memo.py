@@ -1,6 +1,6 @@
 """Small files in the user's cache that a build reads back: marshal data behind a digest.
 
-The build's manifest (kb.incremental) and the model's memo (kb.pages) are plain data — str,
+The build's manifest (kb.manifest) and the model's memo (kb.modelmemo) are plain data — str,
 int, bytes, tuples, lists, dicts — so they are written with marshal, which loads ten times as
 fast as a pickle of dataclasses and cannot run code. Each file is a magic line, the SHA-256 of
 the data, then the data; the data starts with a key (the format, claimkb's and Python's

@@ -10,24 +10,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import heapq
-import marshal
-import sys
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import pairwise
-from pathlib import Path
 
 from markupsafe import Markup, escape
 
-import kb as kb_package
 from kb import model as m
 from kb.charts import Point, period_span, quantity_chart
 from kb.config import Config
 from kb.history import Commit, HistoryStep
-from kb.memo import read_memo, write_memo
-from kb.quotes import Normalised, context, locate, normalise
+from kb.modelmemo import ModelMemo, locate_quote, peers_key_of
+from kb.quotes import Normalised, context
 from kb.status import Assessment, assess
 from kb.vocab import STATUS
 
@@ -137,6 +133,7 @@ class SiteModel:
     steps: dict[str, list[HistoryStep]] = field(default_factory=dict)  # claim file → its steps
     _peers: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _peers_known: bool = field(default=False, repr=False)  # _peers holds every claim's
+    peers_key: str = field(default="", repr=False)  # kb.modelmemo.peers_key_of, with a memo
     _rows: dict[tuple[str, str], Markup] = field(default_factory=dict, repr=False)
 
     # -- lookups the templates use ------------------------------------------------------------
@@ -332,153 +329,75 @@ class SiteModel:
         return sorted(peers) if len(peers) > 1 else []
 
 
-# -- what the model keeps between builds -----------------------------------------------------------
-@dataclass
-class ModelMemo:
-    """Pieces of the model that cost the most and rarely change, kept in the user's cache
-    (kb.memo) under digests of what they are made from, so a build after one edit does not
-    work them out again; a memo that is missing, damaged or stale is not used (tested).
-
-    `located`: (digest of a snapshot's text, quote) → where the quote is in it, or None —
-    normalising the texts took 1.3 s at 10,000 claims. `peers`: the quantity charts' peers of
-    every claim (those with any), valid while `peers_key`, a digest of what decides them, is
-    the same — 0.8 s."""
-
-    located: dict[tuple[str, str], tuple[int, int] | None] = field(default_factory=dict)
-    peers_key: str = ""
-    peers: dict[str, list[str]] = field(default_factory=dict)
-    used: dict[tuple[str, str], tuple[int, int] | None] = field(default_factory=dict)
-    changed: bool = False
-
-
-def _memo_key() -> tuple[object, ...]:
-    from kb.cache import code_fingerprint
-
-    return (1, kb_package.__version__, sys.version,
-            code_fingerprint(("pages", "quotes", "charts", "model", "memo")))
-
-
-def memo_path(root: Path, folder: Path | None = None) -> Path:
-    from kb.cache import cache_path
-
-    return cache_path(root, "model", folder).with_suffix(".memo")
-
-
-def load_memo(root: Path, folder: Path | None = None) -> ModelMemo:
-    """The memo of the last build of `root` (an empty one when there is none to trust)."""
-    value = read_memo(memo_path(root, folder), _memo_key())
-    if not (isinstance(value, tuple) and len(value) == 3 and isinstance(value[0], dict)
-            and isinstance(value[1], str) and isinstance(value[2], dict)):
-        return ModelMemo()
-    return ModelMemo(value[0], value[1], value[2])
-
-
-def save_memo(root: Path, memo: ModelMemo, model: SiteModel,
-              folder: Path | None = None) -> None:
-    """Keep what this build worked out (only the quotes it looked up: the memo does not
-    grow with every past edit), when it differs from what was read."""
-    complete = model._peers_known or len(model._peers) >= len(model.claim_ids)
-    peers_key = peers_key_of(model)
-    peers = ({c: p for c, p in model._peers.items() if p} if complete else {})
-    if not memo.changed and memo.used == memo.located and (
-            not complete or (peers_key == memo.peers_key and peers == memo.peers)):
-        return
-    write_memo(memo_path(root, folder), _memo_key(),
-               (memo.used, peers_key if complete else "", peers))
-
-
-def peers_key_of(model: SiteModel) -> str:
-    """What decides the quantity peers: each quantity claim's unit, period, tags and entities."""
-    kb = model.kb
-    parts = []
-    for cid in model.claim_ids:
-        c = kb.claims[cid]
-        if c.quantity is not None:
-            parts.append((cid, c.quantity.unit, c.period, sorted(set(c.tags)),
-                          sorted({r.id for r in c.about})))
-    return hashlib.sha256(marshal.dumps((PEERS, parts))).hexdigest()
-
-
-def _locate(memo: ModelMemo | None, normalised: dict[str, Normalised], sid: str,
-            text_digest: str, text: str, quote: str) -> tuple[int, int] | None:
-    if memo is None:
-        if sid not in normalised:
-            normalised[sid] = normalise(text)
-        return locate(normalised[sid], quote)
-    key = (text_digest, quote)
-    if key in memo.used:
-        return memo.used[key]
-    if key in memo.located:
-        where = memo.located[key]
-    else:
-        if sid not in normalised:
-            normalised[sid] = normalise(text)
-        where = locate(normalised[sid], quote)
-        memo.changed = True
-    memo.used[key] = where
-    return where
-
-
 def build_model(kb: m.KnowledgeBase, config: Config, today: dt.date,
                 histories: dict[str, list[Commit]], independent: dict[str, int],
                 assessments: dict[str, Assessment] | None = None,
                 memo: ModelMemo | None = None) -> SiteModel:
-    """The model; with `memo` (load_memo), what it holds is taken from it instead of worked
-    out again, and what is worked out is added to it (save_memo)."""
+    """The model; with `memo` (kb.modelmemo.load_memo), what it holds is taken from it instead
+    of worked out again, and what is worked out is added to it (kb.modelmemo.save_memo)."""
     model = SiteModel(kb, config, today, histories, independent)
-    model.claim_ids = sorted(kb.claims)
+    claims, snapshots = kb.claims, kb.snapshots
+    model.claim_ids = claim_ids = sorted(claims)
     normalised: dict[str, Normalised] = {}  # made when a quote is not in the memo
     digests = {} if memo is None else {
         sid: hashlib.blake2b(s.text.encode("utf-8"), digest_size=16).hexdigest()
-        for sid, s in kb.snapshots.items()}
+        for sid, s in snapshots.items()}
     # Each claim is seen once and its tags and entities are sets: appending cannot repeat an
     # id in an index (the sources' indexes, where a claim may cite one source twice, are made
     # sets below). setdefault inline: a helper's call per item cost 0.3 s at 10,000 claims.
     by_status, by_kind, by_tag = model.by_status, model.by_kind, model.by_tag
-    made_by, about = model.made_by, model.about
-    for cid in model.claim_ids:
-        c = kb.claims[cid]
-        a = (assessments or {}).get(cid) or assess(c, today, config.review_age_days)
-        model.assessments[cid] = a
+    made_by, about, related_in = model.made_by, model.about, model.related_in
+    appears_in, evidence_from = model.appears_in, model.evidence_from
+    spans, located, assessed = model.spans, model.located, model.assessments
+    given = assessments or {}
+    for cid in claim_ids:
+        c = claims[cid]
+        a = given.get(cid) or assess(c, today, config.review_age_days)
+        assessed[cid] = a
         by_status.setdefault(a.status, []).append(cid)
         by_kind.setdefault(c.kind, []).append(cid)
-        for tag in sorted(set(c.tags)):
-            by_tag.setdefault(tag, []).append(cid)
+        if c.tags:
+            for tag in sorted(set(c.tags)):
+                by_tag.setdefault(tag, []).append(cid)
         if c.claimant:
             made_by.setdefault(c.claimant.id, []).append(cid)
-        for ref in sorted({r.id for r in c.about}):
-            about.setdefault(ref, []).append(cid)
-        items: list[tuple[str, int, str, str | None]] = [
-            ("appearance", i, ap.source.id, ap.quote) for i, ap in enumerate(c.appearances, 1)]
-        items += [("evidence", i, ev.source.id, ev.quote) for i, ev in enumerate(c.evidence, 1)]
-        for role, n, sid, quote in items:
-            (model.appears_in if role == "appearance" else model.evidence_from
-             ).setdefault(sid, []).append(cid)
-            snap = kb.snapshots.get(sid)
-            if not quote or snap is None:
-                continue
-            where = _locate(memo, normalised, sid, digests.get(sid, ""), snap.text, quote)
-            if where is None:
-                continue
-            span = Span(where[0], where[1], cid, role, n)
-            model.spans.setdefault(sid, []).append(span)
-            pre, post = context(snap.text, *where)
-            model.located[(cid, role, n)] = Located(pre, snap.text[where[0]:where[1]], post,
-                                                    span.anchor)
+        if c.about:
+            for ref in sorted({r.id for r in c.about}):
+                about.setdefault(ref, []).append(cid)
+        cited: tuple[tuple[str, dict[str, list[str]], list[tuple[str, str | None]]], ...] = (
+            ("appearance", appears_in, [(ap.source.id, ap.quote) for ap in c.appearances]),
+            ("evidence", evidence_from, [(ev.source.id, ev.quote) for ev in c.evidence]))
+        for role, index, items in cited:
+            for n, (sid, quote) in enumerate(items, 1):
+                index.setdefault(sid, []).append(cid)
+                snap = snapshots.get(sid)
+                if not quote or snap is None:
+                    continue
+                where = locate_quote(memo, normalised, sid, digests.get(sid, ""), snap.text,
+                                     quote)
+                if where is None:
+                    continue
+                span = Span(where[0], where[1], cid, role, n)
+                spans.setdefault(sid, []).append(span)
+                pre, post = context(snap.text, *where)
+                located[(cid, role, n)] = Located(pre, snap.text[where[0]:where[1]], post,
+                                                  span.anchor)
         for rel in c.related:
-            model.related_in.setdefault(rel.claim.id, []).append((cid, rel.relation))
+            related_in.setdefault(rel.claim.id, []).append((cid, rel.relation))
     for sid in sorted(kb.sources):
         s = kb.sources[sid]
         for ref in sorted({*(r.id for r in s.authors),
                            *([s.publisher.id] if s.publisher else [])}):
             model.published_by.setdefault(ref, []).append(sid)
-    for index in (model.appears_in, model.evidence_from):
+    for index in (appears_in, evidence_from):
         for key in index:
             index[key] = sorted(set(index[key]))
-    for spans in model.spans.values():
-        spans.sort(key=lambda s: (s.start, -s.end, s.claim_id, s.role, s.n))
-    model.by_status = dict(sorted(model.by_status.items()))
-    model.by_tag = dict(sorted(model.by_tag.items()))
-    if memo is not None and memo.peers_key and memo.peers_key == peers_key_of(model):
-        model._peers, model._peers_known = dict(memo.peers), True
+    for found in spans.values():
+        found.sort(key=lambda s: (s.start, -s.end, s.claim_id, s.role, s.n))
+    model.by_status = dict(sorted(by_status.items()))
+    model.by_tag = dict(sorted(by_tag.items()))
+    if memo is not None:  # once a build: the memo is checked, and saved, under this key
+        model.peers_key = peers_key_of(claims, claim_ids, PEERS)
+        if memo.peers_key and memo.peers_key == model.peers_key:
+            model._peers, model._peers_known = dict(memo.peers), True
     return model

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from test_incremental import assert_same_site, build
 
-import kb.incremental as incremental
+import kb.manifest as manifest_module
 from kb.cache import cache_path
-from kb.incremental import load_manifest, manifest_path, scan_site
+from kb.manifest import load_manifest, manifest_path, scan_site
 from kb.memo import read_memo, write_memo
-from kb.pages import load_memo, memo_path
+from kb.modelmemo import load_memo, memo_path
 
 GENERATED = (30, 7)  # claims, seed: the conftest's `generated` and `kb`
 
@@ -37,7 +37,7 @@ def test_a_manifest_of_another_version_is_ignored(kb: Path, tmp_path: Path,
     site = tmp_path / "site"
     everything = build(kb, site).rendered
     assert load_manifest(kb, site) is not None
-    monkeypatch.setattr(incremental, "FORMAT", incremental.FORMAT + 1)
+    monkeypatch.setattr(manifest_module, "FORMAT", manifest_module.FORMAT + 1)
     assert load_manifest(kb, site) is None
     assert build(kb, site).rendered == everything
     path = manifest_path(kb)

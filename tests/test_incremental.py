@@ -25,8 +25,9 @@ from kb.build import BuildOptions, BuildResult, build_site
 from kb.check import CheckOptions, check
 from kb.cli import main
 from kb.graph import build_graph
-from kb.incremental import Keys, _key, _plain, manifest_path
+from kb.incremental import Keys, _key, _plain
 from kb.load import read_inputs
+from kb.manifest import manifest_path
 from kb.pages import build_model
 from kb.render import Extras, Spec, claim_specs, specs
 from kb.search import pagefind_executable
@@ -342,7 +343,10 @@ def test_a_commit_renders_the_history_again(kb: Path, tmp_path: Path) -> None:
 # -- Keys itself ---------------------------------------------------------------------------
 
 
-def make_keys(root: Path, lines: Callable[[str], list[str] | None] | None = None
+Lines = bytes | list[str] | None  # a named graph as kb.graph gives it: one block, or lines
+
+
+def make_keys(root: Path, lines: Callable[[str], Lines] | None = None
               ) -> tuple[Keys, list[Spec]]:
     inputs = read_inputs(root)
     checked = check(root, CheckOptions(today=TODAY), inputs)
@@ -350,8 +354,9 @@ def make_keys(root: Path, lines: Callable[[str], list[str] | None] | None = None
     model = build_model(checked.kb, checked.config, checked.context.today, {},
                         g.network.independent_sources, g.assessments)
     if lines is None:
-        def lines(cid: str) -> list[str] | None:
-            return g.triples.get(g.iris.graph("claim", cid))
+        def lines(cid: str) -> Lines:
+            block: Lines = g.triples.get(g.iris.graph("claim", cid))
+            return block
     keys = Keys(model, inputs, checked.kb.root, ("json", True), lines)
     return keys, list(specs(model, Extras())) + claim_specs(model)
 
@@ -391,13 +396,34 @@ def test_a_claims_record_lines_are_in_its_key_only(generated: Path) -> None:
     lines = keys.record_lines
     cid = keys.m.claim_ids[0]
 
-    def changed(c: str) -> list[str] | None:
-        out: list[str] | None = lines(c)
-        return [*out, '<urn:x> <urn:y> "a triple more"'] if c == cid and out else out
+    def changed(c: str) -> Lines:
+        out: Lines = lines(c)
+        if c != cid or not out:
+            return out
+        more = '<urn:x> <urn:y> "a triple more"'
+        return out + f"{more} .\n".encode() if isinstance(out, bytes) else [*out, more]
     keys, _ = make_keys(generated, changed)
     after = all_keys(keys, todo)
     assert [p for p in todo if before[p.path] != after[p.path]] == [
         s for s in todo if s.path == f"claims/{cid}/index.html"]
+
+
+@pytest.mark.parametrize("shape", ["bytes", "lines"])
+def test_a_graph_as_bytes_or_as_lines_is_in_the_key(generated: Path, shape: str) -> None:
+    """kb.graph gives a claim's graph as one bytes block (hashed as it is) or, before, as a
+    list of lines (hashed as marshal data): either way, its content decides the key."""
+    keys, _ = make_keys(generated)
+    cid = keys.m.claim_ids[0]
+    block: list[str] | bytes = ["<urn:a> <urn:b> <urn:c>", "<urn:a> <urn:b> <urn:d>"]
+    if shape == "bytes":
+        block = "".join(f"{t} .\n" for t in block).encode()
+    one, _ = make_keys(generated, lambda c: block)
+    same, _ = make_keys(generated, lambda c: block[:])
+    other, _ = make_keys(generated, lambda c: block[:-1])
+    assert one.lines(cid) == same.lines(cid) != other.lines(cid)
+    assert one.claim(cid) == same.claim(cid) != other.claim(cid)
+    none, _ = make_keys(generated, lambda c: None)
+    assert none.lines(cid) is None and none.claim(cid) != one.claim(cid)
 
 
 def test_key_parts_are_unambiguous() -> None:
@@ -409,3 +435,27 @@ def test_key_parts_are_unambiguous() -> None:
         _key(Path("a"))  # not plain data
     aware = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert _plain(aware) != _plain(aware.replace(tzinfo=dt.UTC))
+
+
+def test_list_rows_are_reused_only_for_the_same_row_and_common(generated: Path) -> None:
+    """The manifest keeps each claim's list row (Keys.list_rows); the next build takes it
+    (Keys.reuse) only for a claim whose row — id, file digest, status — is the same, and only
+    under the same `common` (code, templates, kb.toml, day …)."""
+    keys, todo = make_keys(generated)
+    first = all_keys(keys, todo)
+    saved = keys.list_rows()
+    assert len(saved) == len(keys.m.claim_ids)
+    assert all(row == keys.row(cid) for cid, (row, _) in saved.items())
+    again, _ = make_keys(generated)
+    again.reuse(keys.common, saved)
+    assert all_keys(again, todo) == first
+    one, two = keys.m.claim_ids[:2]
+    marked = {c: (row, b"x" * 16) for c, (row, _) in saved.items()}
+    marked[one] = (b"another row", b"y" * 16)
+    other, _ = make_keys(generated)
+    other.reuse(keys.common, marked)
+    assert other.list_row(one) == keys.list_row(one)  # its row differs: worked out
+    assert other.list_row(two) == b"x" * 16  # taken as it was kept
+    stale, _ = make_keys(generated)
+    stale.reuse("another common", marked)
+    assert all_keys(stale, todo) == first

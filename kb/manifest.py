@@ -1,0 +1,138 @@
+"""What the last build wrote (its manifest), and the site as it is now (one walk of it).
+
+The manifest lives in the user's cache folder (kb.cache.cache_path(root, "build")), never in the
+site or the knowledge base: each output file's page key (kb.incremental.Keys) and the Stat of the
+file the build wrote. One that is missing, corrupt, from another version, or about another site
+folder is ignored: the build is then a full one. A page is kept when its key is the recorded one
+and its file is still the one that build wrote (same inode, size and modification time: a hand
+edit changes them), as the walk of the site (`scan_site`) finds it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kb as kb_package
+from kb.cache import cache_path
+from kb.memo import read_memo, write_memo
+from kb.write import Link, Stat
+
+FORMAT = 7  # 2: keys hash marshal data; 3: the manifest records every file; 4: and stubs;
+# 5: marshal, not pickle; 6: a graph's bytes hashed as they are, spans as tuples; 7: list rows
+
+
+@dataclass
+class SiteScan:
+    """Every regular file of a built site and its Stat, from one walk (os.scandir, str paths:
+    at 46,000 files pathlib's objects cost more than the system calls). `foreign` when the
+    site holds anything else (a symbolic link, a socket …): no build wrote that."""
+
+    stats: dict[str, Stat] = field(default_factory=dict)
+    foreign: bool = False
+
+
+def scan_site(out: Path) -> SiteScan | None:
+    """The files of the site in `out`, or None when there is no such folder."""
+    stats: dict[str, Stat] = {}
+    foreign = False
+    todo = [("", str(out))]
+    while todo:
+        rel, folder = todo.pop()
+        try:
+            entries = os.scandir(folder)
+        except OSError:
+            if not rel:
+                return None
+            foreign = True  # a folder we cannot read: not as a build left it
+            continue
+        with entries:
+            for e in entries:
+                if e.is_file(follow_symlinks=False):  # most are: asked first
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:  # removed meanwhile
+                        foreign = True
+                        continue
+                    stats[rel + e.name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+                elif e.is_dir(follow_symlinks=False):
+                    todo.append((f"{rel}{e.name}/", e.path))
+                else:
+                    foreign = True
+    return SiteScan(stats, foreign)
+
+
+@dataclass
+class Manifest:
+    """What the last build wrote: each path's key and Stat, and the search index it made."""
+
+    out: str
+    pages: dict[str, tuple[str, Stat]] = field(default_factory=dict)
+    search_key: str = ""
+    search_files: dict[str, Stat] = field(default_factory=dict)  # pagefind/… → Stat
+    stubs: dict[str, str] = field(default_factory=dict)  # indexed page → its stub's digest
+    # What Keys.list_row worked out (claim → its row, its listing's digest), valid under
+    # `rows_common` (Keys.common: the code, templates, kb.toml, the day …): see Keys.reuse.
+    rows_common: str = ""
+    list_rows: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+
+    def reusable(self, scan: SiteScan, path: str, key: str) -> Link | None:
+        """The last site's file for `path`, when its key matches and nobody touched it."""
+        entry = self.pages.get(path)
+        if entry is None or entry[0] != key or scan.stats.get(path) != entry[1]:
+            return None
+        return Link(path, f"{self.out}/{path}", entry[1])
+
+    def search_reusable(self, scan: SiteScan | None, key: str) -> list[Link] | None:
+        """The last site's search index files, when it was made from the same pages."""
+        if not key or key != self.search_key or not self.search_files or scan is None:
+            return None
+        found = []
+        for path, st in sorted(self.search_files.items()):
+            if scan.stats.get(path) != st:
+                return None
+            found.append(Link(path, f"{self.out}/{path}", st))
+        return found
+
+    def as_recorded(self, scan: SiteScan | None) -> bool:
+        """Whether the site holds exactly the files the last build recorded (none added by
+        hand; those edited by hand are told by their Stat, page by page)."""
+        if scan is None or scan.foreign or not self.pages:
+            return False
+        found = scan.stats
+        return (len(found) == len(self.pages) + len(self.search_files)
+                and all(p in found for p in self.pages)
+                and all(p in found for p in self.search_files))
+
+
+def manifest_path(root: Path, folder: Path | None = None) -> Path:
+    return cache_path(root, "build", folder).with_suffix(".manifest")
+
+
+def _manifest_key() -> tuple[Any, ...]:
+    return (FORMAT, kb_package.__version__, sys.version)
+
+
+def load_manifest(root: Path, out: Path, folder: Path | None = None) -> Manifest | None:
+    """The manifest of the last build of `root` into `out`, or None (then build everything).
+
+    marshal data behind its digest (kb.memo): ten times as fast to load and save as the
+    pickled dataclass at 46,000 files; a damaged one, or one of another version, is ignored."""
+    value = read_memo(manifest_path(root, folder), _manifest_key())
+    if not (isinstance(value, tuple) and len(value) == 7 and value[0] == str(out.resolve())):
+        return None
+    out_, pages, search_key, search_files, stubs, rows_common, list_rows = value
+    if not (isinstance(pages, dict) and isinstance(search_key, str)
+            and isinstance(search_files, dict) and isinstance(stubs, dict)
+            and isinstance(rows_common, str) and isinstance(list_rows, dict)):
+        return None
+    return Manifest(out_, pages, search_key, search_files, stubs, rows_common, list_rows)
+
+
+def save_manifest(root: Path, manifest: Manifest, folder: Path | None = None) -> None:
+    write_memo(manifest_path(root, folder), _manifest_key(),
+               (manifest.out, manifest.pages, manifest.search_key, manifest.search_files,
+                manifest.stubs, manifest.rows_common, manifest.list_rows))
