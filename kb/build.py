@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from kb.plan import SiteScanner
     from kb.produce import Workers
     from kb.render import Spec
+    from kb.stubs import StubFolder
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
                     and _as_recorded(manifest, scan))
         written, (search_key, search_files, stub_digests) = _fill(
             staging, model, extras, checked, todo, kept, statics, dumps, records, page_keys,
-            engine, executable or "", manifest, options.jobs, timings, in_place, scan)
+            engine, executable or "", manifest, options.jobs, timings, in_place, scan,
+            options.check.use_cache)
         if in_place and manifest is not None:
             gone = [p for p in manifest.pages if p not in written.stats]
             replaced = [search.OUTPUT] if (staging.path / search.OUTPUT).is_dir() else []
@@ -285,13 +287,15 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
           todo: list[Spec], kept: list[Link], statics: list[Page], dumps: Workers,
           records: tuple[str, ...], page_keys: dict[str, str], engine: str, executable: str,
           manifest: Any, jobs: int | None, timings: dict[str, float], in_place: bool = False,
-          scan: Any = None) -> tuple[WriteResult, tuple[str, Any, dict[str, str]]]:
+          scan: Any = None, cache: bool = False
+          ) -> tuple[WriteResult, tuple[str, Any, dict[str, str]]]:
     """Write the site's files into `staging`: made files, the search index, and the kept ones
     (hard-linked, or, `in_place`, only counted: they stay where they are). The dumps' workers
     are running already; the pages' workers start here."""
     from kb import search
     from kb.produce import State, Workers, page_tasks
-    from kb.render import PARALLEL_FROM, make_env, sitemap
+    from kb.render import PARALLEL_FROM, sitemap
+    from kb.stubs import for_pagefind, to_render
 
     writer = staging.writer()
     stats: dict[str, Stat] = {}
@@ -313,12 +317,13 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     search_key, search_files, found, indexing = "", {}, None, None
     stubs: list[Page] = []
     digests: dict[str, str] = {}
+    folder: StubFolder | None = None
     if engine == "pagefind":
-        stubs, digests = _stubs(model, checked, todo, page_keys, manifest)
+        stubs, digests = to_render(model, checked.kb.root, todo, page_keys, manifest)
         search_key = search.stub_key(executable, digests)
         found = manifest.search_reusable(scan, search_key) if manifest else None
-        if found is None and len(stubs) < len(digests):  # pagefind reads them all
-            stubs = search.stub_pages(model, make_env(checked.kb.root))
+        if found is None:  # pagefind reads every stub: those it is not given must be at hand
+            stubs, folder = for_pagefind(model, checked.kb.root, stubs, digests, cache)
     timings["search"] = time.perf_counter() - t
     pages: Workers | None = None
     try:
@@ -330,7 +335,9 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
         # Only after the fork: a process forked while pagefind's is being started would hold
         # the pipe subprocess waits on for the exec, and both would wait for ever.
         if engine == "pagefind" and found is None:
-            indexing = search.start_pagefind(executable, stubs, staging.path / search.OUTPUT)
+            indexing = search.start_pagefind(executable, stubs, staging.path / search.OUTPUT,
+                                             folder, digests)
+            folder = None  # the indexing's now: it lets the folder go when pagefind is done
         del stubs
         for running in (pages, dumps):
             for done in running.results():
@@ -346,6 +353,8 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     finally:
         if indexing is not None:
             indexing.cancel()
+        if folder is not None:
+            folder.close()
         dumps.close()
         if pages is not None:
             pages.close()
@@ -362,27 +371,6 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     kept_files = len(kept) + len(found or []) if in_place else writer.linked
     return (WriteResult(staging.out, len(stats), size, stats, kept_files),
             (search_key, search_files, digests))
-
-
-def _stubs(model: Any, checked: Checked, todo: list[Spec], page_keys: dict[str, str],
-           manifest: Any) -> tuple[list[Page], dict[str, str]]:
-    """The stubs of the indexed pages to render, and the digest of every indexed page's stub.
-
-    A page kept from the last build shows what it showed, so its stub is the one the manifest
-    has the digest of: only the rendered pages' stubs are made (all of them in a full build).
-    """
-    from kb import search
-    from kb.render import make_env
-
-    indexed = [p for p in page_keys if search.indexed(p)]
-    old = manifest.stubs if manifest is not None else {}
-    made = {s.path for s in todo if search.indexed(s.path)}
-    made.update(p for p in indexed if p not in old)
-    env = make_env(checked.kb.root)
-    stubs = search.stub_pages(model, env, made if len(made) < len(indexed) else None)
-    digests = {p: old[p] for p in indexed if p not in made}
-    digests.update(search.stub_digests(stubs))
-    return stubs, digests
 
 
 @dataclass

@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -141,7 +141,7 @@ def _scratch_parent() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
-def _write_stubs(folder: Path, stubs: list[Page], stop: threading.Event) -> None:
+def _write_stubs(folder: Path, stubs: Iterable[Page], stop: threading.Event) -> None:
     made: set[str] = set()
     for page in stubs:
         if stop.is_set():
@@ -172,7 +172,7 @@ class Indexing:
                  kept: StubFolder | None = None, digests: Mapping[str, str] | None = None
                  ) -> None:
         self.folder = folder
-        self._kept, self._digests = kept, digests  # a StubFolder: only `stubs` are written
+        self._kept, self._digests = kept, digests  # with a StubFolder: `stubs` are the changed
         self.output = output
         self.seconds = 0.0  # wall time from start to pagefind's end
         self._started = time.monotonic()
@@ -191,7 +191,11 @@ class Indexing:
     def _run(self, stubs: list[Page]) -> None:
         try:
             if self._kept is not None and self._digests is not None:
+                # Pagefind's index depends on the order it finds the files in, which is the
+                # folder's order on disk: so it always reads a new folder, written in path
+                # order, never the kept one (whose order depends on its history).
                 self._kept.write(stubs, self._digests)
+                _write_stubs(self.folder, self._kept.pages(sorted(self._digests)), self._stop)
             else:
                 _write_stubs(self.folder, stubs, self._stop)
             self._log = tempfile.TemporaryFile(dir=_scratch_parent())  # noqa: SIM115 (see wait)
@@ -213,8 +217,7 @@ class Indexing:
         finally:
             if self._kept is not None:
                 self._kept.close()  # kept for the next build (kb.stubs)
-            else:
-                shutil.rmtree(self.folder, ignore_errors=True)
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def _kill(self) -> None:
         with self._lock:
@@ -277,22 +280,22 @@ def start_pagefind(executable: str, stubs: list[Page], output: Path,
                    digests: Mapping[str, str] | None = None) -> Indexing:
     """Write the stubs into a folder and run pagefind on it; return at once.
 
-    With `kept` (a locked kb.stubs.StubFolder) and `digests` (every indexed page's stub
-    digest), `stubs` are the ones that changed: they are written into that folder, whose other
-    stubs are the last build's, and the folder is kept. Otherwise `stubs` are all of them, in a
-    private temporary folder under /dev/shm when that is writable (tmpfs), else the system's
-    temporary folder, removed afterwards. Pagefind writes its index into `output` (the staging
+    Pagefind reads a private temporary folder under /dev/shm when that is writable (tmpfs),
+    else the system's temporary folder, removed afterwards. With `kept` (a locked
+    kb.stubs.StubFolder) and `digests` (every indexed page's stub digest), `stubs` are only the
+    ones that changed: they are written into the kept folder, and the private one is filled from
+    it; otherwise `stubs` are all of them. Pagefind writes its index into `output` (the staging
     site's pagefind/ folder), and its messages into an unnamed temporary file, which cannot
     fill up and block it as a pipe can. Errors (stubs not written, pagefind not started or
     failed) are raised by wait().
     """
-    if kept is not None and digests is not None:
-        return Indexing(executable, stubs, output, kept.path, kept, digests)
     try:
         folder = Path(tempfile.mkdtemp(prefix="kb-pagefind-", dir=_scratch_parent()))
     except OSError as exc:
+        if kept is not None:
+            kept.close()
         raise SearchError(f"no folder for the search stubs: {exc}") from exc
-    return Indexing(executable, stubs, output, folder)
+    return Indexing(executable, stubs, output, folder, kept, digests)
 
 
 def json_index(model: SiteModel) -> Page:

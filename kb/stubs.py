@@ -3,7 +3,9 @@
 Pagefind cannot add to an index: after an edit that changes what any page shows to search (a
 claim's text, its status), it indexes every stub again. Rendering all 13,000 stubs for that took
 3.7 s at 10,000 claims, longer than the rest of such a build; this folder keeps the last build's
-stubs, so a build writes only those that changed and pagefind reads the folder.
+stubs, so a build renders and writes only those that changed. Pagefind itself reads a new folder
+filled from this one in path order (kb.search.Indexing): its index depends on the order in which
+it finds the files, which for a folder changed over many builds is not the order of a new one.
 
 The folder is in the user's cache, never in the knowledge base. Its record (RECORD) holds what
 was written: each stub's digest and the Stat of its file. A stub is used again only when its
@@ -20,11 +22,17 @@ import fcntl
 import marshal
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kb.write import Page
+
+if TYPE_CHECKING:
+    from kb.manifest import Manifest
+    from kb.pages import SiteModel
+    from kb.render import Spec
 
 RECORD = ".kb-stubs"  # marshal: (FORMAT, {path: (digest, size, mtime_ns, inode)})
 LOCK = ".kb-stubs.lock"
@@ -33,6 +41,51 @@ FORMAT = 1
 Entry = tuple[str, int, int, int]  # digest, size, mtime_ns, inode
 
 
+# -- which stubs to make ----------------------------------------------------------------------
+def to_render(model: SiteModel, root: Path, todo: list[Spec], page_keys: Mapping[str, str],
+              manifest: Manifest | None) -> tuple[list[Page], dict[str, str]]:
+    """The stubs of the indexed pages to render, and the digest of every indexed page's stub.
+
+    A page kept from the last build shows what it showed, so its stub is the one the manifest
+    has the digest of: only the rendered pages' stubs are made (all of them in a full build).
+    """
+    from kb import search
+    from kb.render import make_env
+
+    indexed = [p for p in page_keys if search.indexed(p)]
+    old = manifest.stubs if manifest is not None else {}
+    made = {s.path for s in todo if search.indexed(s.path)}
+    made.update(p for p in indexed if p not in old)
+    env = make_env(root)
+    stubs = search.stub_pages(model, env, made if len(made) < len(indexed) else None)
+    digests = {p: old[p] for p in indexed if p not in made}
+    digests.update(search.stub_digests(stubs))
+    return stubs, digests
+
+
+def for_pagefind(model: SiteModel, root: Path, stubs: list[Page], digests: dict[str, str],
+                 cache: bool) -> tuple[list[Page], StubFolder | None]:
+    """The stubs to give pagefind, which reads every indexed page's stub: with the folder of
+    the last build's stubs (a StubFolder, locked here), those it does not hold as they are now;
+    without it (no cache, or another build has it), all of them."""
+    from kb import search
+    from kb.cache import cache_path
+    from kb.render import make_env
+
+    folder = StubFolder.open(cache_path(root, "stubs").with_suffix("")) if cache else None
+    if folder is None:
+        return (stubs if len(stubs) == len(digests)
+                else search.stub_pages(model, make_env(root))), None
+    made = {page.path for page in stubs}
+    need = folder.missing({p: d for p, d in digests.items() if p not in made})
+    if need:  # pages kept from the last build whose stubs the folder lacks (a new cache …)
+        more = search.stub_pages(model, make_env(root), need)
+        digests.update(search.stub_digests(more))
+        stubs = sorted([*stubs, *more], key=lambda page: page.path)
+    return stubs, folder
+
+
+# -- the folder -------------------------------------------------------------------------------
 class StubFolder:
     """A folder of stubs at their pages' paths, and what was written into it (see the module)."""
 
@@ -106,6 +159,11 @@ class StubFolder:
         tmp = self.path / f"{RECORD}.tmp"
         tmp.write_bytes(data)
         os.replace(tmp, self.path / RECORD)
+
+    def pages(self, paths: Iterable[str]) -> Iterator[Page]:
+        """The stubs of these paths, read from the folder (after write(): all it holds)."""
+        for path in paths:
+            yield Page(path, (self.path / path).read_bytes())
 
     def close(self) -> None:
         """Let the next build have the folder."""

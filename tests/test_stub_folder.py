@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from test_search_stubs import PAGEFIND, Rich, _fragments, needs_pagefind, rich  # noqa: F401
 
 from kb import search
@@ -15,6 +16,11 @@ from kb.write import Page
 def pages(texts: dict[str, str]) -> tuple[list[Page], dict[str, str]]:
     stubs = [Page(f"claims/{name}/index.html", text.encode()) for name, text in texts.items()]
     return stubs, search.stub_digests(stubs)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
 
 
 def opened(path: Path) -> StubFolder:
@@ -113,5 +119,69 @@ def test_pagefind_over_a_kept_folder_indexes_as_over_all_stubs(rich: Rich,  # no
     kept = _fragments(tmp_path / "two" / "pagefind")
     fresh = _fragments(tmp_path / "all" / "pagefind")
     assert kept == fresh
+    # and the whole index, byte for byte: pagefind's files depend on the order it reads stubs in
+    assert _tree(tmp_path / "two" / "pagefind") == _tree(tmp_path / "all" / "pagefind")
     assert any("(edited)" in f["meta"]["title"] for f in kept.values())
     assert os.listdir(tmp_path / "kept" / "claims")  # the folder is kept for the next build
+
+
+# -- in a build ------------------------------------------------------------------------------------
+GENERATED = (60, 11)  # claims, seed: the conftest's `generated` and `kb`
+
+
+def _reword_first_claim(root: Path) -> str:
+    claim = sorted((root / "claims").rglob("*.yaml"))[0]
+    text = claim.read_text(encoding="utf-8")
+    assert 'claim: "' in text
+    claim.write_text(text.replace('claim: "', 'claim: "Reportedly, ', 1), encoding="utf-8")
+    return claim.stem
+
+
+@needs_pagefind
+def test_a_reworded_claim_renders_its_stub_only_and_indexes_as_a_full_build(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb.build import BuildOptions, build_site
+
+    options = BuildOptions(search="pagefind", history=False)
+    assert build_site(kb, tmp_path / "site", options).ok
+    _reword_first_claim(kb)
+    rendered: list[int | None] = []
+    real = search.stub_pages
+
+    def counting(model: object, env: object, only: object = None) -> list[Page]:
+        made = real(model, env, only)  # type: ignore[arg-type]
+        rendered.append(len(made))
+        return made
+
+    monkeypatch.setattr(search, "stub_pages", counting)
+    result = build_site(kb, tmp_path / "site", options)
+    assert result.ok
+    monkeypatch.setattr(search, "stub_pages", real)
+    full = BuildOptions(search="pagefind", history=False, incremental=False)
+    assert build_site(kb, tmp_path / "full", full).ok
+    made, whole = (_fragments(tmp_path / name / "pagefind") for name in ("site", "full"))
+    assert made == whole
+    # the stubs of the pages rendered again (the claim's, its sources' and entities'), not all
+    stubs = sum(n or 0 for n in rendered)
+    assert 1 <= stubs <= result.rendered and stubs < len(made) // 4, rendered
+    assert any(f["meta"]["title"].startswith("Reportedly, ") for f in made.values())
+
+
+@needs_pagefind
+def test_a_damaged_stub_folder_is_written_afresh_and_indexes_the_same(
+        kb: Path, tmp_path: Path) -> None:
+    from kb.build import BuildOptions, build_site
+    from kb.cache import cache_path
+
+    options = BuildOptions(search="pagefind", history=False)
+    assert build_site(kb, tmp_path / "site", options).ok
+    folder = cache_path(kb, "stubs").with_suffix("")
+    stub = next(folder.rglob("index.html"))
+    stub.write_bytes(stub.read_bytes().replace(b"<h1>", b"<h1>Tampered ", 1))
+    _reword_first_claim(kb)
+    assert build_site(kb, tmp_path / "site", options).ok
+    full = BuildOptions(search="pagefind", history=False, incremental=False)
+    assert build_site(kb, tmp_path / "full", full).ok
+    made = _fragments(tmp_path / "site" / "pagefind")
+    assert made == _fragments(tmp_path / "full" / "pagefind")
+    assert not any("Tampered" in f["content"] for f in made.values())
