@@ -1,7 +1,8 @@
 """Dumps of the graph: the whole of it, one record's named graph, claims as CSV, and VoID.
 
-Every dump is written from the sorted N-Triples lines the graph holds (kb.graph.KBGraph.triples):
-N-Quads and N-Triples are those lines, Turtle, TriG and JSON-LD regroup them (kb.rdfwrite), so
+Every dump is written from the sorted N-Triples the graph holds, a block a named graph
+(kb.graph.KBGraph.triples): N-Quads and N-Triples are those blocks, Turtle, TriG and JSON-LD
+regroup their lines, made a graph at a time (kb.rdfwrite), so
 the same files give byte-identical output and no Python RDF objects are made on the way (going
 through Oxigraph's parser and serialisers took 3–5 s a dump at 10,000 claims, docs/graph.md).
 No blank nodes are made anywhere, so nothing depends on generated labels.
@@ -20,7 +21,7 @@ import pyoxigraph as ox
 
 from kb import rdfwrite
 from kb.check import Checked
-from kb.graph import KBGraph
+from kb.graph import KBGraph, lines_of
 from kb.namespaces import RDF_IRI, RDF_TYPE, SCHEMA_IRI, dcterms, node
 from kb.namespaces import void as v_
 
@@ -62,7 +63,7 @@ def dump(g: KBGraph, fmt: str) -> bytes:
         return g.nquads()
     pieces = rdfwrite.Pieces(g.iris.prefixes())
     text = Text.of(g, pieces, nonempty(g), (fmt,), first=True)
-    return rdfwrite.encode([head(fmt, pieces), text.formats[fmt], tail(fmt)])
+    return head(fmt, pieces).encode("utf-8") + text.formats[fmt] + tail(fmt).encode("utf-8")
 
 
 def nonempty(g: KBGraph) -> list[str]:
@@ -84,10 +85,11 @@ RECORD_FORMATS = {"trig": "ttl", "jsonld": "jsonld"}  # a dump → its claims' r
 
 @dataclass
 class Text:
-    """The text of a run of named graphs in some dump formats, and the records asked for
-    (claim graph IRI → {"ttl" | "jsonld": bytes}): each graph's statements are made once."""
+    """The text of a run of named graphs in some dump formats (UTF-8), and the records asked
+    for (claim graph IRI → {"ttl" | "jsonld": bytes}): each graph's statements are made once,
+    from its lines, made from its block and dropped after it."""
 
-    formats: dict[str, str]
+    formats: dict[str, bytes]
     records: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
     @classmethod
@@ -97,11 +99,13 @@ class Text:
         want = set(formats)
         parts: dict[str, list[str]] = {f: [] for f in want}
         made: dict[str, dict[str, bytes]] = {}
+        blocks: list[bytes] = []  # N-Triples: the blocks as they stand
         for graph in graphs:
-            lines = g.triples[graph]
+            own = g.triples[graph]
             record = graph in records
             if "nt" in want:
-                parts["nt"].append(" .\n".join(lines) + " .\n")
+                blocks.append(own)
+            lines = lines_of(own) if want - {"nt"} or record else []
             if want & {"ttl", "trig"} or record:
                 block = pieces.block(lines)
                 if "trig" in want:
@@ -117,7 +121,8 @@ class Text:
                 if record:
                     made.setdefault(graph, {})["jsonld"] = pieces.jsonld_record(nodes)
             first = False
-        return cls({f: "".join(p) for f, p in parts.items()}, made)
+        return cls({f: b"".join(blocks) if f == "nt" else rdfwrite.encode(p)
+                    for f, p in parts.items()}, made)
 
 
 def record_dump(g: KBGraph, kind: str, id_: str, fmt: str) -> bytes:
@@ -126,7 +131,7 @@ def record_dump(g: KBGraph, kind: str, id_: str, fmt: str) -> bytes:
         raise ValueError(f"a record is dumped as ttl, nt or jsonld, not {fmt!r}")
     if fmt == "nt":
         return g.graph_nquads(g.iris.graph(kind, id_))
-    lines = g.triples.get(g.iris.graph(kind, id_), [])
+    lines = lines_of(g.triples.get(g.iris.graph(kind, id_), b""))
     write = rdfwrite.turtle if fmt == "ttl" else rdfwrite.jsonld
     return write(lines, g.iris.prefixes())
 
@@ -175,13 +180,14 @@ class VoidStats:
     classes: Counter[str] = field(default_factory=Counter)  # N-Triples IRI → rdf:type triples
 
     @classmethod
-    def of(cls, runs: Iterable[list[str]]) -> VoidStats:
-        """Counted on the N-Triples lines: parsing them into Python objects took 3 s at
-        10,000 claims."""
+    def of(cls, runs: Iterable[bytes]) -> VoidStats:
+        """Counted on the N-Triples lines of these blocks (kb.graph.KBGraph.triples), a block at
+        a time: parsing them into Python objects took 3 s at 10,000 claims."""
         stats = cls()
         subjects = stats.subjects
         properties, classes = stats.properties, stats.classes
-        for lines in runs:
+        for block in runs:
+            lines = lines_of(block)
             stats.triples += len(lines)
             last = ""
             for line in lines:
@@ -256,7 +262,7 @@ def _setting(g: KBGraph, prop: str) -> str | None:
     """A plain literal about the dataset in the settings graph (read from its lines: asking the
     store would load 700,000 quads for one value)."""
     head = f"<{g.iris.dataset}> <{SCHEMA_IRI}{prop}> \""
-    for line in g.triples.get(g.iris.settings_graph, []):
+    for line in lines_of(g.triples.get(g.iris.settings_graph, b"")):
         if line.startswith(head) and line.endswith('"'):
             return rdfwrite.unescape(line[len(head):-1])
     return None

@@ -1,7 +1,8 @@
 """Turtle, TriG and JSON-LD written straight from sorted N-Triples lines.
 
-The graph already holds every named graph as sorted N-Triples lines (kb.graph.KBGraph.triples);
-these writers only regroup that text, so they are pure string work and deterministic by
+The graph already holds every named graph as sorted N-Triples (kb.graph.KBGraph.triples, a block
+a graph, made into lines a graph at a time by kb.graph.lines_of); these writers only regroup
+that text, so they are pure string work and deterministic by
 construction: the same lines give the same bytes. Going through a parser and Oxigraph's
 serialisers instead made 721,000 Python `Quad` objects at 10,000 claims and took 3–5 s a dump
 (docs/graph.md has the figures).

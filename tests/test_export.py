@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -29,7 +30,7 @@ from kb.export import (
     record_dump,
     void,
 )
-from kb.graph import KBGraph, build_graph
+from kb.graph import KBGraph, block_of, build_graph, lines_of
 from kb.namespaces import VOID
 
 from conftest import REPO, MakeKB
@@ -148,8 +149,8 @@ def test_void_description(g: KBGraph) -> None:
 def test_no_triple_is_in_two_named_graphs(g: KBGraph, where: str) -> None:
     """So the union dumps, each graph's triples in turn, hold each triple once."""
     graph = g if where == "rich" else build_graph(check(REPO))
-    lines = [t for ts in graph.triples.values() for t in ts]
-    assert len(lines) == len(set(lines)) == len(graph.union) > 300
+    lines = [t for block in graph.triples.values() for t in lines_of(block)]
+    assert len(lines) == len(set(lines)) == len(graph.ntriples().splitlines()) > 300
 
 
 @pytest.fixture
@@ -194,7 +195,8 @@ def edited(g: KBGraph, cid: str, text: str) -> KBGraph:
     """`g` with one more triple in a claim's graph, as an edit of its file gives."""
     name = g.iris.graph("claim", cid)
     extra = f'<{g.iris.claim(cid)}> <http://www.w3.org/2000/01/rdf-schema#comment> "{text}"'
-    return KBGraph(g.iris, g.graphs, {**g.triples, name: sorted([*g.triples[name], extra])},
+    return KBGraph(g.iris, g.graphs,
+                   {**g.triples, name: block_of(sorted([*lines_of(g.triples[name]), extra]))},
                    g.assessments, g.network)
 
 
@@ -254,10 +256,76 @@ def test_the_cache_keeps_only_what_the_last_build_used(g: KBGraph, tmp_path: Pat
 
 def test_void_counts_added_up_by_chunk_are_those_of_the_union(g: KBGraph) -> None:
     stats = gzdumps.site_dumps(g).stats
-    union = g.union
+    union = lines_of(g.ntriples())
     assert stats.triples == len(union)
     assert len(stats.subjects) == len({t.split(" ", 1)[0] for t in union})
     v = Graph().parse(data=void(g, stats).decode(), format="turtle")
     dumps = {str(o) for o in v.objects(None, VOID.dataDump)}
     assert dumps == {g.iris.base + DUMP_FILES[f] for f in SITE_DUMPS}
     assert all(d.endswith(".gz") for d in dumps)
+
+
+# -- text that looks like the blocks' layout (kb.graph.KBGraph.triples) ----------------------
+
+# a line break, " ." before it and at the end, `>`, `"`, a backslash, non-ASCII (two, three and
+# four bytes in UTF-8) and a tab: each is escaped or kept so that " .\n" ends lines only
+TRICKY = 'Trade " . is good .\n<b>not</b> > 3 € ü 😀 \\ .\tend .'
+
+
+@pytest.fixture
+def tricky(make_kb: MakeKB) -> KBGraph:
+    opinion = RICH["claims/opinion.yaml"].replace(
+        'claim: "Trade is good."',
+        'claim: "Trade \\" . is good .\\n<b>not</b> > 3 € ü 😀 \\\\ .\\tend ."'
+    )
+    russia = RICH["entities/russia.yaml"] + "aliases: [é, z, €, 😀, ｚ, a]\n"
+    checked = check(make_kb({**RICH, "claims/opinion.yaml": opinion,
+                             "entities/russia.yaml": russia}))
+    assert not checked.report.errors
+    return build_graph(checked)
+
+
+def _texts(quads: Iterable[ox.Quad | ox.Triple], subject: str) -> set[str]:
+    return {q.object.value for q in quads if q.subject == ox.NamedNode(subject)
+            and q.predicate == ox.NamedNode("https://schema.org/text")}
+
+
+def test_a_tricky_literal_round_trips_through_the_blocks(tricky: KBGraph,
+                                                         small_chunks: None) -> None:
+    g, claim = tricky, tricky.iris.claim("opinion")
+    graph = g.iris.graph("claim", "opinion")
+    block = g.triples[graph]
+    assert block.endswith(b" .\n") and "😀".encode() in block
+    # one line a triple: the literal's line break is escaped, its " ." ends no line
+    assert block.count(b"\n") == len(lines_of(block)) == len(list(
+        g.store.quads_for_pattern(None, None, None, ox.NamedNode(graph))))
+    # the store, loaded from the blocks with the graph name put in by bytes.replace
+    assert [r[0].value for r in g.query(
+        f"SELECT ?t WHERE {{ <{claim}> <https://schema.org/text> ?t }}")] == [TRICKY]
+    assert len(g.store) == g.size == len(lines_of(g.ntriples()))
+    assert _texts(ox.parse(g.nquads(), format=ox.RdfFormat.N_QUADS), claim) == {TRICKY}
+    assert g.graph_nquads(graph) == block
+    for fmt in sorted(FORMATS):
+        assert _texts(ox.parse(dump(g, fmt), format=FORMATS[fmt]), claim) == {TRICKY}, fmt
+    site = gzdumps.site_dumps(g, ["opinion"])
+    for fmt in SITE_DUMPS:
+        data = gzip.decompress(site.files[DUMP_FILES[fmt]])
+        assert data == dump(g, fmt)
+        assert _texts(ox.parse(data, format=FORMATS[fmt]), claim) == {TRICKY}, fmt
+    for ext in ("ttl", "nt", "jsonld"):
+        data = record_dump(g, "claim", "opinion", ext)
+        assert _texts(ox.parse(data, format=FORMATS[ext]), claim) == {TRICKY}, ext
+    assert site.records["opinion"] == {ext: record_dump(g, "claim", "opinion", ext)
+                                       for ext in ("ttl", "jsonld")}
+
+
+def test_the_union_is_sorted_as_its_lines_are(tricky: KBGraph) -> None:
+    """The union is sorted as UTF-8 bytes: the order of the lines as str, non-ASCII too."""
+    lines = lines_of(tricky.ntriples())
+    assert lines == sorted({t for b in tricky.triples.values() for t in lines_of(b)})
+    aliases = [t for t in lines if t.startswith(f"<{tricky.iris.entity('russia')}> ")
+               and "alternateName" in t]
+    assert [t.rsplit(" ", 1)[1] for t in aliases] == ['"a"', '"z"', '"é"', '"€"', '"ｚ"', '"😀"']
+    for block in tricky.triples.values():  # each block sorted and unique, as the builder made it
+        assert lines_of(block) == sorted(set(lines_of(block)))
+        assert block_of(lines_of(block)) == block
