@@ -335,3 +335,29 @@ def _one_claim_edited(b: Bench) -> None:
        "since the last build", prepare=_one_claim_edited, targets={10_000: 2.0, 100_000: 10.0})
 def build_edit(b: Bench) -> list[str]:
     return _kb_at(b, b.work / "edit-kb", "build", "--out", str(b.work / "edit-site"))
+
+
+_REWORDED = "Reportedly, "
+
+
+def _one_claim_reworded(b: Bench) -> None:
+    """The knowledge base and site of build-edit; then the statement of one claim changes (and
+    changes back the next time). Unlike a review, this changes what search shows: the claim's
+    page, its rows in the listings, a chunk of the dumps, and pagefind's whole index."""
+    copy, site = b.work / "edit-kb", b.work / "edit-site"
+    if not copy.is_dir():
+        shutil.copytree(b.root, copy)
+    if not (site / "index.html").is_file():
+        b.run(_kb_at(b, copy, "build", "--out", str(site)))
+    claim = sorted((copy / "claims").rglob("*.yaml"))[1]  # not the one build-edit changes
+    text = claim.read_text(encoding="utf-8")
+    old, new = 'claim: "', f'claim: "{_REWORDED}'
+    edited = text.replace(new, old, 1) if new in text else text.replace(old, new, 1)
+    assert edited != text, f"{claim} has no claim: line to reword"
+    claim.write_text(edited, encoding="utf-8")
+
+
+@stage("build-edit-text", "`kb build` after one claim's statement changed since the last build "
+       "(its page, listings, dumps and the search index change)", prepare=_one_claim_reworded)
+def build_edit_text(b: Bench) -> list[str]:
+    return _kb_at(b, b.work / "edit-kb", "build", "--out", str(b.work / "edit-site"))

@@ -39,7 +39,7 @@ class BuildResult:
     checked: Checked
     written: WriteResult | None = None
     search: str = ""
-    graph: Any = None  # kb.graph.KBGraph, for the SPARQL endpoint of `kb serve`
+    graph: Any = None  # kb.kbgraph.KBGraph, for the SPARQL endpoint of `kb serve`
     timings: dict[str, float] = field(default_factory=dict)
     rendered: int = 0  # pages (specs) rendered; the others were kept from the last build
     # The model, the page keys and the plan, freed with the result rather than when the build

@@ -164,7 +164,7 @@ class _Data:
 
 
 class Endpoint:
-    """The WSGI app. `store_factory` gives the data: a kb.graph.KBGraph, or a pyoxigraph store
+    """The WSGI app. `store_factory` gives the data: a kb.kbgraph.KBGraph, or a pyoxigraph store
     with one named graph per file; `reload()` takes a fresh one (after a rebuild) without
     stopping answers in flight."""
 
@@ -186,7 +186,7 @@ class Endpoint:
         folder = Path(tempfile.mkdtemp(prefix="kb-endpoint-"))
         dump = folder / "store.nq"
         if hasattr(source, "nquads"):
-            # a kb.graph.KBGraph: its N-Quads text is at hand, so no store is built only to be
+            # a kb.kbgraph.KBGraph: its N-Quads text is at hand, so no store is built only to be
             # dumped again (at 10,000 claims that saved about 4 s of start-up)
             graphs = frozenset(source.named_graphs())
             dump.write_bytes(source.nquads())

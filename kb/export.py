@@ -1,7 +1,7 @@
 """Dumps of the graph: the whole of it, one record's named graph, claims as CSV, and VoID.
 
 Every dump is written from the sorted N-Triples the graph holds, a block a named graph
-(kb.graph.KBGraph.triples): N-Quads and N-Triples are those blocks, Turtle, TriG and JSON-LD
+(kb.kbgraph.KBGraph.triples): N-Quads and N-Triples are those blocks, Turtle, TriG and JSON-LD
 regroup their lines, made a graph at a time (kb.rdfwrite), so
 the same files give byte-identical output and no Python RDF objects are made on the way (going
 through Oxigraph's parser and serialisers took 3–5 s a dump at 10,000 claims, docs/graph.md).
@@ -21,7 +21,7 @@ import pyoxigraph as ox
 
 from kb import rdfwrite
 from kb.check import Checked
-from kb.graph import KBGraph, lines_of
+from kb.kbgraph import KBGraph, lines_of
 from kb.namespaces import RDF_IRI, RDF_TYPE, SCHEMA_IRI, dcterms, node
 from kb.namespaces import void as v_
 
@@ -181,7 +181,7 @@ class VoidStats:
 
     @classmethod
     def of(cls, runs: Iterable[bytes]) -> VoidStats:
-        """Counted on the N-Triples lines of these blocks (kb.graph.KBGraph.triples), a block at
+        """Counted on the N-Triples lines of these blocks (kb.kbgraph.KBGraph.triples), a block at
         a time: parsing them into Python objects took 3 s at 10,000 claims."""
         stats = cls()
         subjects = stats.subjects

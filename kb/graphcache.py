@@ -40,7 +40,7 @@ from kb.history import Commit
 from kb.network import NetworkReport
 from kb.status import Assessment
 
-_FORMAT = 2  # 2: a graph is one bytes block (kb.graph.KBGraph), not a list of lines
+_FORMAT = 2  # 2: a graph is one bytes block (kb.kbgraph.KBGraph), not a list of lines
 _FORMAT_1_SHARDS = 256  # their files are deleted at the first save
 # An entry is (KIND, graph IRI) → (key, its block): one bytes object a graph, which unpickles as
 # one copy (a list of lines was a str object a line to make again: 721,000 at 10,000 claims).
@@ -235,7 +235,7 @@ class GraphCache(ParseCache):
         return report
 
     def block(self, graph_iri: str, key: str) -> bytes | None:
-        """The graph's block (kb.graph.KBGraph.triples), when made from the same inputs."""
+        """The graph's block (kb.kbgraph.KBGraph.triples), when made from the same inputs."""
         block = self.get(KIND, graph_iri, key)
         if block is None:
             return None

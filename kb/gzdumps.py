@@ -31,7 +31,7 @@ from pathlib import Path
 
 import kb
 from kb import export, rdfwrite
-from kb.graph import KBGraph
+from kb.kbgraph import KBGraph
 
 # zlib's level: the four dumps at 10,000 claims (307 MB of text) compress to 31.6 MB in 1.5 s at
 # level 1, 27.0 MB in 1.6 s at 3, 21.6 MB in 4.2 s at 6, 20.9 MB in 7.6 s at 9. After an edit

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from kb.graph import KBGraph
+from kb.kbgraph import KBGraph
 
 QUERIES_DIR = "queries"
 _POSITION = re.compile(r"error at (\d+):(\d+):\s*(.*)", re.S)

@@ -1,6 +1,6 @@
 """Turtle, TriG and JSON-LD written straight from sorted N-Triples lines.
 
-The graph already holds every named graph as sorted N-Triples (kb.graph.KBGraph.triples, a block
+The graph already holds every named graph as sorted N-Triples (kb.kbgraph.KBGraph.triples, a block
 a graph, made into lines a graph at a time by kb.graph.lines_of); these writers only regroup
 that text, so they are pure string work and deterministic by
 construction: the same lines give the same bytes. Going through a parser and Oxigraph's

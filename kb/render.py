@@ -65,7 +65,7 @@ class Extras:
     queries: list[Any] = field(default_factory=list)  # kb.query.NamedQuery
     results: dict[str, Any] = field(default_factory=dict)  # name → QueryResult or error text
     search: str = "pagefind"  # or "json" (the fallback index) or "none"
-    graph: Any = None  # kb.graph.KBGraph: claims/<id>.ttl and .jsonld are dumped from it
+    graph: Any = None  # kb.kbgraph.KBGraph: claims/<id>.ttl and .jsonld are dumped from it
 
 
 def safe_url(value: object) -> str:

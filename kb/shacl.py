@@ -15,7 +15,8 @@ from rdflib.namespace import Namespace
 from rdflib.term import Node
 
 from kb.check import Checked
-from kb.graph import KBGraph, build_graph
+from kb.graph import build_graph
+from kb.kbgraph import KBGraph
 from kb.model import KIND_DIRS
 from kb.namespaces import Iris
 from kb.problems import Loc, Problem, problem

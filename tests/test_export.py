@@ -30,7 +30,8 @@ from kb.export import (
     record_dump,
     void,
 )
-from kb.graph import KBGraph, block_of, build_graph, lines_of
+from kb.graph import build_graph
+from kb.kbgraph import KBGraph, block_of, lines_of
 from kb.namespaces import VOID
 
 from conftest import REPO, MakeKB
@@ -265,7 +266,7 @@ def test_void_counts_added_up_by_chunk_are_those_of_the_union(g: KBGraph) -> Non
     assert all(d.endswith(".gz") for d in dumps)
 
 
-# -- text that looks like the blocks' layout (kb.graph.KBGraph.triples) ----------------------
+# -- text that looks like the blocks' layout (kb.kbgraph.KBGraph.triples) ----------------------
 
 # a line break, " ." before it and at the end, `>`, `"`, a backslash, non-ASCII (two, three and
 # four bytes in UTF-8) and a tab: each is escaped or kept so that " .\n" ends lines only

@@ -10,8 +10,9 @@ import pytest
 from graph_data import RICH
 
 from kb.check import check
-from kb.graph import KBGraph, build_graph
+from kb.graph import build_graph
 from kb.history import file_histories
+from kb.kbgraph import KBGraph
 from kb.query import run
 
 from conftest import MakeKB

@@ -26,9 +26,10 @@ from kb import graphcache
 from kb import model as m
 from kb.cache import BACKGROUND_MIN, digest
 from kb.check import CheckOptions, check
-from kb.graph import KBGraph, build_graph, lines_of
+from kb.graph import build_graph
 from kb.graphcache import FIELDS, SHARDS, GraphCache, assessment, commits, plain
 from kb.history import Commit
+from kb.kbgraph import KBGraph, lines_of
 from kb.load import read_inputs
 from kb.status import Assessment, assess
 

@@ -14,7 +14,8 @@ from rdflib import Graph
 
 from kb.check import check
 from kb.cli import main
-from kb.graph import KBGraph, build_graph
+from kb.graph import build_graph
+from kb.kbgraph import KBGraph
 from kb.query import QueryError, named_queries, parse_header, run
 
 from conftest import REPO, MakeKB

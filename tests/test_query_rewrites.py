@@ -13,7 +13,8 @@ import pytest
 from graph_data import RICH
 
 from kb.check import check
-from kb.graph import KBGraph, build_graph
+from kb.graph import build_graph
+from kb.kbgraph import KBGraph
 from kb.query import named_queries, run
 
 from conftest import REPO, MakeKB
