@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from kb.plan import SiteScanner
     from kb.produce import Workers
     from kb.render import Spec
-    from kb.stubs import StubFolder
+    from kb.stubs import StubCache
 
 
 @dataclass(frozen=True)
@@ -317,7 +317,7 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     search_key, search_files, found, indexing = "", {}, None, None
     stubs: list[Page] = []
     digests: dict[str, str] = {}
-    folder: StubFolder | None = None
+    folder: StubCache | None = None
     if engine == "pagefind":
         stubs, digests = to_render(model, checked.kb.root, todo, page_keys, manifest)
         search_key = search.stub_key(executable, digests)
@@ -337,7 +337,6 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
         if engine == "pagefind" and found is None:
             indexing = search.start_pagefind(executable, stubs, staging.path / search.OUTPUT,
                                              folder, digests)
-            folder = None  # the indexing's now: it lets the folder go when pagefind is done
         del stubs
         for running in (pages, dumps):
             for done in running.results():
@@ -353,8 +352,6 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     finally:
         if indexing is not None:
             indexing.cancel()
-        if folder is not None:
-            folder.close()
         dumps.close()
         if pages is not None:
             pages.close()

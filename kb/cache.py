@@ -108,8 +108,13 @@ class ParseCache:
         self.key = (_FORMAT, kb.__version__, sys.version, self.fingerprint(), *extra)
         self.shards: list[Entries] = [{} for _ in range(SHARDS)]
         self.dirty: set[int] = set()  # shards to write
-        wait_for_saves()  # a save this process started must land before the cache is read
+        self.wait_for_saves()
         self._load()
+
+    def wait_for_saves(self) -> None:
+        """A save this process started must land before the cache is read. (A subclass whose
+        saves never go to a child need not wait for other caches' children.)"""
+        wait_for_saves()
 
     def shard_path(self, index: int) -> Path:
         return self.folder / f"{index:02x}.pickle"

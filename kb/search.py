@@ -32,7 +32,7 @@ from typing import IO, Any
 import jinja2
 
 from kb.pages import SiteModel
-from kb.stubs import StubFolder
+from kb.stubs import StubCache
 from kb.write import Page, Stat, file_stat
 
 
@@ -169,10 +169,10 @@ class Indexing:
     """
 
     def __init__(self, executable: str, stubs: list[Page], output: Path, folder: Path,
-                 kept: StubFolder | None = None, digests: Mapping[str, str] | None = None
+                 kept: StubCache | None = None, digests: Mapping[str, str] | None = None
                  ) -> None:
         self.folder = folder
-        self._kept, self._digests = kept, digests  # with a StubFolder: `stubs` are the changed
+        self._kept, self._digests = kept, digests  # with a StubCache: `stubs` are the changed
         self.output = output
         self.seconds = 0.0  # wall time from start to pagefind's end
         self._started = time.monotonic()
@@ -195,7 +195,7 @@ class Indexing:
                 # folder's order on disk: so it always reads a new folder, written in path
                 # order, never the kept one (whose order depends on its history).
                 self._kept.write(stubs, self._digests)
-                _write_stubs(self.folder, self._kept.pages(sorted(self._digests)), self._stop)
+                _write_stubs(self.folder, self._kept.pages(self._digests), self._stop)
             else:
                 _write_stubs(self.folder, stubs, self._stop)
             self._log = tempfile.TemporaryFile(dir=_scratch_parent())  # noqa: SIM115 (see wait)
@@ -215,8 +215,6 @@ class Indexing:
         except (OSError, subprocess.SubprocessError) as exc:
             self._failure = f"pagefind could not run: {exc}"
         finally:
-            if self._kept is not None:
-                self._kept.close()  # kept for the next build (kb.stubs)
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def _kill(self) -> None:
@@ -276,24 +274,21 @@ class Indexing:
 
 
 def start_pagefind(executable: str, stubs: list[Page], output: Path,
-                   kept: StubFolder | None = None,
+                   kept: StubCache | None = None,
                    digests: Mapping[str, str] | None = None) -> Indexing:
     """Write the stubs into a folder and run pagefind on it; return at once.
 
     Pagefind reads a private temporary folder under /dev/shm when that is writable (tmpfs),
-    else the system's temporary folder, removed afterwards. With `kept` (a locked
-    kb.stubs.StubFolder) and `digests` (every indexed page's stub digest), `stubs` are only the
-    ones that changed: they are written into the kept folder, and the private one is filled from
-    it; otherwise `stubs` are all of them. Pagefind writes its index into `output` (the staging
-    site's pagefind/ folder), and its messages into an unnamed temporary file, which cannot
-    fill up and block it as a pipe can. Errors (stubs not written, pagefind not started or
-    failed) are raised by wait().
+    else the system's temporary folder, removed afterwards. With `kept` (kb.stubs.StubCache)
+    and `digests` (every indexed page's stub digest), `stubs` are only the ones that changed:
+    they are kept there, and the folder is filled from it; otherwise `stubs` are all of them.
+    Pagefind writes its index into `output` (the staging site's pagefind/ folder), and its
+    messages into an unnamed temporary file, which cannot fill up and block it as a pipe can.
+    Errors (stubs not written, pagefind not started or failed) are raised by wait().
     """
     try:
         folder = Path(tempfile.mkdtemp(prefix="kb-pagefind-", dir=_scratch_parent()))
     except OSError as exc:
-        if kept is not None:
-            kept.close()
         raise SearchError(f"no folder for the search stubs: {exc}") from exc
     return Indexing(executable, stubs, output, folder, kept, digests)
 
