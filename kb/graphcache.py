@@ -18,19 +18,16 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
-import sys
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, cast
 
-import kb
 from kb import model as m
 from kb.cache import (
     BACKGROUND_MIN,
     SHARDS,
-    ParseCache,
-    cache_path,
+    BlobCache,
     code_fingerprint,
     fork_child,
     read_pickle,
@@ -193,37 +190,28 @@ def _wait_for_own_saves() -> None:
             os.waitpid(pid, 0)
 
 
-class GraphCache(ParseCache):
+class GraphCache(BlobCache):
     """The block of each named graph of the last build, by graph IRI and key, kept as
     kb.cache.ParseCache keeps parsed files (its shards, loading, entries, pruning and
     writing), and the last network report beside them. Its own are only the waiting for and
     forking of background saves (see _SAVERS)."""
 
     what = "graph"
+    kind = KIND
 
     def __init__(self, root: Path, settings: object, folder: Path | None = None) -> None:
-        # ParseCache.__init__ but for its wait_for_saves(): the same fields, then _load()
-        self.folder = cache_path(root, self.what, folder).with_suffix("")
+        self.report: tuple[str, NetworkReport] | None = None  # a network report to save
+        self.hits = 0
         # what every graph depends on beyond its key: the code of the whole package (the
         # vocabulary, the IRIs and the N-Triples forms are made by it) and kb.toml (the base
         # IRI, the publisher, the repository)
-        self.key = (_FORMAT, kb.__version__, sys.version, self.fingerprint(), repr(settings))
-        self.shards = [{} for _ in range(SHARDS)]
-        self.dirty = set()
-        self.report: tuple[str, NetworkReport] | None = None  # a network report to save
-        self.hits = 0
-        _wait_for_own_saves()  # a save this process started must land before the cache is read
-        self._load()
+        super().__init__(root, folder, (_FORMAT, repr(settings)))
+
+    def wait_for_saves(self) -> None:
+        _wait_for_own_saves()
 
     def fingerprint(self) -> str:
         return code_fingerprint()
-
-    def well_formed(self, item: tuple[Any, Any]) -> bool:
-        """An entry as put_block puts it (checked for all 13,000 at each load: kept cheap)."""
-        k, v = item
-        return (type(k) is tuple and len(k) == 2 and k[0] == KIND and type(k[1]) is str
-                and type(v) is tuple and len(v) == 2 and type(v[0]) is str
-                and type(v[1]) is bytes)
 
     def network(self, key: str, make: Callable[[], NetworkReport]) -> NetworkReport:
         """The last build's network report when its inputs are the same, else `make()`."""

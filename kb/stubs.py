@@ -3,7 +3,7 @@
 Pagefind cannot add to an index: after an edit that changes what any page shows to search (a
 claim's text, its status), it indexes every stub again. Rendering all 13,000 stubs for that took
 3.7 s at 10,000 claims, longer than the rest of such a build; so the stubs are kept, as the parse
-cache keeps parsed files (a StubCache is a kb.cache.ParseCache: shards written atomically, a
+cache keeps parsed files (a StubCache is a kb.cache.BlobCache: shards written atomically, a
 cache from another version or that cannot be read ignored), each under its page's path with the
 digest of its bytes, which is checked again when it is read. A build renders only the stubs of
 the pages it renders, takes the others from here, and pagefind reads a new folder written in path
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kb.cache import ParseCache
+from kb.cache import BlobCache
 from kb.write import Page
 
 if TYPE_CHECKING:
@@ -73,22 +73,17 @@ def for_pagefind(model: SiteModel, root: Path, stubs: list[Page], digests: dict[
 KIND = "stub"
 
 
-class StubCache(ParseCache):
+class StubCache(BlobCache):
     """The stubs of the last build: (KIND, page path) → (digest, the stub's bytes)."""
 
     what = "stubs"
+    kind = KIND
 
     def fingerprint(self) -> str:
         return ""  # what a stub holds is checked by its digest, whatever made it
 
     def wait_for_saves(self) -> None:
         pass  # written in place by write(), never by a child
-
-    def well_formed(self, item: tuple[Any, Any]) -> bool:
-        k, v = item
-        return (type(k) is tuple and len(k) == 2 and k[0] == KIND and type(k[1]) is str
-                and type(v) is tuple and len(v) == 2 and type(v[0]) is str
-                and type(v[1]) is bytes)
 
     def stub(self, path: str, digest_: str) -> bytes | None:
         """The stub of this page, when it is kept with this digest and its bytes have it."""
