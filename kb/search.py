@@ -110,9 +110,14 @@ def stub_pages(model: SiteModel, env: jinja2.Environment,
     return pages
 
 
+def stub_digest(data: bytes) -> str:
+    """What the build's manifest (and kb.stubs) keep of a stub's bytes."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def stub_digests(stubs: list[Page]) -> dict[str, str]:
-    """Each stub's path → digest of its bytes (what the build's manifest keeps of them)."""
-    return {page.path: hashlib.blake2b(page.data, digest_size=16).hexdigest() for page in stubs}
+    """Each stub's path → stub_digest of its bytes."""
+    return {page.path: stub_digest(page.data) for page in stubs}
 
 
 def stub_key(executable: str, stubs: list[Page] | Mapping[str, str]) -> str:

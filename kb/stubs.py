@@ -87,8 +87,10 @@ class StubCache(BlobCache):
 
     def stub(self, path: str, digest_: str) -> bytes | None:
         """The stub of this page, when it is kept with this digest and its bytes have it."""
+        from kb.search import stub_digest  # kb.search imports this module
+
         data = self.get(KIND, path, digest_)
-        return data if isinstance(data, bytes) and _digest(data) == digest_ else None
+        return data if isinstance(data, bytes) and stub_digest(data) == digest_ else None
 
     def missing(self, digests: Mapping[str, str]) -> set[str]:
         """The paths of `digests` whose stub is not kept with that digest: to render again."""
@@ -109,9 +111,3 @@ class StubCache(BlobCache):
             if data is None:
                 raise OSError(f"the search stub of {path} is not in the cache")
             yield Page(path, data)
-
-
-def _digest(data: bytes) -> str:
-    from kb.search import stub_digests
-
-    return stub_digests([Page("", data)])[""]
