@@ -124,3 +124,13 @@ def test_parse_cache_is_keyed_by_every_module_the_parser_imports() -> None:
     imported = {"__init__" if m == "kb" else m.removeprefix("kb.")
                 for m in done.stdout.split()}
     assert imported <= set(PARSER_MODULES)
+
+
+def test_warm_files_reads_every_file_of_the_knowledge_bases(generated: Path,
+                                                             tmp_path: Path) -> None:
+    from bench.run import warm_files
+
+    total = sum(p.stat().st_size for p in generated.rglob("*") if p.is_file())
+    assert total > 0
+    assert warm_files(generated) == total
+    assert warm_files(generated, tmp_path / "missing") == total  # a missing folder: nothing
