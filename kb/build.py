@@ -127,7 +127,7 @@ def _graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
 
 
 def _record_lines(g: Any) -> Any:
-    """claim id → the lines of its named graph (what its .ttl and .jsonld are written from)."""
+    """claim id → the block of its named graph (what its .ttl and .jsonld are written from)."""
     triples, iris = getattr(g, "triples", None), getattr(g, "iris", None)
     if not isinstance(triples, dict) or iris is None:
         return None

@@ -124,7 +124,7 @@ class Keys:
                       for f in inputs.records}
         snaps = [(p, digest(d)) for p, d in inputs.snapshots]
         self.snaps = {Path(p).stem: h for p, h in snaps}
-        self.record_lines = record_lines  # claim id → its named graph's lines (the .ttl/.jsonld)
+        self.record_lines = record_lines  # claim id → its named graph's block (.ttl/.jsonld)
         config = root / CONFIG_FILE
         self.common = _h(FORMAT, code_fingerprint(), templates_digest(root),
                          config.read_bytes() if config.is_file() else b"",
@@ -241,9 +241,7 @@ class Keys:
         lines = self.record_lines(cid) if self.record_lines is not None else None
         if lines is None:
             return None
-        if isinstance(lines, bytes):  # kb.graph's block: hashed as it is, not copied first
-            return hashlib.sha256(lines).digest()
-        return hashlib.sha256(marshal.dumps(lines, _MARSHAL)).digest()
+        return hashlib.sha256(lines).digest()  # kb.kbgraph's block, hashed as it is
 
     # -- the pages ------------------------------------------------------------------------------
     def claim(self, cid: str) -> str:

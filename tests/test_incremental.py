@@ -343,7 +343,7 @@ def test_a_commit_renders_the_history_again(kb: Path, tmp_path: Path) -> None:
 # -- Keys itself ---------------------------------------------------------------------------
 
 
-Lines = bytes | list[str] | None  # a named graph as kb.graph gives it: one block, or lines
+Lines = bytes | None  # a claim's named graph as kb.kbgraph gives it: one block
 
 
 def make_keys(root: Path, lines: Callable[[str], Lines] | None = None
@@ -400,25 +400,21 @@ def test_a_claims_record_lines_are_in_its_key_only(generated: Path) -> None:
         out: Lines = lines(c)
         if c != cid or not out:
             return out
-        more = '<urn:x> <urn:y> "a triple more"'
-        return out + f"{more} .\n".encode() if isinstance(out, bytes) else [*out, more]
+        return out + b'<urn:x> <urn:y> "a triple more" .\n'
     keys, _ = make_keys(generated, changed)
     after = all_keys(keys, todo)
     assert [p for p in todo if before[p.path] != after[p.path]] == [
         s for s in todo if s.path == f"claims/{cid}/index.html"]
 
 
-@pytest.mark.parametrize("shape", ["bytes", "lines"])
-def test_a_graph_as_bytes_or_as_lines_is_in_the_key(generated: Path, shape: str) -> None:
-    """kb.graph gives a claim's graph as one bytes block (hashed as it is) or, before, as a
-    list of lines (hashed as marshal data): either way, its content decides the key."""
+def test_a_graph_block_is_in_the_key(generated: Path) -> None:
+    """kb.kbgraph gives a claim's graph as one bytes block, hashed as it is: its content
+    decides the key."""
     keys, _ = make_keys(generated)
     cid = keys.m.claim_ids[0]
-    block: list[str] | bytes = ["<urn:a> <urn:b> <urn:c>", "<urn:a> <urn:b> <urn:d>"]
-    if shape == "bytes":
-        block = "".join(f"{t} .\n" for t in block).encode()
+    block = b"<urn:a> <urn:b> <urn:c> .\n<urn:a> <urn:b> <urn:d> .\n"
     one, _ = make_keys(generated, lambda c: block)
-    same, _ = make_keys(generated, lambda c: block[:])
+    same, _ = make_keys(generated, lambda c: bytes(bytearray(block)))  # equal, not the same object
     other, _ = make_keys(generated, lambda c: block[:-1])
     assert one.lines(cid) == same.lines(cid) != other.lines(cid)
     assert one.claim(cid) == same.claim(cid) != other.claim(cid)
