@@ -31,7 +31,7 @@ from pathlib import Path
 
 import kb
 from kb import export, rdfwrite
-from kb.kbgraph import KBGraph
+from kb.kbgraph import KBGraph, lines_of
 
 # zlib's level: the four dumps at 10,000 claims (307 MB of text) compress to 31.6 MB in 1.5 s at
 # level 1, 27.0 MB in 1.6 s at 3, 21.6 MB in 4.2 s at 6, 20.9 MB in 7.6 s at 9. After an edit
@@ -195,8 +195,13 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
         found = {f: store.get(names[f]) for f in formats} if store is not None else {}
         missing = [f for f in formats if found.get(f) is None]
         records = [graph for graph in chunk.graphs if graph in wanted]
+        stats_name = store.name("void", chunk) if store is not None else ""
+        stats = store.get_stats(stats_name) if store is not None else None
+        # the chunk's lines, split once when both the text and the counts need them (cold)
+        lines = {graph: lines_of(g.triples[graph]) for graph in chunk.graphs} \
+            if (missing or records) and stats is None else None
         if missing or records:
-            text = export.Text.of(g, pieces, chunk.graphs, missing, n == 0, records)
+            text = export.Text.of(g, pieces, chunk.graphs, missing, n == 0, records, lines)
             for f in missing:
                 found[f] = member = compress(text.formats[f])
                 if store is not None:
@@ -208,10 +213,9 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
             done = found[f]
             assert done is not None
             members[f].append(done)
-        stats_name = store.name("void", chunk) if store is not None else ""
-        stats = store.get_stats(stats_name) if store is not None else None
         if stats is None:
-            stats = export.VoidStats.of(g.triples[graph] for graph in chunk.graphs)
+            stats = (export.VoidStats.of_lines(lines.values()) if lines is not None else
+                     export.VoidStats.of(g.triples[graph] for graph in chunk.graphs))
             if store is not None:
                 store.put_stats(stats_name, stats)
         out.stats.add(stats)
