@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import machine
 from bench.generate import generate
 from bench.memory import TreeSampler
-from bench.stages import STAGES, Bench, Stage
+from bench.stages import STAGES, TRASH, Bench, Stage
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -237,6 +237,13 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers") from None
 
 
+def empty_trash(workdir: Path) -> None:
+    """Delete the outputs the stages set aside (bench.stages.set_aside), now that no run is
+    timed any more."""
+    for trash in sorted(workdir.glob(f"work-*/*/{TRASH}")):
+        shutil.rmtree(trash, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -271,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, OSError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    finally:
+        empty_trash(args.workdir.resolve())
     command = "python -m bench " + " ".join(
         [f"--sizes {','.join(map(str, args.sizes))}", f"--repeat {args.repeat}",
          f"--stages {','.join(names)}"])

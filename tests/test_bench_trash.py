@@ -1,0 +1,53 @@
+"""The benchmark sets the last run's outputs aside before a timed run and deletes them at the end.
+
+Deleting a whole site just before a cold build made the build pay for the file system's scan
+past recently freed inodes (bench.stages.set_aside); these tests pin the behaviour that avoids it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.run import empty_trash
+from bench.stages import STAGES, TRASH, Bench
+
+
+def _bench(tmp_path: Path) -> Bench:
+    work = tmp_path / "work-10" / "build"
+    work.mkdir(parents=True)
+    return Bench(root=tmp_path / "kb", claims=10, files=13, work=work,
+                 env={"KB_CACHE_DIR": str(tmp_path / "cache")})
+
+
+def test_a_cold_build_sets_the_last_site_aside_and_the_end_deletes_it(tmp_path: Path) -> None:
+    b = _bench(tmp_path)
+    page = b.work / "site" / "claims" / "c1" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("last run")
+    inode = page.stat().st_ino
+
+    prepare = STAGES["build"].prepare
+    assert prepare is not None
+    prepare(b)
+
+    assert not (b.work / "site").exists()  # the build starts with no site, as before
+    moved = list((b.work / TRASH).rglob("index.html"))
+    assert [p.stat().st_ino for p in moved] == [inode]  # renamed, not copied nor deleted
+    prepare(b)  # nothing to set aside the second time: no error, nothing new
+    assert len(list((b.work / TRASH).rglob("index.html"))) == 1
+
+    empty_trash(tmp_path)
+    assert not (b.work / TRASH).exists()
+    assert b.work.is_dir()  # only the set-aside outputs go
+
+
+def test_two_runs_set_aside_keep_both(tmp_path: Path) -> None:
+    from bench.stages import set_aside
+
+    b = _bench(tmp_path)
+    for text in ("first", "second"):
+        (b.work / "site").mkdir()
+        (b.work / "site" / "index.html").write_text(text)
+        set_aside(b, b.work / "site")
+    kept = sorted(p.read_text() for p in (b.work / TRASH).rglob("index.html"))
+    assert kept == ["first", "second"]
