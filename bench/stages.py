@@ -364,7 +364,7 @@ _REWORDED = "Reportedly, "
 def _one_claim_reworded(b: Bench) -> None:
     """The knowledge base and site of build-edit; then the statement of one claim changes (and
     changes back the next time). Unlike a review, this changes what search shows: the claim's
-    page, its rows in the listings, a chunk of the dumps, and pagefind's whole index."""
+    page, its rows in the listings, a chunk of the dumps, and its shard of the search index."""
     copy, site = b.work / "edit-kb", b.work / "edit-site"
     if not copy.is_dir():
         shutil.copytree(b.root, copy)

@@ -193,6 +193,11 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     if engine == "pagefind" and executable is None:
         raise search.SearchError("pagefind is not installed (pip install 'pagefind[bin]')")
     extras.search = engine
+    if engine == "pagefind":  # a pure function of the number of indexed pages
+        from kb import searchshards
+
+        extras.search_shards = searchshards.shard_count(
+            len(kb.claims) + len(kb.sources) + len(kb.entities))
 
     # One walk of the last site: what is kept is checked against it, file by file (a hand
     # edit changes a file's Stat), and a file no build wrote makes the build a whole new one.
@@ -215,7 +220,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
                             g.network.independent_sources, g.assessments, memo)
         model.steps = steps
         lines = _record_lines(g)
-        everything = (engine, extras.record_alternates, extras.downloads,
+        everything = (engine, extras.search_shards, extras.record_alternates, extras.downloads,
                       [repr(q) for q in extras.queries], sorted(
                           (k, repr(v)) for k, v in extras.results.items()), lines is None)
         keys = Keys(model, inputs, checked.kb.root, everything, lines)
@@ -242,13 +247,16 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # Only for a few changes: moving most files one by one costs more than a new folder.
         in_place = (manifest is not None and len(todo) <= max(200, len(all_specs) // 4)
                     and _as_recorded(manifest, scan))
-        written, (search_key, search_files, stub_digests) = _fill(
+        written, indexed = _fill(
             staging, model, extras, checked, todo, kept, statics, dumps, records, page_keys,
             engine, executable or "", manifest, options.jobs, timings, in_place, scan,
             options.check.use_cache)
         if in_place and manifest is not None:
             gone = [p for p in manifest.pages if p not in written.stats]
-            replaced = [search.OUTPUT] if (staging.path / search.OUTPUT).is_dir() else []
+            # The shards indexed again replace theirs whole; all of them, the index's folder.
+            redo = indexed.redone
+            replaced = ([] if not redo else [search.OUTPUT] if len(redo) == indexed.count
+                        else [search.shard_folder(i) for i in redo])
             staging.commit_in_place(gone, replaced)
         else:
             staging.commit()
@@ -263,9 +271,9 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     # files without a page key (dumps, static files) get "" and are made again each time.
     with paused_gc():
         pages = {p: (page_keys.get(p, ""), st) for p, st in written.stats.items()
-                 if p not in search_files}
-    save_manifest(root, Manifest(str(out.resolve()), pages, search_key, search_files,
-                                 stub_digests, keys.common, keys.list_rows()))
+                 if p not in indexed.files}
+    save_manifest(root, Manifest(str(out.resolve()), pages, indexed.keys, indexed.files,
+                                 indexed.digests, keys.common, keys.list_rows()))
     if memo is not None:
         save_memo(root, memo, model)
     result.written = written
@@ -283,16 +291,28 @@ def _as_recorded(manifest: Any, scan: Any) -> bool:
     return bool(manifest.as_recorded(scan))
 
 
+@dataclass
+class Indexed:
+    """What _fill made of the search index: each shard's key, the index's files, every indexed
+    page's stub digest, and the shards pagefind indexed again (the others were kept)."""
+
+    count: int = 1
+    keys: list[str] = field(default_factory=list)
+    files: dict[str, Stat] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    redone: list[int] = field(default_factory=list)
+
+
 def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
           todo: list[Spec], kept: list[Link], statics: list[Page], dumps: Workers,
           records: tuple[str, ...], page_keys: dict[str, str], engine: str, executable: str,
           manifest: Any, jobs: int | None, timings: dict[str, float], in_place: bool = False,
           scan: Any = None, cache: bool = False
-          ) -> tuple[WriteResult, tuple[str, Any, dict[str, str]]]:
+          ) -> tuple[WriteResult, Indexed]:
     """Write the site's files into `staging`: made files, the search index, and the kept ones
     (hard-linked, or, `in_place`, only counted: they stay where they are). The dumps' workers
     are running already; the pages' workers start here."""
-    from kb import search
+    from kb import search, searchshards
     from kb.produce import State, Workers, page_tasks
     from kb.render import PARALLEL_FROM, sitemap
     from kb.stubs import for_pagefind, to_render
@@ -312,18 +332,26 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
         writer.write(search.json_index(model))
     writer.write(sitemap(model, page_keys))
     # The search index is made from small stubs of the indexed pages, by pagefind running in
-    # the background while the workers render; an index made from the same stubs is kept.
+    # the background while the workers render, a shard at a time (kb.search); a shard made from
+    # the same stubs is kept.
     t = time.perf_counter()
-    search_key, search_files, found, indexing = "", {}, None, None
+    indexed = Indexed(extras.search_shards)
+    found: dict[int, list[Link]] = {}
+    indexing: searchshards.ShardIndexing | None = None
     stubs: list[Page] = []
-    digests: dict[str, str] = {}
     folder: StubCache | None = None
     if engine == "pagefind":
-        stubs, digests = to_render(model, checked.kb.root, todo, page_keys, manifest)
-        search_key = search.stub_key(executable, digests)
-        found = manifest.search_reusable(scan, search_key) if manifest else None
-        if found is None:  # pagefind reads every stub: those it is not given must be at hand
-            stubs, folder = for_pagefind(model, checked.kb.root, stubs, digests, cache)
+        stubs, indexed.digests = to_render(model, checked.kb.root, todo, page_keys, manifest)
+        count, digests = indexed.count, indexed.digests
+        indexed.keys = searchshards.shard_keys(executable, digests, count)
+        found = (manifest.search_reusable(scan, indexed.keys, search.OUTPUT)
+                 if manifest is not None else {})
+        indexed.redone = [i for i in range(count) if i not in found]
+        if indexed.redone:  # pagefind reads every stub of a shard: those it is not given
+            parts = searchshards.split(digests, count)  # must be at hand
+            wanted = (None if len(indexed.redone) == count
+                      else [p for i in indexed.redone for p in parts[i]])
+            stubs, folder = for_pagefind(model, checked.kb.root, stubs, digests, cache, wanted)
     timings["search"] = time.perf_counter() - t
     pages: Workers | None = None
     try:
@@ -334,9 +362,10 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
         pages = Workers(state, work, jobs, parallel=len(todo) >= PARALLEL_FROM)
         # Only after the fork: a process forked while pagefind's is being started would hold
         # the pipe subprocess waits on for the exec, and both would wait for ever.
-        if engine == "pagefind" and found is None:
-            indexing = search.start_pagefind(executable, stubs, staging.path / search.OUTPUT,
-                                             folder, digests)
+        if indexed.redone:
+            indexing = searchshards.start_shards(
+                executable, indexed.redone, indexed.count, stubs, staging.path / search.OUTPUT,
+                folder, indexed.digests)
         del stubs
         for running in (pages, dumps):
             for done in running.results():
@@ -347,27 +376,30 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
         if indexing is not None:
             indexing.wait()
             indexing = None
-            search_files = search.index_files(staging.path)
-            size += sum(st[1] for st in search_files.values())
+            indexed.files = search.index_files(staging.path, indexed.redone)
+            size += sum(st[1] for st in indexed.files.values())
     finally:
         if indexing is not None:
             indexing.cancel()
         dumps.close()
         if pages is not None:
             pages.close()
-    if found is not None:
-        for link in found:
+    kept_index = 0
+    for shard in sorted(found):
+        for link in found[shard]:
             if not in_place:
                 writer.link(link)
-        search_files = {link.path: link.stat for link in found}
-        size += sum(st[1] for st in search_files.values()) if in_place else 0
-    stats.update(search_files)
+            elif link.stat is not None:
+                size += link.stat[1]
+            if link.stat is not None:
+                indexed.files[link.path] = link.stat
+            kept_index += 1
+    stats.update(indexed.files)
     timings["search"] += time.perf_counter() - t
     stats.update(writer.stats)
     size += writer.bytes
-    kept_files = len(kept) + len(found or []) if in_place else writer.linked
-    return (WriteResult(staging.out, len(stats), size, stats, kept_files),
-            (search_key, search_files, digests))
+    kept_files = len(kept) + kept_index if in_place else writer.linked
+    return WriteResult(staging.out, len(stats), size, stats, kept_files), indexed
 
 
 @dataclass

@@ -21,8 +21,9 @@ from kb.cache import cache_path
 from kb.memo import read_memo, write_memo
 from kb.write import Link, Stat
 
-FORMAT = 7  # 2: keys hash marshal data; 3: the manifest records every file; 4: and stubs;
-# 5: marshal, not pickle; 6: a graph's bytes hashed as they are, spans as tuples; 7: list rows
+FORMAT = 8  # 2: keys hash marshal data; 3: the manifest records every file; 4: and stubs;
+# 5: marshal, not pickle; 6: a graph's bytes hashed as they are, spans as tuples; 7: list rows;
+# 8: the search index in shards, a key each
 
 
 @dataclass
@@ -71,8 +72,8 @@ class Manifest:
 
     out: str
     pages: dict[str, tuple[str, Stat]] = field(default_factory=dict)
-    search_key: str = ""
-    search_files: dict[str, Stat] = field(default_factory=dict)  # pagefind/… → Stat
+    search_keys: list[str] = field(default_factory=list)  # each shard's kb.search.stub_key
+    search_files: dict[str, Stat] = field(default_factory=dict)  # pagefind/<shard>/… → Stat
     stubs: dict[str, str] = field(default_factory=dict)  # indexed page → its stub's digest
     # What Keys.list_row worked out (claim → its row, its listing's digest), valid under
     # `rows_common` (Keys.common: the code, templates, kb.toml, the day …): see Keys.reuse.
@@ -86,16 +87,25 @@ class Manifest:
             return None
         return Link(path, f"{self.out}/{path}", entry[1])
 
-    def search_reusable(self, scan: SiteScan | None, key: str) -> list[Link] | None:
-        """The last site's search index files, when it was made from the same pages."""
-        if not key or key != self.search_key or not self.search_files or scan is None:
-            return None
-        found = []
+    def search_reusable(self, scan: SiteScan | None, keys: list[str],
+                        folder: str) -> dict[int, list[Link]]:
+        """The last site's index files of each shard made from the same stubs (its key is the
+        recorded one, and its files under folder/<shard>/ are as that build left them):
+        shard → its files, in path order."""
+        if scan is None or len(keys) != len(self.search_keys):
+            return {}
+        same = {i for i, key in enumerate(keys) if key and key == self.search_keys[i]}
+        found: dict[int, list[Link]] = {i: [] for i in same}
+        touched: set[int] = set()
+        prefix = folder + "/"
         for path, st in sorted(self.search_files.items()):
-            if scan.stats.get(path) != st:
-                return None
-            found.append(Link(path, f"{self.out}/{path}", st))
-        return found
+            number, _, rest = path.removeprefix(prefix).partition("/")
+            shard = int(number) if number.isdigit() and rest else -1
+            if shard in found:
+                if scan.stats.get(path) != st:
+                    touched.add(shard)
+                found[shard].append(Link(path, f"{self.out}/{path}", st))
+        return {i: links for i, links in found.items() if links and i not in touched}
 
     def as_recorded(self, scan: SiteScan | None) -> bool:
         """Whether the site holds exactly the files the last build recorded (none added by
@@ -124,15 +134,16 @@ def load_manifest(root: Path, out: Path, folder: Path | None = None) -> Manifest
     value = read_memo(manifest_path(root, folder), _manifest_key())
     if not (isinstance(value, tuple) and len(value) == 7 and value[0] == str(out.resolve())):
         return None
-    out_, pages, search_key, search_files, stubs, rows_common, list_rows = value
-    if not (isinstance(pages, dict) and isinstance(search_key, str)
+    out_, pages, search_keys, search_files, stubs, rows_common, list_rows = value
+    if not (isinstance(pages, dict) and isinstance(search_keys, list)
+            and all(isinstance(k, str) for k in search_keys)
             and isinstance(search_files, dict) and isinstance(stubs, dict)
             and isinstance(rows_common, str) and isinstance(list_rows, dict)):
         return None
-    return Manifest(out_, pages, search_key, search_files, stubs, rows_common, list_rows)
+    return Manifest(out_, pages, search_keys, search_files, stubs, rows_common, list_rows)
 
 
 def save_manifest(root: Path, manifest: Manifest, folder: Path | None = None) -> None:
     write_memo(manifest_path(root, folder), _manifest_key(),
-               (manifest.out, manifest.pages, manifest.search_key, manifest.search_files,
+               (manifest.out, manifest.pages, manifest.search_keys, manifest.search_files,
                 manifest.stubs, manifest.rows_common, manifest.list_rows))

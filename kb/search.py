@@ -13,6 +13,9 @@ known from the model alone, so pagefind runs in the background while the pages a
 (`start_pagefind`, then `Indexing.wait`). Its Python API (pagefind.index) hangs here: the
 binary is run instead (the API polls each reply with a 0.1 s sleep: 13,000 records would take
 over 20 minutes).
+
+The index is split into shards (kb.searchshards): separate pagefind bundles in pagefind/0/,
+pagefind/1/ …, which the search page merges in the browser (pagefind's mergeIndex).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,15 +62,21 @@ def indexed(path: str) -> bool:
     return len(parts) == 3 and parts[0] in _INDEXED and parts[2] == "index.html"
 
 
-def index_files(site: Path) -> dict[str, Stat]:
-    """The index's files in the built site, as the manifest records them."""
+def index_files(site: Path, shards: Iterable[int] | None = None) -> dict[str, Stat]:
+    """The index's files in the built site (of those shards only), as the manifest records them."""
     found: dict[str, Stat] = {}
-    folder = site / OUTPUT
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
-            f = os.path.join(dirpath, name)
-            found[Path(f).relative_to(site).as_posix()] = file_stat(os.lstat(f))
+    folders = [site / OUTPUT] if shards is None else [site / shard_folder(i) for i in shards]
+    for folder in folders:
+        for dirpath, _dirs, files in os.walk(folder):
+            for name in files:
+                f = os.path.join(dirpath, name)
+                found[Path(f).relative_to(site).as_posix()] = file_stat(os.lstat(f))
     return found
+
+
+def shard_folder(shard: int) -> str:
+    """The shard's bundle in the site: pagefind/<n> (shard 0 is the one the page loads)."""
+    return f"{OUTPUT}/{shard}"
 
 
 # -- pagefind over stubs, in the background --------------------------------------------------------
@@ -120,9 +129,9 @@ def stub_digests(stubs: list[Page]) -> dict[str, str]:
     return {page.path: stub_digest(page.data) for page in stubs}
 
 
-def stub_key(executable: str, stubs: list[Page] | Mapping[str, str]) -> str:
+def stub_key(executable: str, stubs: list[Page] | Mapping[str, str], part: str = "") -> str:
     """What the index is made from: pagefind (path, size, mtime), its options, every stub
-    (the stubs, or their stub_digests).
+    (the stubs, or their stub_digests), and `part` (which shard of how many).
 
     "" when the executable cannot be stat'ed. Pagefind cannot add to an index, only make one
     afresh: when this key is the last build's, its index can be kept as it is.
@@ -134,7 +143,7 @@ def stub_key(executable: str, stubs: list[Page] | Mapping[str, str]) -> str:
     except OSError:
         return ""
     h.update(f"{executable}\0{st.st_size}\0{st.st_mtime_ns}\0{' '.join(OPTIONS)}\0"
-             f"{OUTPUT}\0{STUB_TEMPLATE}\n".encode())
+             f"{OUTPUT}\0{STUB_TEMPLATE}\0{part}\n".encode())
     for path in sorted(digests):
         h.update(f"{path}\0{digests[path]}\n".encode())
     return h.hexdigest()
@@ -174,9 +183,10 @@ class Indexing:
     """
 
     def __init__(self, executable: str, stubs: list[Page], output: Path, folder: Path,
-                 kept: StubCache | None = None, digests: Mapping[str, str] | None = None
-                 ) -> None:
+                 kept: StubCache | None = None, digests: Mapping[str, str] | None = None,
+                 on_end: Callable[[], None] | None = None) -> None:
         self.folder = folder
+        self._on_end = on_end  # called by the thread as it ends, whatever happened
         self._kept, self._digests = kept, digests  # with a StubCache: `stubs` are the changed
         self.output = output
         self.seconds = 0.0  # wall time from start to pagefind's end
@@ -221,6 +231,8 @@ class Indexing:
             self._failure = f"pagefind could not run: {exc}"
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+            if self._on_end is not None:
+                self._on_end()
 
     def _kill(self) -> None:
         with self._lock:
@@ -252,6 +264,10 @@ class Indexing:
             return f"pagefind made no index in {self.output}"
         return ""
 
+    def failed(self) -> bool:
+        """Whether the run has ended, and not well."""
+        return not self._thread.is_alive() and bool(self._check())
+
     def wait(self) -> None:
         """Wait for pagefind; raise SearchError (with its output's tail) if it failed."""
         if not self._done:
@@ -280,7 +296,8 @@ class Indexing:
 
 def start_pagefind(executable: str, stubs: list[Page], output: Path,
                    kept: StubCache | None = None,
-                   digests: Mapping[str, str] | None = None) -> Indexing:
+                   digests: Mapping[str, str] | None = None,
+                   on_end: Callable[[], None] | None = None) -> Indexing:
     """Write the stubs into a folder and run pagefind on it; return at once.
 
     Pagefind reads a private temporary folder under /dev/shm when that is writable (tmpfs),
@@ -295,7 +312,7 @@ def start_pagefind(executable: str, stubs: list[Page], output: Path,
         folder = Path(tempfile.mkdtemp(prefix="kb-pagefind-", dir=_scratch_parent()))
     except OSError as exc:
         raise SearchError(f"no folder for the search stubs: {exc}") from exc
-    return Indexing(executable, stubs, output, folder, kept, digests)
+    return Indexing(executable, stubs, output, folder, kept, digests, on_end)
 
 
 def json_index(model: SiteModel) -> Page:

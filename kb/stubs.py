@@ -15,7 +15,7 @@ order (kb.search.Indexing): its index depends on the order in which it finds the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,19 +50,21 @@ def to_render(model: SiteModel, root: Path, todo: list[Spec], page_keys: Mapping
 
 
 def for_pagefind(model: SiteModel, root: Path, stubs: list[Page], digests: dict[str, str],
-                 cache: bool) -> tuple[list[Page], StubCache | None]:
-    """The stubs to give pagefind, which reads every indexed page's stub: with the cache of
-    the last build's stubs, those it does not keep as they are now; without it, all of them."""
+                 cache: bool, wanted: Collection[str] | None = None
+                 ) -> tuple[list[Page], StubCache | None]:
+    """The stubs to give pagefind, which reads every stub of the shards it indexes (`wanted`:
+    their pages; None: all): with the cache of the last build's stubs, those it does not keep
+    as they are now; without it, all of those."""
     from kb import search
     from kb.render import make_env
 
     folder = StubCache(root) if cache else None
-    if folder is None:
-        return (stubs if len(stubs) == len(digests)
-                else search.stub_pages(model, make_env(root))), None
     made = {page.path for page in stubs}
-    need = folder.missing({p: d for p, d in digests.items() if p not in made})
-    if need:  # pages kept from the last build whose stubs the folder lacks (a new cache …)
+    rest = [p for p in (digests if wanted is None else wanted) if p not in made]
+    # Without the cache, all of them; with it, the pages kept from the last build whose stubs
+    # it lacks (a new cache …).
+    need = set(rest) if folder is None else folder.missing({p: digests[p] for p in rest})
+    if need:
         more = search.stub_pages(model, make_env(root), need)
         digests.update(search.stub_digests(more))
         stubs = sorted([*stubs, *more], key=lambda page: page.path)

@@ -163,20 +163,25 @@ class Staging:
         and written before this is called, so a failed build still leaves the site as it was;
         what this gives up is only that a reader might, for the milliseconds of the renames,
         see some files new and some old. Each file is replaced atomically (rename). Each of
-        `folders` (e.g. the search index) is staged whole and replaced whole, by two renames.
+        `folders` (e.g. the search index's shards that changed: pagefind/3) is staged whole and
+        replaced whole, by two renames.
         """
         out = self.out
         if not out.is_dir():
             raise WriteError(f"{out} is not a folder")
         whole = set(folders)
-        for folder in sorted(whole):
+        old: Path | None = None  # where replaced folders are set aside, beside the site
+        for n, folder in enumerate(sorted(whole)):
             src, dst = self.path / folder, out / folder
             if src.is_dir():
-                if dst.exists():  # set aside beside the site, not in it, then removed
-                    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-                    dst.rename(old / folder)
-                    _remove_later(old)
+                if dst.exists():
+                    if old is None:
+                        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                    dst.rename(old / str(n))
+                dst.parent.mkdir(parents=True, exist_ok=True)  # a folder in a folder (pagefind/3)
                 src.rename(dst)
+        if old is not None:
+            _remove_later(old)
         for dirpath, dirnames, files in os.walk(self.path):
             rel = os.path.relpath(dirpath, self.path)
             if rel == ".":

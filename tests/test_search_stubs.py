@@ -79,9 +79,12 @@ def _script(folder: Path, text: str) -> str:
 
 
 def _fragments(index: Path) -> dict[str, dict[str, Any]]:
-    """Pagefind's record of each page (URL → content, title, word count), and its file name."""
+    """Pagefind's record of each page (URL → content, title, word count), and its file name:
+    of one bundle, or of every shard's (a site's pagefind/0, pagefind/1 …)."""
     found = {}
-    for f in sorted((index / "fragment").iterdir()):
+    folders = [index / "fragment"] if (index / "fragment").is_dir() else sorted(
+        index.glob("*/fragment"))
+    for f in sorted(f for folder in folders for f in folder.iterdir()):
         data = json.loads(gzip.decompress(f.read_bytes()).removeprefix(b"pagefind_dcd"))
         found[data["url"]] = {**data, "file": f.name}
     return found
@@ -246,7 +249,7 @@ def served(rich: Rich, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     for page in static_files(rich.root):
         (site / page.path).parent.mkdir(parents=True, exist_ok=True)
         (site / page.path).write_bytes(page.data)
-    search.start_pagefind(PAGEFIND, rich.stubs, site / search.OUTPUT).wait()
+    search.start_pagefind(PAGEFIND, rich.stubs, site / search.shard_folder(0)).wait()
     with serving(site) as url:
         yield url
 

@@ -40,7 +40,15 @@
   var box = document.getElementById("search");
   if (!box) { return; }
   if (box.dataset.engine === "pagefind" && window.PagefindUI) {
-    new window.PagefindUI({ element: "#search", showSubResults: false, showImages: false });
+    // The index's other shards, merged into shard 0's: each bundle's path from the site's root
+    // (so the site works under any base path); pagefind makes each result's URL from its
+    // bundle's path, as for shard 0.
+    var root = new URL(box.dataset.root || "", location.href);
+    var merge = (box.dataset.bundles || "").split(" ").filter(Boolean).map(function (rel) {
+      return { bundlePath: new URL(rel, root).pathname };
+    });
+    new window.PagefindUI({ element: "#search", showSubResults: false, showImages: false,
+      mergeIndex: merge });
     return;
   }
   if (box.dataset.engine !== "json") { return; }

@@ -1,0 +1,180 @@
+"""The search index in shards: separate pagefind bundles, merged in the browser.
+
+Pagefind cannot add to an index, only make one: an edit that changed what search shows (a
+claim's statement, its status) re-ran it over all 13,000 stubs at 10,000 claims, 5 s of a 9 s
+build. So the index is split into shards, each a bundle of its own in pagefind/<n>/ (kb.search
+.shard_folder) made from the stubs of its pages, with a key of its own in the manifest: a
+shard whose stubs did not change is kept, and an edit re-indexes the one shard its page is in.
+The search page loads shard 0's pagefind-ui.js and merges the others (pagefind's mergeIndex:
+templates/search.html, static/site.js).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kb.search import Indexing, SearchError, start_pagefind, stub_key
+from kb.write import Page
+
+if TYPE_CHECKING:
+    from kb.stubs import StubCache
+
+# A shard holds at most SHARD_PAGES pages while there are at most MAX_SHARDS: small enough that
+# pagefind re-indexes one in well under a second, few enough that the browser's first search
+# (a pagefind-entry.json and a metadata file per shard, then an index chunk per shard and word)
+# stays a handful of small requests.
+SHARD_PAGES = 2500
+MAX_SHARDS = 32
+PARALLEL = 2  # pagefind processes at a time: each uses every core it is given
+
+
+def shard_count(pages: int) -> int:
+    """How many shards an index of `pages` pages has: 1 up to SHARD_PAGES, else the smallest
+    power of two of at least pages / SHARD_PAGES, at most MAX_SHARDS. A pure function of the
+    count, so a full and an incremental build of the same files split alike."""
+    count = 1
+    while count * SHARD_PAGES < pages and count < MAX_SHARDS:
+        count *= 2
+    return count
+
+
+def shard_of(path: str, count: int) -> int:
+    """The shard of the page at `path`: a hash of the path alone, so a page stays in its shard
+    while the count is the same (and, the count being a power of two, when it doubles, either
+    stays or moves to shard + count)."""
+    if count <= 1:
+        return 0
+    h = hashlib.blake2b(path.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(h, "big") % count
+
+
+def split(digests: Mapping[str, str], count: int) -> list[dict[str, str]]:
+    """Each shard's share of `digests` (page path → stub digest)."""
+    parts: list[dict[str, str]] = [{} for _ in range(count)]
+    for path, value in digests.items():
+        parts[shard_of(path, count)][path] = value
+    return parts
+
+
+def shard_keys(executable: str, digests: Mapping[str, str], count: int) -> list[str]:
+    """stub_key of each shard: its stubs, its number and the count."""
+    return [stub_key(executable, part, f"{i}/{count}")
+            for i, part in enumerate(split(digests, count))]
+
+
+# What the browser fetches of a shard it merges (pagefind.js, PagefindInstance.init with
+# load_wasm false, then search): the entry, the metadata, index chunks and fragments. The
+# rest of a bundle (the UI's scripts and styles, pagefind.js, its worker, the WebAssembly:
+# ~650 kB) is loaded from shard 0 only, and removed from the others.
+_MERGED_KEEP = ("pagefind-entry.json", "index", "fragment")
+
+
+def prune_merged(bundle: Path) -> None:
+    """Remove from a merged shard's bundle the files only the primary bundle's are used of."""
+    for entry in os.scandir(bundle):
+        if entry.name in _MERGED_KEEP or entry.name.endswith(".pf_meta"):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
+class ShardIndexing:
+    """Pagefind indexing some shards of the index, PARALLEL at a time, in the background.
+
+    One thread of its own keeps the changed stubs in the StubCache (when there is one), then
+    starts an Indexing for each shard as a slot frees; each reads a new folder of its shard's
+    stubs in path order. wait() or cancel() ends it, as Indexing's do.
+    """
+
+    def __init__(self, executable: str, shards: list[int], count: int, stubs: list[Page],
+                 output: Path, kept: StubCache | None = None,
+                 digests: Mapping[str, str] | None = None) -> None:
+        self.shards, self.count, self.output = shards, count, output
+        self.jobs: list[Indexing] = []
+        self._executable = executable
+        self._kept, self._digests = kept, digests
+        self._failure: BaseException | None = None
+        self._stop = False
+        self._done = False
+        self._lock = threading.Lock()  # held while a shard's run starts, or runs are cancelled
+        self._slots = threading.Semaphore(PARALLEL)
+        self._thread = threading.Thread(target=self._run, args=(stubs,), name="kb-pagefind-shards",
+                                        daemon=True)
+        self._thread.start()
+
+    def _pages(self, stubs: list[Page]) -> list[list[Page]]:
+        """The stubs of each shard to index, in path order."""
+        count, wanted = self.count, set(self.shards)
+        if self._kept is not None and self._digests is not None:
+            # Every indexed page's stub is in the cache once the changed ones are written.
+            self._kept.write(stubs, self._digests)
+            parts = split(self._digests, count)
+            return [list(self._kept.pages(parts[i])) for i in self.shards]
+        mine: dict[int, list[Page]] = {i: [] for i in self.shards}
+        for page in stubs:
+            shard = shard_of(page.path, count)
+            if shard in wanted:
+                mine[shard].append(page)
+        return [sorted(mine[i], key=lambda page: page.path) for i in self.shards]
+
+    def _run(self, stubs: list[Page]) -> None:
+        try:
+            pages = self._pages(stubs)
+            del stubs
+            for shard, part in zip(self.shards, pages, strict=True):
+                self._slots.acquire()
+                with self._lock:
+                    if self._stop or any(job.failed() for job in self.jobs):
+                        self._slots.release()
+                        return
+                    self.jobs.append(start_pagefind(
+                        self._executable, part, self.output / str(shard),
+                        on_end=self._slots.release))
+        except (OSError, SearchError) as exc:
+            self._failure = exc
+
+    def wait(self) -> None:
+        """Wait for every shard; raise SearchError if any failed. The merged shards' bundles
+        lose the files the browser loads from shard 0 only (prune_merged)."""
+        if not self._done:
+            self._thread.join()
+            self._done = True
+        if self._failure is not None:
+            raise SearchError(f"the search stubs could not be written: {self._failure}")
+        for job in self.jobs:
+            job.wait()
+        for shard in self.shards:
+            if shard != 0:
+                prune_merged(self.output / str(shard))
+
+    def cancel(self) -> None:
+        """Stop every shard's run (the build failed elsewhere)."""
+        with self._lock:
+            self._stop = True
+            jobs = list(self.jobs)
+        for job in jobs:
+            job.cancel()
+        self._thread.join()
+        self._done = True
+        for job in self.jobs:
+            job.cancel()
+
+
+def start_shards(executable: str, shards: list[int], count: int, stubs: list[Page],
+                 output: Path, kept: StubCache | None = None,
+                 digests: Mapping[str, str] | None = None) -> ShardIndexing:
+    """Index `shards` (of `count`) into output/<n> each, in the background; return at once.
+
+    With `kept` (kb.stubs.StubCache) and `digests` (every indexed page's stub digest), `stubs`
+    are only the ones that changed (and those the cache lacks), as for start_pagefind;
+    otherwise `stubs` hold at least every stub of those shards.
+    """
+    return ShardIndexing(executable, shards, count, stubs, output, kept, digests)
