@@ -51,89 +51,6 @@ class BuildResult:
         return self.written is not None
 
 
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    iri: str = ""  # a node's IRI, for a link
-
-
-@dataclass(frozen=True)
-class Table:
-    variables: list[str]
-    rows: list[list[Cell]]
-
-
-def _table(result: Any, prefixes: dict[str, str]) -> Table:
-    from kb.query import short
-
-    variables, rows = result.as_rows()
-    out = []
-    for row in rows:
-        cells = []
-        for term in row:
-            if term is None:
-                cells.append(Cell(""))
-            elif type(term).__name__ == "NamedNode":
-                cells.append(Cell(short(term, prefixes), term.value))
-            else:
-                cells.append(Cell(getattr(term, "value", str(term))))
-        out.append(cells)
-    return Table(list(variables), out)
-
-
-# The data files of the site, made by the workers beside the pages (kb.produce): the format
-# (or csv / void) and the download's label. No N-Quads file: TriG holds the same named graphs in
-# a third of the bytes, and the site's VoID lists ttl, nt, trig and jsonld as its dumps (`kb
-# export` still writes nq). The four RDF dumps are gzip-compressed (kb.gzdumps).
-DUMPS = (("jsonld", "JSON-LD, gzip (one named graph per file)"),
-         ("ttl", "Turtle, gzip (the union of all graphs)"),
-         ("trig", "TriG, gzip (one named graph per file)"),
-         ("nt", "N-Triples, gzip (the union)"), ("csv", "Claims as CSV, one row each"),
-         ("void", "VoID description of the dataset"))
-
-
-def _graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
-                  timings: dict[str, float], inputs: Any = None,
-                  use_cache: bool = True) -> tuple[Any, Any]:
-    """The graph, and Extras (downloads, alternates, query results); the dumps come later."""
-    from kb import export
-    from kb.graph import build_graph
-    from kb.query import QueryError, named_queries, run
-    from kb.render import Extras
-
-    t = time.perf_counter()
-    # The files' digests key each file's named graph in the graph cache (kb.graphcache).
-    digests = {f.path: f.digest for f in inputs.records} if inputs is not None else None
-    g = build_graph(checked, histories, cache=use_cache, digests=digests)
-    timings["graph"] = time.perf_counter() - t
-    extras = Extras()
-    files = {**export.DUMP_FILES, "csv": "data/claims.csv", "void": "data/void.ttl"}
-    media = {**export.MEDIA_TYPES, "csv": "text/csv", "void": "text/turtle"}
-    order = ("ttl", "nt", "trig", "jsonld", "csv", "void")  # as the data page lists them
-    labels = dict(DUMPS)
-    extras.downloads = [(files[name], labels[name], media[name]) for name in order]
-    extras.graph = g  # each claim's .ttl and .jsonld are made beside its page, in parallel
-    extras.record_alternates = True
-    t = time.perf_counter()
-    extras.queries = named_queries(root)
-    prefixes = g.iris.prefixes()
-    for q in extras.queries:
-        try:
-            extras.results[q.name] = _table(run(g, q.text), prefixes)
-        except QueryError as exc:
-            extras.results[q.name] = str(exc)
-    timings["queries"] = time.perf_counter() - t
-    return g, extras
-
-
-def _record_lines(g: Any) -> Any:
-    """claim id → the block of its named graph (what its .ttl and .jsonld are written from)."""
-    triples, iris = getattr(g, "triples", None), getattr(g, "iris", None)
-    if not isinstance(triples, dict) or iris is None:
-        return None
-    return lambda cid: triples.get(iris.graph("claim", cid))
-
-
 def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> BuildResult:
     """Build the site of the knowledge base in `root` into `out`.
 
@@ -160,6 +77,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
 def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest | None,
                 scanner: SiteScanner | None) -> BuildResult:
     from kb import search
+    from kb.extras import DUMPS, graph_extras, record_lines
     from kb.incremental import Keys
     from kb.load import read_inputs
     from kb.manifest import Manifest, save_manifest
@@ -182,8 +100,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     steps = claim_histories(root, review_age_days=checked.config.review_age_days,
                             histories=histories) if histories else {}
     timings["history"] = time.perf_counter() - t
-    g, extras = _graph_extras(checked, histories, root, timings, inputs,
-                              options.check.use_cache)
+    g, extras = graph_extras(checked, histories, root, timings, inputs,
+                             options.check.use_cache)
     result.graph = g
     kb = checked.kb
     engine = options.search
@@ -219,7 +137,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         model = build_model(kb, checked.config, checked.context.today, histories,
                             g.network.independent_sources, g.assessments, memo)
         model.steps = steps
-        lines = _record_lines(g)
+        lines = record_lines(g)
         everything = (engine, extras.search_shards, extras.record_alternates, extras.downloads,
                       [repr(q) for q in extras.queries], sorted(
                           (k, repr(v)) for k, v in extras.results.items()), lines is None)
