@@ -261,12 +261,12 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     if engine == "pagefind":
         stubs, indexed.digests = to_render(model, checked.kb.root, todo, page_keys, manifest)
         count, digests = indexed.count, indexed.digests
-        indexed.keys = searchshards.shard_keys(executable, digests, count)
+        parts = searchshards.split(digests, count)  # each shard's pages: hashed once
+        indexed.keys = searchshards.shard_keys(executable, parts)
         found = (manifest.search_reusable(scan, indexed.keys, search.OUTPUT)
                  if manifest is not None else {})
         indexed.redone = [i for i in range(count) if i not in found]
         if indexed.redone:  # pagefind reads every stub of a shard: those it is not given
-            parts = searchshards.split(digests, count)  # must be at hand
             wanted = (None if len(indexed.redone) == count
                       else [p for i in indexed.redone for p in parts[i]])
             stubs, folder = for_pagefind(model, checked.kb.root, stubs, digests, cache, wanted)

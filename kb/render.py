@@ -65,7 +65,7 @@ class Extras:
     queries: list[Any] = field(default_factory=list)  # kb.query.NamedQuery
     results: dict[str, Any] = field(default_factory=dict)  # name → QueryResult or error text
     search: str = "pagefind"  # or "json" (the fallback index) or "none"
-    search_shards: int = 1  # pagefind's bundles, pagefind/0 … (kb.search.shard_count)
+    search_shards: int = 1  # pagefind's bundles, pagefind/0 … (kb.searchshards)
     graph: Any = None  # kb.kbgraph.KBGraph: claims/<id>.ttl and .jsonld are dumped from it
 
 

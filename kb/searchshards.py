@@ -62,10 +62,9 @@ def split(digests: Mapping[str, str], count: int) -> list[dict[str, str]]:
     return parts
 
 
-def shard_keys(executable: str, digests: Mapping[str, str], count: int) -> list[str]:
-    """stub_key of each shard: its stubs, its number and the count."""
-    return [stub_key(executable, part, f"{i}/{count}")
-            for i, part in enumerate(split(digests, count))]
+def shard_keys(executable: str, parts: list[dict[str, str]]) -> list[str]:
+    """stub_key of each shard (`parts`: split's): its stubs, its number and the count."""
+    return [stub_key(executable, part, f"{i}/{len(parts)}") for i, part in enumerate(parts)]
 
 
 # What the browser fetches of a shard it merges (pagefind.js, PagefindInstance.init with

@@ -71,14 +71,18 @@ def test_shard_of_is_stable_across_processes() -> None:
 def test_a_shards_key_changes_with_its_stubs_only(tmp_path: Path) -> None:
     exe = _script(tmp_path, "exit 0\n")
     digests = {p: f"d{i}" for i, p in enumerate(_paths(400))}
-    keys = searchshards.shard_keys(exe, digests, 4)
+
+    def keys_of(digests: dict[str, str], count: int) -> list[str]:
+        return searchshards.shard_keys(exe, searchshards.split(digests, count))
+
+    keys = keys_of(digests, 4)
     assert len(set(keys)) == 4 and all(len(k) == 32 for k in keys)
     edited = _paths(400)[7]
-    changed = searchshards.shard_keys(exe, {**digests, edited: "other"}, 4)
+    changed = keys_of({**digests, edited: "other"}, 4)
     shard = searchshards.shard_of(edited, 4)
     assert [i for i in range(4) if changed[i] != keys[i]] == [shard]
     # another count: every key changes (the shards hold other pages)
-    assert not set(searchshards.shard_keys(exe, digests, 8)) & set(keys)
+    assert not set(keys_of(digests, 8)) & set(keys)
 
 
 # -- indexing shards -------------------------------------------------------------------------------
