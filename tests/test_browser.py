@@ -76,11 +76,10 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    pg = context.new_page()
-    pg.dialogs = []  # every alert/confirm/prompt any page opens
+def watched(pg: Any) -> Any:
+    """The page, keeping every alert/confirm/prompt it opens (`dialogs`, dismissed) and every
+    script error (`errors`)."""
+    pg.dialogs = []
     pg.errors = []
 
     def on_dialog(d: Any) -> None:
@@ -89,7 +88,26 @@ def page(browser: Any) -> Iterator[Any]:
 
     pg.on("dialog", on_dialog)
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    yield pg
+    return pg
+
+
+@contextlib.contextmanager
+def one_page() -> Iterator[Any]:
+    """A watched page in a Chromium of its own, closed afterwards (for other test modules)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield watched(b.new_page())
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    yield watched(context.new_page())
     context.close()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from lxml import html as lhtml
-from test_browser import ARGS, CHROMIUM, serving
+from test_browser import one_page, serving
 from test_incremental import _statement, assert_same_site, build
 from test_search_stubs import PAGEFIND, _script, needs_browser, needs_pagefind
 
@@ -290,8 +290,6 @@ def _results(page: Any, term: str) -> list[tuple[str, str]]:
 @needs_pagefind
 @needs_browser
 def test_search_merges_the_shards_and_opens_the_right_page(sharded: tuple[str, Path]) -> None:
-    from playwright.sync_api import sync_playwright
-
     url, site = sharded
     wanted = set()  # the pages whose indexed text has the word, from every shard's fragments
     for bundle in (site / "pagefind").iterdir():
@@ -300,31 +298,23 @@ def test_search_merges_the_shards_and_opens_the_right_page(sharded: tuple[str, P
             if "aluminium" in data["content"].lower():
                 wanted.add(data["url"])
     assert len({searchshards.shard_of(u[1:] + "index.html", 4) for u in wanted}) >= 2
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + "search/")
-            found = _results(page, "aluminium")
-            hrefs = [href for href, _title in found]
-            # every page with the word, whatever its shard; each link under the base path
-            assert all(h.startswith("/sub/site/") for h in hrefs), hrefs
-            got = {h.removeprefix("/sub/site") for h in hrefs}
-            assert wanted <= got and len(got) == len(hrefs)  # (and pages the word's stem is in)
-            assert all((site / h.removeprefix("/sub/site/") / "index.html").is_file()
-                       for h in hrefs)
-            shards = {searchshards.shard_of(h.removeprefix("/sub/site/") + "index.html", 4)
-                      for h in hrefs}
-            assert len(shards) >= 2
-            # a result from a merged shard (not 0) opens its page
-            href, title = next((h, t) for h, t in found
-                               if searchshards.shard_of(h.removeprefix("/sub/site/") + "index.html",
-                                                  4) != 0)
-            page.locator(f"#search a[href='{href}']").first.click()
-            page.wait_for_url("**" + href)
-            assert page.locator("h1").first.inner_text().strip() == title
-            assert errors == []
-        finally:
-            browser.close()
+    with one_page() as page:
+        page.goto(url + "search/")
+        found = _results(page, "aluminium")
+        hrefs = [href for href, _title in found]
+        # every page with the word, whatever its shard; each link under the base path
+        assert all(h.startswith("/sub/site/") for h in hrefs), hrefs
+        got = {h.removeprefix("/sub/site") for h in hrefs}
+        assert wanted <= got and len(got) == len(hrefs)  # (and pages the word's stem is in)
+        assert all((site / h.removeprefix("/sub/site/") / "index.html").is_file()
+                   for h in hrefs)
+        shards = {searchshards.shard_of(h.removeprefix("/sub/site/") + "index.html", 4)
+                  for h in hrefs}
+        assert len(shards) >= 2
+        # a result from a merged shard (not 0) opens its page
+        href, title = next((h, t) for h, t in found if searchshards.shard_of(
+            h.removeprefix("/sub/site/") + "index.html", 4) != 0)
+        page.locator(f"#search a[href='{href}']").first.click()
+        page.wait_for_url("**" + href)
+        assert page.locator("h1").first.inner_text().strip() == title
+        assert page.errors == []

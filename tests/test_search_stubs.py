@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from lxml import html as lhtml
-from test_browser import ARGS, CHROMIUM, _available, serving
+from test_browser import _available, one_page, serving
 from test_site_build import HOSTILE_SCRIPT, RICH, write_kb
 
 from kb import search
@@ -257,27 +257,18 @@ def served(rich: Rich, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 @needs_pagefind
 @needs_browser
 def test_search_in_the_browser_finds_and_opens_the_page(served: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(served + "search/")
-            page.locator("#search input").first.fill("trade fell")
-            result = page.locator("#search a[href*='claims/trade-fall-2025']").first
-            result.wait_for(timeout=10_000)
-            assert result.inner_text().strip() == "Trade fell to $220bn in 2025."
-            result.click()
-            page.wait_for_url("**/claims/trade-fall-2025/")
-            assert page.locator("h1").inner_text() == "Trade fell to $220bn in 2025."
-            # an entity, by its name
-            page.goto(served + "search/")
-            page.locator("#search input").first.fill("Some One")
-            page.locator("#search a[href*='entities/someone']").first.wait_for(timeout=10_000)
-            assert errors == []
-        finally:
-            browser.close()
+    with one_page() as page:
+        page.goto(served + "search/")
+        page.locator("#search input").first.fill("trade fell")
+        result = page.locator("#search a[href*='claims/trade-fall-2025']").first
+        result.wait_for(timeout=10_000)
+        assert result.inner_text().strip() == "Trade fell to $220bn in 2025."
+        result.click()
+        page.wait_for_url("**/claims/trade-fall-2025/")
+        assert page.locator("h1").inner_text() == "Trade fell to $220bn in 2025."
+        # an entity, by its name
+        page.goto(served + "search/")
+        page.locator("#search input").first.fill("Some One")
+        page.locator("#search a[href*='entities/someone']").first.wait_for(timeout=10_000)
+        assert page.errors == []
 
