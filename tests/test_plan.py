@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,22 +64,33 @@ def test_beside_other_threads_the_walk_is_done_here(tmp_path: Path) -> None:
         thread.join()
 
 
-@needs_fork
-def test_a_failing_child_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _scanner_whose_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         does: Callable[[], object]) -> tuple[SiteScanner, Path]:
+    """A SiteScanner of a new site whose forked child calls `does()` before its walk (this
+    process walks as usual); and the site."""
     out = tmp_path / "site"
     make_site(out)
     parent = os.getpid()
     real = manifest.scan_site
 
-    def fails_in_the_child(folder: Path) -> manifest.SiteScan | None:
+    def in_the_child(folder: Path) -> manifest.SiteScan | None:
         if os.getpid() != parent:
-            raise RuntimeError("the child fails")
+            does()
         return real(folder)
 
-    monkeypatch.setattr(plan, "scan_site", fails_in_the_child)
-    scanner = SiteScanner(out)
+    monkeypatch.setattr(plan, "scan_site", in_the_child)
+    return SiteScanner(out), out
+
+
+def _fail() -> None:
+    raise RuntimeError("the child fails")
+
+
+@needs_fork
+def test_a_failing_child_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scanner, out = _scanner_whose_child(tmp_path, monkeypatch, _fail)
     assert scanner._child.started == can_fork()
-    assert scanner.result(wait=True) == real(out)  # walked here instead
+    assert scanner.result(wait=True) == scan_site(out)  # walked here instead
     assert Forked(lambda: 1 / 0).result() == (False, None)
     assert Forked(lambda: {"a": (1, 2)}).result() == (True, {"a": (1, 2)})
 
@@ -86,20 +98,10 @@ def test_a_failing_child_is_not_trusted(tmp_path: Path, monkeypatch: pytest.Monk
 @needs_fork
 def test_a_walk_not_finished_when_needed_is_made_here(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "site"
-    make_site(out)
-    parent = os.getpid()
-    real = manifest.scan_site
-
-    def slow_in_the_child(folder: Path) -> manifest.SiteScan | None:
-        if os.getpid() != parent:
-            threading.Event().wait()  # a busy machine: the child's walk never ends
-        return real(folder)
-
-    monkeypatch.setattr(plan, "scan_site", slow_in_the_child)
-    scanner = SiteScanner(out)
+    # a busy machine: the child's walk never ends
+    scanner, out = _scanner_whose_child(tmp_path, monkeypatch, threading.Event().wait)
     pid = scanner._child.pid
-    assert scanner.result() == real(out)  # not waited for: walked here
+    assert scanner.result() == scan_site(out)  # not waited for: walked here
     if pid is not None:
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # and the child was stopped and reaped
