@@ -60,8 +60,8 @@ def paused_gc() -> Iterator[None]:
 
 # The modules a parsed file depends on: kb.load and what it imports (a test keeps this list
 # in step). Only they key the cache, so that work on the rest of the package keeps it warm.
-PARSER_MODULES = ("__init__", "cache", "load", "model", "problems", "schema", "statcache",
-                  "yamlstrict")
+PARSER_MODULES = ("__init__", "cache", "load", "model", "problems", "schema", "specs",
+                  "statcache", "yamlstrict")
 
 
 def code_fingerprint(modules: tuple[str, ...] | None = None) -> str:

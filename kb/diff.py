@@ -20,7 +20,7 @@ from kb.check import Checked, CheckOptions, check, today
 from kb.history import read_blobs
 from kb.model import KIND_DIRS, Claim, Entity, KnowledgeBase, Record, Source
 from kb.problems import Problem
-from kb.schema import RECORDS
+from kb.specs import RECORDS
 from kb.status import assess
 
 KB_FILES = (*KIND_DIRS.values(), "kb.toml")

@@ -1,7 +1,7 @@
 """`kb fmt`: put record files into one canonical form, keeping every comment and every value.
 
 The canonical form (docs/editing.md):
-- keys in the order of kb/schema.py's specs, unknown keys after them in their own order;
+- keys in the order of kb/specs.py's specs, unknown keys after them in their own order;
 - free text (text and URL fields, and fields the schema does not know) in double quotes;
   identifiers, choices, dates and periods plain, unless plain would read as something else;
   block scalars (`|`, `>`) as written;
@@ -41,7 +41,7 @@ from kb.jsonschema import core_value, modeline
 from kb.load import discover
 from kb.model import KIND_DIRS
 from kb.problems import Loc, rel
-from kb.schema import RECORDS, Field, ObjectSpec
+from kb.specs import RECORDS, Field, ObjectSpec
 from kb.yamlstrict import Mapping, Scalar, decode, parse, scalar_kind
 
 WIDTH = 100

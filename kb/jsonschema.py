@@ -1,4 +1,4 @@
-"""`kb schema`: JSON Schema (draft-07) for claims, sources and entities, made from kb.schema.
+"""`kb schema`: JSON Schema (draft-07) for claims, sources and entities, made from kb.specs.
 
 The schemas serve editors (completion and errors in editors that read the
 `# yaml-language-server: $schema=…` modeline); `kb check` stays the authority. They are generated
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kb.schema import RECORDS, SLUG_MAX, Field, ObjectSpec
+from kb.specs import RECORDS, SLUG_MAX, Field, ObjectSpec
 from kb.yamlstrict import Mapping, Node, Scalar, scalar_kind
 
 DRAFT = "http://json-schema.org/draft-07/schema#"

@@ -19,7 +19,8 @@ import click
 
 from kb import model as m
 from kb.model import KIND_DIRS
-from kb.schema import RECORDS, SLUG, SLUG_MAX, period_bounds, valid_url
+from kb.schema import period_bounds, valid_url
+from kb.specs import RECORDS, SLUG, SLUG_MAX
 
 REF_KINDS = {"claimant": "entity", "about": "entity", "source": "source",
              "publisher": "entity", "authors": "entity"}

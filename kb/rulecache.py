@@ -50,7 +50,7 @@ Local = tuple[tuple[Problem, ...], tuple[Problem, ...], tuple[str, ...], tuple[s
 # Every kb module that `import kb.rulecache` loads (a test keeps this list in step): only
 # they key the cache, so that work on the rest of the package keeps it warm.
 RULE_MODULES = ("__init__", "cache", "load", "model", "network", "problems", "quotes",
-                "rulecache", "schema", "statcache", "status", "validate", "yamlstrict")
+                "rulecache", "schema", "specs", "statcache", "status", "validate", "yamlstrict")
 
 _KINDS: dict[type, str] = {m.Claim: "claim", m.Source: "source", m.Entity: "entity"}
 

@@ -1,7 +1,7 @@
-"""The file format as data: one spec per record, and the builder that turns nodes into the model.
+"""The builder that turns a file's nodes into the model, as kb.specs describes the format.
 
-The specs are the single description of the format: the builder reads them, and so does the
-JSON Schema generator, so the two cannot drift apart.
+Each value is checked against its Field (text, number, date, period, URL, ref …) and becomes a
+value of kb.model, or a problem with its place and a stable code (docs/rules.md).
 """
 
 from __future__ import annotations
@@ -9,156 +9,23 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from kb import model as m
 from kb.problems import Loc, Problem, problem
-from kb.yamlstrict import Mapping, Node, Scalar, Sequence, scalar_kind
+from kb.specs import RECORDS, SLUG, Field, ObjectSpec
+from kb.yamlstrict import MAYBE_NOT_TEXT, Mapping, Node, Scalar, Sequence, scalar_kind
 
-SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-SLUG_MAX = 80
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PARTIAL_DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
 _LANG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
 _WIKIDATA = re.compile(r"^Q[1-9][0-9]*$")
+_new = tuple.__new__
 
-
-@dataclass(frozen=True)
-class Field:
-    type: str  # text, number, date, partial-date, period, url, ref, enum, lang, wikidata, object
-    required: bool = False
-    many: bool = False
-    choices: tuple[str, ...] = ()
-    obj: ObjectSpec | None = None
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class ObjectSpec:
-    name: str
-    cls: type[m.Located]
-    fields: dict[str, Field] = field(default_factory=dict)
-    doc: str = ""
-
-
-QUANTITY = ObjectSpec(
-    "quantity",
-    m.Quantity,
-    {
-        "value": Field("number", required=True, doc="The number, e.g. 245e9."),
-        "unit": Field("text", required=True, doc="The unit: a currency code, %, tonnes …"),
-    },
-    "The figure a quantity claim states.",
-)
-APPEARANCE = ObjectSpec(
-    "appearance",
-    m.Appearance,
-    {
-        "source": Field("ref", required=True, doc="The source in which the claim is made."),
-        "quote": Field("text", required=True, doc="The exact words of the source."),
-        "translation": Field("text", doc="An English translation of the quote."),
-    },
-    "Where a claim is made; the first is its first appearance.",
-)
-EVIDENCE = ObjectSpec(
-    "evidence",
-    m.Evidence,
-    {
-        "source": Field("ref", required=True, doc="The source that bears on the claim."),
-        "stance": Field("enum", required=True, choices=m.STANCES, doc="How it bears on it."),
-        "quote": Field("text", doc="The exact words of the source."),
-        "translation": Field("text", doc="An English translation of the quote."),
-        "note": Field("text", doc="The editor's note: what the evidence shows."),
-    },
-    "A source that supports, refutes or gives context to the claim.",
-)
-VERDICT = ObjectSpec(
-    "verdict",
-    m.Verdict,
-    {
-        "status": Field("enum", required=True, choices=m.STATUSES, doc="The editors' status."),
-        "summary": Field("text", doc="Why the editors read it so (required: T601)."),
-    },
-    "The editors' own reading, which replaces the derived status.",
-)
-REVIEW = ObjectSpec(
-    "review",
-    m.Review,
-    {
-        "by": Field("text", required=True, doc="Who checked the claim."),
-        "date": Field("date", required=True, doc="When (YYYY-MM-DD)."),
-        "note": Field("text", doc="What was checked."),
-    },
-    "A check of the claim by an editor.",
-)
-RELATION = ObjectSpec(
-    "relation",
-    m.Relation,
-    {
-        "claim": Field("ref", required=True, doc="The other claim."),
-        "relation": Field("enum", required=True, choices=m.RELATIONS, doc="How they relate."),
-    },
-    "A link from this claim to another.",
-)
-
-CLAIM = ObjectSpec(
-    "claim",
-    m.Claim,
-    {
-        "id": Field("text", required=True, doc="The file name without .yaml: a lowercase slug."),
-        "claim": Field("text", required=True, doc="The checkable statement, in your words."),
-        "kind": Field("enum", required=True, choices=m.CLAIM_KINDS, doc="What sort of claim."),
-        "claimant": Field("ref", doc="The entity who asserts it."),
-        "about": Field("ref", many=True, doc="The entities it concerns."),
-        "period": Field("period", doc="The time it is about: YYYY, YYYY-MM, YYYY-MM-DD or A/B."),
-        "quantity": Field("object", obj=QUANTITY, doc="Quantity claims only."),
-        "appearances": Field("object", required=True, many=True, obj=APPEARANCE,
-                             doc="Where the claim is made; the first is its first appearance."),
-        "evidence": Field("object", many=True, obj=EVIDENCE, doc="What bears on the claim."),
-        "verdict": Field("object", obj=VERDICT, doc="The editors' reading, with a summary."),
-        "reviews": Field("object", many=True, obj=REVIEW, doc="Who checked it; newest last."),
-        "related": Field("object", many=True, obj=RELATION, doc="Links to other claims."),
-        "resolves_by": Field("date", doc="Predictions only: when it can be checked."),
-        "tags": Field("slug", many=True, doc="Lowercase slugs for grouping."),
-    },
-    "One checkable assertion, where it is made, and the evidence about it.",
-)
-SOURCE = ObjectSpec(
-    "source",
-    m.Source,
-    {
-        "id": Field("text", required=True, doc="The file name without .yaml: a lowercase slug."),
-        "title": Field("text", required=True, doc="The title or headline."),
-        "kind": Field("enum", required=True, choices=m.SOURCE_KINDS, doc="What sort of source."),
-        "publisher": Field("ref", doc="The entity that published it."),
-        "authors": Field("ref", many=True, doc="The entities who wrote it."),
-        "url": Field("url", required=True, doc="Where it can be read (http or https)."),
-        "archived": Field("url", doc="An archive copy's URL, where one exists."),
-        "published": Field("partial-date", doc="When it was published: YYYY[-MM[-DD]]."),
-        "accessed": Field("date", doc="When it was read (YYYY-MM-DD)."),
-        "language": Field("lang", doc="Its language, as a BCP 47 tag: en, ru, de …"),
-        "note": Field("text", doc="Remarks on the source: provenance, copies, doubts."),
-    },
-    "A document that makes or tests claims.",
-)
-ENTITY = ObjectSpec(
-    "entity",
-    m.Entity,
-    {
-        "id": Field("text", required=True, doc="The file name without .yaml: a lowercase slug."),
-        "name": Field("text", required=True, doc="The usual name."),
-        "kind": Field("enum", required=True, choices=m.ENTITY_KINDS, doc="What sort of thing."),
-        "description": Field("text", doc="One sentence on who or what it is."),
-        "aliases": Field("text", many=True, doc="Other names and spellings."),
-        "wikidata": Field("wikidata", doc="A Wikidata Q-number, only where it was looked up."),
-    },
-    "A person, organisation, country, place … that claims concern.",
-)
-
-RECORDS: dict[str, ObjectSpec] = {"claim": CLAIM, "source": SOURCE, "entity": ENTITY}
 
 _TYPE_WORDS = {"null": "nothing (null)", "bool": "a yes/no value", "int": "a number",
                "float": "a number", "str": "text"}
@@ -172,48 +39,60 @@ def _describe(node: Node) -> str:
     return _TYPE_WORDS[scalar_kind(node)] + f" ({node.value!r})"
 
 
-def _text(s: Scalar) -> tuple[str | None, list[Problem]]:
-    kind = scalar_kind(s)
-    if kind != "str":
-        return None, [problem(s.loc, "S103", f"expected text, got {_describe(s)}",
-                              f'put it in quotes: "{s.value}"')]
-    if not s.value.strip():
-        return None, [problem(s.loc, "S105", "empty text", "write the text or remove the field")]
-    return s.value, []
+# The value builders below add their problems to `out` and return None for a value they refuse:
+# a record has some 50 values, and a fresh list and tuple for each was a third of the build.
 
 
-def _number(s: Scalar) -> tuple[float | None, list[Problem]]:
+def _text(s: Scalar, out: list[Problem]) -> str | None:
+    v = s.value
+    # only a plain scalar that starts like a number, null or boolean can be other than text
+    if s.plain and (not v or v[0] in MAYBE_NOT_TEXT) and scalar_kind(s) != "str":
+        out.append(problem(s.loc, "S103", f"expected text, got {_describe(s)}",
+                           f'put it in quotes: "{v}"'))
+        return None
+    if not v or v.isspace():  # what `not v.strip()` says, without making the stripped copy
+        out.append(problem(s.loc, "S105", "empty text", "write the text or remove the field"))
+        return None
+    return v
+
+
+def _number(s: Scalar, out: list[Problem]) -> float | None:
     kind = scalar_kind(s)
     if kind not in ("int", "float"):
-        return None, [problem(s.loc, "S103", f"expected a number, got {_describe(s)}",
-                              "write a plain number without quotes, e.g. 245e9")]
+        out.append(problem(s.loc, "S103", f"expected a number, got {_describe(s)}",
+                           "write a plain number without quotes, e.g. 245e9"))
+        return None
     v = s.value.lstrip("+-")
     if kind == "int" and (v.startswith(("0o", "0x")) or (len(v) > 1 and v.startswith("0"))):
-        return None, [problem(s.loc, "S103", f"{s.value} is ambiguous (octal or hex in YAML 1.1)",
-                              "write the number in decimal without leading zeros")]
+        out.append(problem(s.loc, "S103", f"{s.value} is ambiguous (octal or hex in YAML 1.1)",
+                           "write the number in decimal without leading zeros"))
+        return None
     if v.lower() in (".inf", ".nan"):  # YAML's spellings, which Python's float() refuses
-        return None, [problem(s.loc, "S104", f"{s.value} is not a finite number", "")]
+        out.append(problem(s.loc, "S104", f"{s.value} is not a finite number", ""))
+        return None
     value = float(s.value)
     if value != value or value in (float("inf"), float("-inf")):
-        return None, [problem(s.loc, "S104", f"{s.value} is not a finite number", "")]
-    return value, []
+        out.append(problem(s.loc, "S104", f"{s.value} is not a finite number", ""))
+        return None
+    return value
 
 
-def _date(s: Scalar, partial: bool) -> tuple[Any, list[Problem]]:
-    text, probs = _text(s)
+def _date(is_partial: bool, s: Scalar, out: list[Problem]) -> Any:
+    text = _text(s, out)
     if text is None:
-        return None, probs
-    pattern, form = (_PARTIAL_DATE, "YYYY, YYYY-MM or YYYY-MM-DD") if partial else (
+        return None
+    pattern, form = (_PARTIAL_DATE, "YYYY, YYYY-MM or YYYY-MM-DD") if is_partial else (
         _DATE, "YYYY-MM-DD")
-    bad = [problem(s.loc, "V402", f"{text!r} is not a valid date", f"write it as {form}")]
-    if not pattern.match(text):
-        return None, bad
-    padded = text + "-01" * (2 - text.count("-"))
-    try:
-        day = dt.date.fromisoformat(padded)
-    except ValueError:
-        return None, bad
-    return (text if partial else day), []
+    if pattern.match(text):
+        padded = text + "-01" * (2 - text.count("-"))
+        try:
+            day = dt.date.fromisoformat(padded)
+        except ValueError:
+            pass
+        else:
+            return text if is_partial else day
+    out.append(problem(s.loc, "V402", f"{text!r} is not a valid date", f"write it as {form}"))
+    return None
 
 
 def period_bounds(text: str) -> tuple[dt.date, dt.date] | None:
@@ -243,18 +122,22 @@ def period_bounds(text: str) -> tuple[dt.date, dt.date] | None:
     return (first, last) if first <= last else None
 
 
-def _period(s: Scalar) -> tuple[str | None, list[Problem]]:
-    text, probs = _text(s)
+def _period(s: Scalar, out: list[Problem]) -> str | None:
+    text = _text(s, out)
     if text is None:
-        return None, probs
+        return None
     if period_bounds(text) is None:
-        return None, [problem(s.loc, "V403", f"{text!r} is not a valid period",
-                              "write YYYY, YYYY-MM, YYYY-MM-DD, or A/B with A before B")]
-    return text, []
+        out.append(problem(s.loc, "V403", f"{text!r} is not a valid period",
+                           "write YYYY, YYYY-MM, YYYY-MM-DD, or A/B with A before B"))
+        return None
+    return text
+
+
+_SPACE = re.compile(r"\s")  # the characters str.isspace() names (both are Py_UNICODE_ISSPACE)
 
 
 def valid_url(text: str) -> bool:
-    if any(c.isspace() for c in text):
+    if _SPACE.search(text):  # a generator over the characters was 0.1 ms a URL
         return False
     try:
         parts = urlsplit(text)
@@ -263,85 +146,152 @@ def valid_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _url(s: Scalar) -> tuple[str | None, list[Problem]]:
-    text, probs = _text(s)
+def _url(s: Scalar, out: list[Problem]) -> str | None:
+    text = _text(s, out)
     if text is None:
-        return None, probs
+        return None
     if not valid_url(text):
-        return None, [problem(s.loc, "V401", f"{text!r} is not an http or https URL",
-                              "give the page's full http:// or https:// address")]
-    return text, []
+        out.append(problem(s.loc, "V401", f"{text!r} is not an http or https URL",
+                           "give the page's full http:// or https:// address"))
+        return None
+    return text
 
 
-def _pattern(s: Scalar, pattern: re.Pattern[str], what: str) -> tuple[str | None, list[Problem]]:
-    text, probs = _text(s)
+def _pattern(pattern: re.Pattern[str], what: str, s: Scalar, out: list[Problem]) -> str | None:
+    text = _text(s, out)
     if text is None:
-        return None, probs
+        return None
     if not pattern.match(text):
-        return None, [problem(s.loc, "S104", f"{text!r} is not {what}", "")]
-    return text, []
+        out.append(problem(s.loc, "S104", f"{text!r} is not {what}", ""))
+        return None
+    return text
 
 
-def _scalar(spec: Field, s: Scalar) -> tuple[Any, list[Problem]]:
+def _slug(s: Scalar, out: list[Problem]) -> str | None:
+    text = _text(s, out)
+    if text is not None and not SLUG.match(text):
+        out.append(problem(s.loc, "I201", f"{text!r} is not a lowercase slug",
+                           "use a-z, 0-9 and single hyphens"))
+        return None
+    return text
+
+
+def _ref(s: Scalar, out: list[Problem]) -> m.Ref | None:
+    text = _text(s, out)
+    # tuple.__new__ skips the named tuple's Python-level __new__: a record has a dozen refs
+    return _new(m.Ref, (text, s.loc)) if text is not None else None
+
+
+def _enum(choices: tuple[str, ...], s: Scalar, out: list[Problem]) -> str | None:
+    text = _text(s, out)
+    if text is not None and text not in choices:
+        close = difflib.get_close_matches(text, choices, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        out.append(problem(s.loc, "S104", f"{text!r} is not allowed here",
+                           hint + "one of: " + ", ".join(choices)))
+        return None
+    return text
+
+
+ValueBuilder = Callable[[Scalar, list[Problem]], Any]
+
+
+def _scalar(spec: Field) -> ValueBuilder:
+    """The builder of one scalar field's values, chosen once per field (see _plan)."""
     t = spec.type
     if t == "text":
-        return _text(s)
+        return _text
     if t == "number":
-        return _number(s)
+        return _number
     if t in ("date", "partial-date"):
-        return _date(s, partial=t == "partial-date")
+        return partial(_date, t == "partial-date")
     if t == "period":
-        return _period(s)
+        return _period
     if t == "url":
-        return _url(s)
+        return _url
     if t == "lang":
-        return _pattern(s, _LANG, "a BCP 47 language tag such as en or pt-BR")
+        return partial(_pattern, _LANG, "a BCP 47 language tag such as en or pt-BR")
     if t == "wikidata":
-        return _pattern(s, _WIKIDATA, "a Wikidata Q-number such as Q42")
+        return partial(_pattern, _WIKIDATA, "a Wikidata Q-number such as Q42")
     if t == "slug":
-        text, probs = _text(s)
-        if text is not None and not SLUG.match(text):
-            return None, [problem(s.loc, "I201", f"{text!r} is not a lowercase slug",
-                                  "use a-z, 0-9 and single hyphens")]
-        return text, probs
+        return _slug
     if t == "ref":
-        text, probs = _text(s)
-        return (m.Ref(text, s.loc) if text is not None else None), probs
+        return _ref
     if t == "enum":
-        text, probs = _text(s)
-        if text is not None and text not in spec.choices:
-            close = difflib.get_close_matches(text, spec.choices, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            return None, [problem(s.loc, "S104", f"{text!r} is not allowed here",
-                                  hint + "one of: " + ", ".join(spec.choices))]
-        return text, probs
+        return partial(_enum, spec.choices)
     raise AssertionError(t)  # pragma: no cover
 
 
+_NULL_STARTS = frozenset("~nN")  # the first characters of the core schema's non-empty nulls
+
+
 def _is_null(node: Node) -> bool:
-    return isinstance(node, Scalar) and scalar_kind(node) == "null"
+    if node.__class__ is not Scalar or not node.plain:
+        return False
+    v = node.value
+    return not v or (v[0] in _NULL_STARTS and scalar_kind(node) == "null")
 
 
-def _one(spec: Field, node: Node) -> tuple[Any, list[Problem]]:
-    if spec.type == "object":
-        assert spec.obj is not None
-        if not isinstance(node, Mapping):
-            return None, [problem(node.loc, "S103",
-                                  f"expected a mapping ({spec.obj.name}), got {_describe(node)}")]
-        return build(spec.obj, node)
-    if not isinstance(node, Scalar):
-        return None, [problem(node.loc, "S103", f"expected a single value, got {_describe(node)}")]
-    return _scalar(spec, node)
+@dataclass(frozen=True)
+class _Entry:
+    """One field of a plan: how its values are built."""
+
+    many: bool
+    scalar: ValueBuilder | None  # for a scalar field
+    obj: _Plan | None  # for an object field
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """An ObjectSpec made ready for building: each field's value builder chosen once."""
+
+    spec: ObjectSpec
+    fields: dict[str, _Entry]
+    required: tuple[str, ...]
+
+
+_PLANS: dict[int, _Plan] = {}  # by id of the spec, which the plan keeps alive
+
+
+def _plan(spec: ObjectSpec) -> _Plan:
+    plan = _PLANS.get(id(spec))
+    if plan is None or plan.spec is not spec:
+        entries = {name: _Entry(f.many, None if f.type == "object" else _scalar(f),
+                                _plan(f.obj) if f.obj is not None else None)
+                   for name, f in spec.fields.items()}
+        plan = _PLANS[id(spec)] = _Plan(spec, entries, tuple(
+            name for name, f in spec.fields.items() if f.required))
+    return plan
+
+
+def _one(entry: _Entry, node: Node, out: list[Problem]) -> Any:
+    if entry.obj is not None:
+        if node.__class__ is not Mapping:
+            out.append(problem(node.loc, "S103", f"expected a mapping ({entry.obj.spec.name}), "
+                                                 f"got {_describe(node)}"))
+            return None
+        return _build(entry.obj, node, out)
+    if node.__class__ is not Scalar:
+        out.append(problem(node.loc, "S103", f"expected a single value, got {_describe(node)}"))
+        return None
+    assert entry.scalar is not None  # a field is an object or a scalar
+    return entry.scalar(node, out)
 
 
 def build(spec: ObjectSpec, node: Mapping) -> tuple[Any, list[Problem]]:
     """A model object from a mapping, with a problem for every field that is not as specified."""
     problems: list[Problem] = []
+    return _build(_plan(spec), node, problems), problems
+
+
+def _build(plan: _Plan, node: Mapping, problems: list[Problem]) -> Any:
+    spec = plan.spec
+    fields = plan.fields
     values: dict[str, Any] = {}
     locs: dict[str, Loc] = {}
     for name, (key, value_node) in node.items.items():
-        fspec = spec.fields.get(name)
-        if fspec is None:
+        entry = fields.get(name)
+        if entry is None:
             close = difflib.get_close_matches(name, list(spec.fields), n=1)
             hint = f"did you mean '{close[0]}'?" if close else (
                 "known fields: " + ", ".join(spec.fields))
@@ -349,10 +299,17 @@ def build(spec: ObjectSpec, node: Mapping) -> tuple[Any, list[Problem]]:
                                     hint))
             continue
         locs[name] = value_node.loc
-        if _is_null(value_node):
-            continue
-        if fspec.many:
-            if not isinstance(value_node, Sequence):
+        if value_node.__class__ is Scalar:  # the usual case first, without further calls
+            if value_node.plain and (not (v := value_node.value) or v[0] in _NULL_STARTS) \
+                    and _is_null(value_node):
+                continue
+            if entry.scalar is not None and not entry.many:
+                value = entry.scalar(value_node, problems)
+                if value is not None:
+                    values[name] = value
+                continue
+        if entry.many:
+            if value_node.__class__ is not Sequence:
                 problems.append(problem(value_node.loc, "S103",
                                         f"'{name}' must be a list, got {_describe(value_node)}",
                                         f"write it as a list: {name}: [ … ]"))
@@ -360,19 +317,20 @@ def build(spec: ObjectSpec, node: Mapping) -> tuple[Any, list[Problem]]:
             items = []
             for i, item in enumerate(value_node.items):
                 locs[f"{name}[{i}]"] = item.loc
-                value, probs = _one(fspec, item)
-                problems.extend(probs)
+                value = (entry.scalar(item, problems)
+                         if entry.scalar is not None and item.__class__ is Scalar
+                         else _one(entry, item, problems))
                 if value is not None:
                     items.append(value)
             values[name] = items
         else:
-            value, probs = _one(fspec, value_node)
-            problems.extend(probs)
+            value = _one(entry, value_node, problems)
             if value is not None:
                 values[name] = value
-    for name, fspec in spec.fields.items():
-        if not fspec.required or (name in values and values[name] != []):
+    for name in plan.required:
+        if name in values and values[name] != []:
             continue
+        fspec = spec.fields[name]
         if name not in locs:
             problems.append(problem(node.loc, "S102", f"{spec.name} needs '{name}'", fspec.doc))
         elif _is_null(value := node.items[name][1]) or (
@@ -382,7 +340,7 @@ def build(spec: ObjectSpec, node: Mapping) -> tuple[Any, list[Problem]]:
                                     f"'{name}' needs a value" + (" (at least one item)"
                                                                  if fspec.many else ""),
                                     fspec.doc))
-    return spec.cls(**values, loc=node.loc, locs=locs), problems
+    return spec.cls(**values, loc=node.loc, locs=locs)
 
 
 def build_record(kind: str, root: Node | None, path: str) -> tuple[m.Record | None, list[Problem]]:
@@ -397,11 +355,3 @@ def build_record(kind: str, root: Node | None, path: str) -> tuple[m.Record | No
                               f"expected a mapping of {kind} fields, got {_describe(root)}")]
     record, problems = build(spec, root)
     return record, problems
-
-
-def iter_specs(spec: ObjectSpec) -> Iterator[ObjectSpec]:
-    """A spec and every object spec nested in it, outermost first."""
-    yield spec
-    for f in spec.fields.values():
-        if f.obj is not None:
-            yield from iter_specs(f.obj)

@@ -19,7 +19,7 @@ from kb.model import KIND_DIRS
 from kb.network import depends_on_cycles, depends_on_weak
 from kb.problems import Problem, problem
 from kb.quotes import Normalised, locate, nearest, normalise
-from kb.schema import SLUG, SLUG_MAX
+from kb.specs import SLUG, SLUG_MAX
 from kb.status import Assessment, assess, contradiction
 
 

@@ -17,7 +17,8 @@ import yaml
 from kb.problems import Loc, Problem, problem
 
 try:  # libyaml's parser is several times faster; the pure one gives the same events
-    from yaml import CBaseLoader as _Loader
+    # the bare parser: a CBaseLoader is one too, plus a constructor and resolver never used here
+    from yaml._yaml import CParser as _Loader
 
     _BYTE_OFFSETS = True  # libyaml counts offsets in UTF-8 bytes
 except ImportError:  # pragma: no cover
@@ -57,7 +58,7 @@ _FLOAT = re.compile(
 
 
 # The first characters of every null, bool, int or float of the core schema
-_MAYBE_NOT_TEXT = frozenset("~nNtTfF0123456789+-.")
+MAYBE_NOT_TEXT = frozenset("~nNtTfF0123456789+-.")
 
 
 def scalar_kind(s: Scalar) -> str:
@@ -65,7 +66,7 @@ def scalar_kind(s: Scalar) -> str:
     if not s.plain:
         return "str"
     v = s.value
-    if v and v[0] not in _MAYBE_NOT_TEXT:  # most values: words, which only text starts with
+    if v and v[0] not in MAYBE_NOT_TEXT:  # most values: words, which only text starts with
         return "str"
     if _NULL.match(v):
         return "null"
@@ -98,6 +99,8 @@ def decode(data: bytes, path: str) -> tuple[str | None, list[Problem]]:
 
 
 def _tabs(text: str, path: str) -> list[Problem]:
+    if "\t" not in text:  # nearly every file: skip the walk over its lines
+        return []
     found = []
     for n, line in enumerate(text.split("\n"), start=1):
         col = line.find("\t")
@@ -184,38 +187,131 @@ class _Builder:
             while not isinstance(events[i], yaml.MappingEndEvent):
                 key, i = self.node(events, i, depth + 1)
                 value, i = self.node(events, i, depth + 1)
-                if not isinstance(key, Scalar):
-                    self.problems.append(
-                        problem(key.loc, "S103", "a key must be a plain name", "")
-                    )
-                    continue
-                if key.value in m.items:
-                    first = m.items[key.value][0].loc
-                    self.problems.append(
-                        problem(
-                            key.loc,
-                            "Y003",
-                            f"duplicate key '{key.value}' (first at line {first.line})",
-                            "keep one of the two",
-                        )
-                    )
-                    continue
-                m.items[key.value] = (key, value)
+                self.add_item(m, key, value)
             return m, i + 1
         raise AssertionError(f"unexpected event {ev!r}")  # pragma: no cover
+
+    def add_item(self, m: Mapping, key: Node, value: Node) -> None:
+        """A key and its value into a mapping, unless the key is not a name or is repeated."""
+        if not isinstance(key, Scalar):
+            self.problems.append(
+                problem(key.loc, "S103", "a key must be a plain name", "")
+            )
+            return
+        if key.value in m.items:
+            first = m.items[key.value][0].loc
+            self.problems.append(
+                problem(
+                    key.loc,
+                    "Y003",
+                    f"duplicate key '{key.value}' (first at line {first.line})",
+                    "keep one of the two",
+                )
+            )
+            return
+        m.items[key.value] = (key, value)
+
+
+# The walk below meets these event classes by identity: libyaml and the pure reader make
+# exactly these, never subclasses.
+_SCALAR_EV = yaml.ScalarEvent
+_MAPPING_EV = yaml.MappingStartEvent
+_MAPPING_END = yaml.MappingEndEvent
+_SEQUENCE_EV = yaml.SequenceStartEvent
+_SEQUENCE_END = yaml.SequenceEndEvent
+_new = tuple.__new__  # makes a Loc or Scalar without the named tuple's Python-level __new__
+
+
+# _walk, _mapping and _sequence build what _Builder.node builds, at a fraction of the cost: the
+# plain form of a record (scalars, mappings and lists with no anchor, alias or tag, not too
+# deep) without a call per scalar, anything else handed to _Builder.node, whose rules are the
+# definition. tests/test_parse_fast.py holds the two to the same result.
+
+def _walk(b: _Builder, events: list[Any], i: int, depth: int) -> tuple[Node, int]:
+    """The node that starts at events[i], as b.node makes it, and the index after it."""
+    ev = events[i]
+    cls = ev.__class__
+    if ((cls is _SCALAR_EV or cls is _MAPPING_EV or cls is _SEQUENCE_EV)
+            and ev.anchor is None and ev.tag is None):
+        if cls is _SCALAR_EV:
+            mark = ev.start_mark
+            return _new(Scalar, (ev.value, not ev.style,
+                                 _new(Loc, (b.path, mark.line + 1, mark.column + 1)))), i + 1
+        if depth < MAX_DEPTH:
+            return (_mapping if cls is _MAPPING_EV else _sequence)(b, events, i, depth)
+    return b.node(events, i, depth)
+
+
+def _mapping(b: _Builder, events: list[Any], i: int, depth: int) -> tuple[Node, int]:
+    path = b.path
+    mark = events[i].start_mark
+    node = Mapping(_new(Loc, (path, mark.line + 1, mark.column + 1)), {})
+    items = node.items
+    i += 1
+    depth += 1
+    key: Node
+    value: Node
+    while True:
+        ev = events[i]
+        cls = ev.__class__
+        if cls is _MAPPING_END:
+            return node, i + 1
+        if cls is _SCALAR_EV and ev.anchor is None and ev.tag is None:
+            mark = ev.start_mark
+            key = _new(Scalar, (ev.value, not ev.style,
+                                _new(Loc, (path, mark.line + 1, mark.column + 1))))
+            i += 1
+        else:
+            key, i = _walk(b, events, i, depth)
+        ev = events[i]
+        cls = ev.__class__  # not narrowing ev: the stubs would make its mark optional
+        if cls is _SCALAR_EV and ev.anchor is None and ev.tag is None:
+            mark = ev.start_mark
+            value = _new(Scalar, (ev.value, not ev.style,
+                                  _new(Loc, (path, mark.line + 1, mark.column + 1))))
+            i += 1
+        else:
+            value, i = _walk(b, events, i, depth)
+        if key.__class__ is Scalar and key.value not in items:
+            items[key.value] = (key, value)
+        else:
+            b.add_item(node, key, value)
+
+
+def _sequence(b: _Builder, events: list[Any], i: int, depth: int) -> tuple[Node, int]:
+    path = b.path
+    mark = events[i].start_mark
+    node = Sequence(_new(Loc, (path, mark.line + 1, mark.column + 1)), [])
+    append = node.items.append
+    i += 1
+    depth += 1
+    while True:
+        ev = events[i]
+        cls = ev.__class__
+        if cls is _SEQUENCE_END:
+            return node, i + 1
+        if cls is _SCALAR_EV and ev.anchor is None and ev.tag is None:
+            mark = ev.start_mark
+            append(_new(Scalar, (ev.value, not ev.style,
+                                 _new(Loc, (path, mark.line + 1, mark.column + 1)))))
+            i += 1
+        else:
+            item, i = _walk(b, events, i, depth)
+            append(item)
 
 
 def parse(text: str, path: str) -> tuple[Node | None, list[Problem]]:
     """The one document of a file as a node tree, and every problem met on the way."""
+    return _parse(text, path, fast=True)
+
+
+def _parse(text: str, path: str, fast: bool) -> tuple[Node | None, list[Problem]]:
+    """parse, walking the document with _walk (fast) or only with _Builder.node."""
     problems = _tabs(text, path)
     loader = _Loader(text)
-    events: list[yaml.Event] = []
     try:
-        while True:
-            ev = loader.get_event()
-            if ev is None:
-                break
-            events.append(ev)
+        # iter() calls get_event from C until the end of the stream, which returns None
+        events: list[yaml.Event] = list(iter(loader.get_event, None))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or "invalid YAML"
@@ -235,19 +331,20 @@ def parse(text: str, path: str) -> tuple[Node | None, list[Problem]]:
     finally:
         loader.dispose()
 
-    starts = [i for i, ev in enumerate(events) if isinstance(ev, yaml.DocumentStartEvent)]
-    if not starts:
+    # A stream is StreamStart, then DocumentStart … DocumentEnd once a document, then StreamEnd
+    if len(events) < 2 or events[1].__class__ is not yaml.DocumentStartEvent:
         return None, problems
-    for extra in starts[1:]:
-        problems.append(
-            problem(
-                _loc(path, events[extra].start_mark),
-                "Y006",
-                "a second YAML document",
-                "keep one record per file; remove the '---' and what follows",
-            )
-        )
     builder = _Builder(path)
-    root, _ = builder.node(events, starts[0] + 1)
+    root, end = _walk(builder, events, 2, 0) if fast else builder.node(events, 2)
+    for ev in events[end:]:  # after the first document: its end, then any further ones
+        if isinstance(ev, yaml.DocumentStartEvent):
+            problems.append(
+                problem(
+                    _loc(path, ev.start_mark),
+                    "Y006",
+                    "a second YAML document",
+                    "keep one record per file; remove the '---' and what follows",
+                )
+            )
     problems.extend(builder.problems)
     return root, problems

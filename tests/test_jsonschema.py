@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from kb.cli import main
 from kb.jsonschema import core_value, modeline, record_schema, render
 from kb.load import discover
-from kb.schema import RECORDS
+from kb.specs import RECORDS
 from kb.yamlstrict import parse
 
 from conftest import REPO

@@ -9,7 +9,8 @@ import pytest
 from kb import model as m
 from kb.load import parse_file
 from kb.problems import Loc, Problem
-from kb.schema import CLAIM, QUANTITY, build, build_record, period_bounds, valid_url
+from kb.schema import build, build_record, period_bounds, valid_url
+from kb.specs import CLAIM, QUANTITY
 from kb.yamlstrict import Mapping, Node, Scalar, Sequence, decode, parse, scalar_kind
 
 F = "claims/x.yaml"
@@ -421,6 +422,8 @@ def test_period_bounds(text: str, bounds: tuple[dt.date, dt.date] | None) -> Non
     ("data:text/html,<b>x</b>", False), ("ftp://example.org/", False), ("//example.org/", False),
     ("/relative", False), ("https://", False), ("https:///path", False),
     ("https://exa mple.org/", False), ("https://[::1", False), ("mailto:a@example.org", False),
+    ("https://example.org/a\u00a0b", False), ("https://example.org/\u2003", False),
+    ("https://example.org/a\tb", False), ("https://example.org/a\u200bb", True),  # not a space
 ])
 def test_valid_url(url: str, ok: bool) -> None:
     assert valid_url(url) is ok
