@@ -132,12 +132,13 @@ def quantity_chart(points: list[Point], unit: str, chart_id: str) -> Markup:
     def sy(v: float) -> float:
         return round(top + (hi - v) / (hi - lo) * (h - top - bottom), 1)
 
-    desc = "; ".join(f"{p.label}: {human(p.value)} {unit}" for p in points)
+    # Each point's text twice, as the description and as its own title: escaped once.
+    texts = [escape(f"{p.label}: {human(p.value)} {unit}") for p in points]
     parts = [
         f'<svg class="chart" role="img" aria-labelledby="{chart_id}-t {chart_id}-d" '
         f'viewBox="0 0 {w} {h}" width="100%" preserveAspectRatio="xMinYMin meet">',
         f'<title id="{chart_id}-t">{escape(f"Values in {unit} over time")}</title>',
-        f'<desc id="{chart_id}-d">{escape(desc)}</desc>',
+        f'<desc id="{chart_id}-d">{"; ".join(texts)}</desc>',
         f'<line x1="{left}" y1="{sy(lo)}" x2="{w - right}" y2="{sy(lo)}" class="axis"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" class="axis"/>',
     ]
@@ -150,12 +151,12 @@ def quantity_chart(points: list[Point], unit: str, chart_id: str) -> Markup:
         if x0 <= year <= x1:
             parts.append(f'<text x="{sx(year)}" y="{h - bottom + 18}" text-anchor="middle" '
                          f'class="chart-tick">{year}</text>')
-    for p in points:
+    for p, text in zip(points, texts, strict=True):
         x_a, x_b, y = sx(p.start), sx(p.end), sy(p.value)
         cls = f"stroke-{escape(p.status)}" + (" current" if p.current else "")
         parts.append(
             f'<a href="{escape(p.href)}"><g class="{cls}">'
-            f"<title>{escape(f'{p.label}: {human(p.value)} {unit}')}</title>"
+            f"<title>{text}</title>"
             f'<line x1="{x_a}" y1="{y}" x2="{max(x_b, x_a + 3)}" y2="{y}" class="seg"/>'
             f'<circle cx="{round((x_a + x_b) / 2, 1)}" cy="{y}" r="4" class="dot"/>'
             f"</g></a>")

@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import heapq
-from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cached_property
 from itertools import pairwise
 
 from markupsafe import Markup, escape
 
 from kb import model as m
-from kb.charts import Point, period_span, quantity_chart
+from kb.charts import human
 from kb.config import Config
 from kb.history import Commit, HistoryStep
 from kb.modelmemo import ModelMemo, locate_quote, peers_key_of
+from kb.quantities import PEERS, QuantityViews
 from kb.quotes import Normalised, context
 from kb.status import Assessment, assess
 from kb.vocab import STATUS
-
-PEERS = 24  # claims in a quantity chart, at most
 
 ICONS = {"supported": "✔", "partly-supported": "◐", "disputed": "⇄", "refuted": "✘",
          "unverified": "?", "not-checkable": "–"}
@@ -111,7 +107,7 @@ class Located:
 
 
 @dataclass
-class SiteModel:
+class SiteModel(QuantityViews):
     kb: m.KnowledgeBase
     config: Config
     today: dt.date
@@ -134,7 +130,8 @@ class SiteModel:
     _peers: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _peers_known: bool = field(default=False, repr=False)  # _peers holds every claim's
     peers_key: str = field(default="", repr=False)  # kb.modelmemo.peers_key_of, with a memo
-    _rows: dict[tuple[str, str], Markup] = field(default_factory=dict, repr=False)
+    _rows: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    _keys: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # legend rows
 
     # -- lookups the templates use ------------------------------------------------------------
     def status(self, claim_id: str) -> str:
@@ -200,134 +197,47 @@ class SiteModel:
         """Compute the cached indexes now (before rendering forks into several processes)."""
         _ = self.spans_of, self.quantity_groups, self._quantity_topics, self._mids
 
-    @cached_property
-    def spans_of(self) -> dict[str, tuple[float, float]]:
-        """Each quantity claim's period in fractional years, parsed once."""
-        out = {}
-        for cid in self.claim_ids:
-            c = self.kb.claims[cid]
-            span = period_span(c.period) if c.quantity else None
-            if span is not None:
-                out[cid] = span
-        return out
+    def row(self, cid: str, root: str) -> str:
+        """One claim in a list (HTML, escaped): badge, link, kind and period, with the data the
+        filter reads.
 
-    def row(self, cid: str, root: str) -> Markup:
-        """One claim in a list: badge, link, kind and period, with the data the filter reads.
-
-        Written in Python, not a template macro, and kept per page depth: listings of
-        thousands of claims are most of the site's bytes.
+        Written in Python, not a template macro, and kept: listings of thousands of claims are
+        most of the site's bytes. Kept once a claim, in two parts around the page's `root`
+        (one a page depth took 370 MB in each worker at 100,000 claims).
         """
-        key = (cid, root)
-        hit = self._rows.get(key)
-        if hit is not None:
-            return hit
-        c = self.kb.claims[cid]
-        st = self.status(cid)
-        ents = " ".join([*([c.claimant.id] if c.claimant else []), *(r.id for r in c.about)])
-        srcs = " ".join(sorted({*(a.source.id for a in c.appearances),
-                                *(e.source.id for e in c.evidence)}))
-        meta = c.kind + (f" · {c.period}" if c.period else "")
-        html = Markup(
-            f'<li class="claim-row" data-status="{st}" data-kind="{escape(c.kind)}" '
-            f'data-entities="{ents}" data-tags="{escape(" ".join(c.tags))}" '
-            f'data-sources="{srcs}">{badge(st)} <a href="{root}claims/{cid}/">'
-            f'{escape(c.claim)}</a> <span class="meta">{escape(meta)}</span></li>\n')
-        self._rows[key] = html
-        return html
-
-    @cached_property
-    def quantity_groups(self) -> dict[str, list[str]]:
-        """Quantity claims with a period, by unit."""
-        groups: dict[str, list[str]] = defaultdict(list)
-        for cid in self.spans_of:
-            c = self.kb.claims[cid]
-            if c.quantity and c.quantity.unit:
-                groups[c.quantity.unit].append(cid)
-        return dict(sorted(groups.items()))
-
-    @cached_property
-    def _quantity_topics(self) -> dict[tuple[str, str], list[str]]:
-        """(unit, "tag:x" or "about:y") → quantity claims: peers without comparing all pairs."""
-        topics: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for unit, ids in self.quantity_groups.items():
-            for cid in ids:
-                c = self.kb.claims[cid]
-                for key in sorted({*(f"tag:{t}" for t in c.tags),
-                                   *(f"about:{r.id}" for r in c.about)}):
-                    topics[(unit, key)].append(cid)
-        return topics
-
-    def quantity_chart(self, ids: list[str], unit: str, chart_id: str, root: str,
-                       current: str = "") -> str:
-        points = []
-        for cid in ids:
-            c = self.kb.claims[cid]
-            span = self.spans_of.get(cid)
-            if c.quantity is None or span is None:
-                continue
-            points.append(Point(cid, c.claim, self.status(cid), c.quantity.value, span[0],
-                                span[1], f"{root}claims/{cid}/", cid == current))
-        return quantity_chart(points, unit, chart_id)
-
-    @cached_property
-    def _mids(self) -> dict[str, float]:
-        return {cid: (a + b) / 2 for cid, (a, b) in self.spans_of.items()}
-
-    def quantity_peers(self, claim_id: str) -> list[str]:
-        """Quantity claims sharing this one's unit and a tag or an entity (itself included)."""
-        hit = self._peers.get(claim_id)
+        hit = self._rows.get(cid)
         if hit is None:
-            if self._peers_known:  # from the memo, which holds every claim's non-empty peers
-                return []
-            hit = self._peers[claim_id] = self._quantity_peers(claim_id)
-        return hit
+            c = self.kb.claims[cid]
+            st = self.status(cid)
+            ents = " ".join([*([c.claimant.id] if c.claimant else []), *(r.id for r in c.about)])
+            srcs = " ".join(sorted({*(a.source.id for a in c.appearances),
+                                    *(e.source.id for e in c.evidence)}))
+            meta = c.kind + (f" · {c.period}" if c.period else "")
+            hit = self._rows[cid] = (
+                f'<li class="claim-row" data-status="{st}" data-kind="{escape(c.kind)}" '
+                f'data-entities="{ents}" data-tags="{escape(" ".join(c.tags))}" '
+                f'data-sources="{srcs}">{badge(st)} <a href="',
+                f'claims/{cid}/">{escape(c.claim)}</a> <span class="meta">{escape(meta)}'
+                "</span></li>\n")
+        return f"{hit[0]}{root}{hit[1]}"
 
-    @cached_property
-    def _topic_order(self) -> dict[tuple[str, str], tuple[list[float], list[str], list[float],
-                                                           list[str]]]:
-        """Each topic's claims by (mid, id) and by (-mid, id): walked right and left of a
-        claim's mid, each gives its claims nearest first, ties to the smaller id."""
-        mids = self._mids
-        out = {}
-        for key, ids in self._quantity_topics.items():
-            right = sorted(set(ids), key=lambda p: (mids[p], p))
-            left = sorted(set(ids), key=lambda p: (-mids[p], p))
-            out[key] = ([mids[p] for p in right], right, [-mids[p] for p in left], left)
-        return out
-
-    def _quantity_peers(self, claim_id: str) -> list[str]:
-        c = self.kb.claims[claim_id]
-        mine = self.spans_of.get(claim_id)
-        if not c.quantity or mine is None:
-            return []
-        # The PEERS nearest in time (ties: the smaller id) of the union of the claim's topics,
-        # merged from each topic's sorted claims: not a ranking of the whole union per claim.
-        mid = sum(mine) / 2
-        heap: list[tuple[float, str, int, list[float], list[str], int]] = [
-            (0.0, claim_id, 0, [], [], 0)]
-        for key in {*(f"tag:{t}" for t in c.tags), *(f"about:{r.id}" for r in c.about)}:
-            topic = self._topic_order.get((c.quantity.unit, key))
-            if topic is None:
-                continue
-            rmids, right, lmids, left = topic
-            i = bisect_left(rmids, mid)
-            if i < len(right):
-                heap.append((rmids[i] - mid, right[i], i, rmids, right, 1))
-            j = bisect_left(lmids, -mid)
-            while j < len(left) and lmids[j] == -mid:  # the right side has those
-                j += 1
-            if j < len(left):
-                heap.append((mid + lmids[j], left[j], j, lmids, left, -1))
-        heapq.heapify(heap)
-        peers: set[str] = set()
-        while heap and len(peers) < PEERS:
-            _, p, i, ms, ids, side = heapq.heappop(heap)
-            peers.add(p)
-            if side and i + 1 < len(ids):
-                d = ms[i + 1] - mid if side == 1 else mid + ms[i + 1]
-                heapq.heappush(heap, (d, ids[i + 1], i + 1, ms, ids, side))
-        return sorted(peers) if len(peers) > 1 else []
-
+    def legend(self, peers: list[str], root: str) -> Markup:
+        """A quantity chart's key, the chart as text: each peer's badge, link, period and value.
+        Each row is made once, in two parts around `root` (as `row`): a claim is the peer of up
+        to PEERS others."""
+        rows = []
+        for cid in peers:
+            hit = self._keys.get(cid)
+            if hit is None:
+                c = self.kb.claims[cid]
+                q = c.quantity
+                hit = self._keys[cid] = (
+                    f'<li>{badge(self.status(cid))} <a href="',
+                    f'claims/{cid}/">{escape(c.claim)}</a> <span class="meta">'
+                    f"{escape(c.period)}: {escape(human(q.value) if q else '')} "
+                    f"{escape(q.unit if q else '')}</span></li>")
+            rows.append(f"{hit[0]}{root}{hit[1]}")
+        return Markup('<ul class="legend">' + "".join(rows) + "</ul>")
 
 def build_model(kb: m.KnowledgeBase, config: Config, today: dt.date,
                 histories: dict[str, list[Commit]], independent: dict[str, int],
