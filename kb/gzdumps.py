@@ -167,13 +167,16 @@ class SiteDumps:
 
 
 def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = None,
-               emit: Callable[[str, dict[str, bytes]], None] | None = None) -> SiteDumps:
+               emit: Callable[[str, dict[str, bytes]], None] | None = None,
+               sink: Callable[[str, bytes], None] | None = None) -> SiteDumps:
     """The site's dumps (export.SITE_DUMPS as DUMP_FILES, and data/void.ttl), and these
     claims' records; with `folder`, chunks are taken from and kept in the cache there.
 
     With `emit`, each claim's records are handed to it as soon as they are made, and not kept
-    in the result: at 100,000 claims they are 1.3 GB."""
+    in the result: at 100,000 claims they are 1.3 GB. With `sink`, so are the dumps' gzip
+    members, in order, with their file's path: held, and then joined, they were 540 MB."""
     keep = emit is None
+
     def record(cid: str, made: dict[str, bytes]) -> None:
         if emit is not None:
             emit(cid, made)
@@ -184,9 +187,16 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
     wanted = {g.iris.graph("claim", cid): cid for cid in claims}
     formats = export.SITE_DUMPS
     members: dict[str, list[bytes]] = {f: [] for f in formats}
+
+    def add(f: str, member: bytes) -> None:
+        if sink is not None:
+            sink(export.DUMP_FILES[f], member)
+        else:
+            members[f].append(member)
+
     for f in formats:
         if export.head(f, pieces):
-            members[f].append(compress(export.head(f, pieces).encode("utf-8")))
+            add(f, compress(export.head(f, pieces).encode("utf-8")))
     out = SiteDumps({}, {})
     for n, chunk in enumerate(chunks(g)):
         out.chunks += 1
@@ -212,7 +222,7 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
         for f in formats:
             done = found[f]
             assert done is not None
-            members[f].append(done)
+            add(f, done)
         if stats is None:
             stats = (export.VoidStats.of_lines(lines.values()) if lines is not None else
                      export.VoidStats.of(g.triples[graph] for graph in chunk.graphs))
@@ -221,8 +231,10 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
         out.stats.add(stats)
     for f in formats:
         if export.tail(f):
-            members[f].append(compress(export.tail(f).encode("utf-8")))
-        out.files[export.DUMP_FILES[f]] = b"".join(members[f])
+            add(f, compress(export.tail(f).encode("utf-8")))
+        if sink is None:
+            out.files[export.DUMP_FILES[f]] = b"".join(members[f])
+            members[f] = []
     out.files["data/void.ttl"] = export.void(g, out.stats)
     for cid in wanted.values():  # an empty graph is in no dump; its record still is
         if cid not in out.records:

@@ -74,7 +74,8 @@ def dump_paths(extras: Extras) -> list[str]:
 RDF = "rdf"  # the task that makes the RDF dumps and VoID together (kb.gzdumps)
 
 
-def _dump(state: State, task: Task, put: Callable[[Page], None]) -> None:
+def _dump(state: State, task: Task, put: Callable[[Page], None],
+          append: Callable[[str, bytes], None]) -> None:
     from kb import export
 
     g, name = state.extras.graph, task.dump
@@ -90,7 +91,7 @@ def _dump(state: State, task: Task, put: Callable[[Page], None]) -> None:
 
         folder = cache_path(state.checked.kb.root, "dumps").with_suffix("") \
             if state.cache else None
-        made = gzdumps.site_dumps(g, task.claims, folder, records)
+        made = gzdumps.site_dumps(g, task.claims, folder, records, append)
         for path, data in sorted(made.files.items()):
             put(Page(path, data))
     elif name.startswith("records-"):  # some claims' .ttl or .jsonld, without a dump
@@ -113,9 +114,17 @@ def run_task(state: State, task: Task) -> Done:
         done.stats[page.path] = writer.stats[page.path]
         done.bytes += len(page.data)
 
+    def append(path: str, data: bytes) -> None:  # a dump, written as it is made
+        writer.append(path, data)
+        done.bytes += len(data)
+
     # a claim's .ttl and .jsonld come with the dumps (ALTERNATES), not with its page
     if task.dump:
-        _dump(state, task, put)
+        try:
+            _dump(state, task, put, append)
+        finally:
+            for path in writer.close_appended():
+                done.stats[path] = writer.stats[path]
     else:
         for spec in task.specs:
             put(render.render_one(spec))

@@ -77,6 +77,7 @@ class SiteWriter:
         self.bytes = 0
         self.linked = 0
         self.stats: dict[str, Stat] = {}
+        self._open: dict[str, int] = {}  # path → descriptor, of the files `append` is making
 
     def _target(self, path: str) -> tuple[str, str]:
         rel = _checked_path(path)
@@ -106,6 +107,34 @@ class SiteWriter:
         finally:
             os.close(fd)
         self.bytes += len(page.data)
+
+    def append(self, path: str, data: bytes) -> None:
+        """Add `data` to the end of the file at `path`, made by the first call: a file too
+        large to hold whole (a dump), written as it is made. `close_appended` ends it."""
+        fd = self._open.get(path)
+        if fd is None:
+            key, target = self._target(path)
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                raise WriteError(f"refusing to write {key!r} twice") from None
+            self._open[path] = fd
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        self.bytes += len(data)
+
+    def close_appended(self) -> list[str]:
+        """End the files `append` made (their Stats are then known); their paths."""
+        done = []
+        for path, fd in sorted(self._open.items()):
+            try:
+                self.stats[_checked_path(path).as_posix()] = file_stat(os.fstat(fd))
+            finally:
+                os.close(fd)
+            done.append(path)
+        self._open = {}
+        return done
 
     def link(self, item: Link) -> None:
         """Keep a file of the previous site: a hard link, or a copy where links fail."""

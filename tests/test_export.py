@@ -179,6 +179,18 @@ def test_site_dumps_are_the_export_dumps_gzipped(g: KBGraph, small_chunks: None)
     assert made.files["data/void.ttl"] == void(g)
 
 
+def test_site_dumps_stream_their_members_to_a_sink(g: KBGraph, small_chunks: None) -> None:
+    """With a sink (kb.produce writes the dumps as they are made), the members arrive in order
+    and make the same files; only void.ttl is kept in the result."""
+    sent: dict[str, list[bytes]] = {}
+    streamed = gzdumps.site_dumps(g, sink=lambda path, member: sent.setdefault(path, [])
+                                  .append(member))
+    whole = gzdumps.site_dumps(g)
+    assert sorted(streamed.files) == ["data/void.ttl"]
+    assert {path: b"".join(parts) for path, parts in sent.items()} | streamed.files == whole.files
+    assert all(len(parts) >= whole.chunks for parts in sent.values())
+
+
 @pytest.mark.parametrize("fmt", SITE_DUMPS)
 def test_site_dumps_parse_to_the_store(g: KBGraph, small_chunks: None, fmt: str) -> None:
     data = gzip.decompress(gzdumps.site_dumps(g).files[DUMP_FILES[fmt]])

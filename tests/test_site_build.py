@@ -18,7 +18,7 @@ from lxml import html as lhtml
 from kb.build import BuildOptions, BuildResult, build_site
 from kb.check import CheckOptions
 from kb.cli import main
-from kb.write import Page, WriteError, write_site
+from kb.write import Page, SiteWriter, WriteError, file_stat, write_site
 
 from conftest import MINIMAL, REPO, MakeKB
 
@@ -385,6 +385,24 @@ def test_write_refuses_a_path_twice_and_escapes(tmp_path: Path) -> None:
     assert not out.exists()
     assert write_site([Page("a/b.html", b"ok")], out).files == 1
     assert (out / "a" / "b.html").read_bytes() == b"ok"
+
+
+def test_appended_files_are_written_as_made_and_refused_twice(tmp_path: Path) -> None:
+    """A dump is written a member at a time (kb.write.SiteWriter.append): the file holds every
+    part in order, its Stat is recorded when it is closed, and no other write may take its path."""
+    writer = SiteWriter(tmp_path)
+    writer.append("data/kb.nt.gz", b"one,")
+    writer.append("data/other.gz", b"x")
+    writer.append("data/kb.nt.gz", b"two")
+    with pytest.raises(WriteError, match="twice"):
+        writer.write(Page("data/kb.nt.gz", b"again"))
+    assert writer.close_appended() == ["data/kb.nt.gz", "data/other.gz"]
+    path = tmp_path / "data" / "kb.nt.gz"
+    assert path.read_bytes() == b"one,two" and writer.bytes == 8
+    assert writer.stats["data/kb.nt.gz"] == file_stat(path.stat())
+    with pytest.raises(WriteError, match="twice"):
+        writer.append("data/kb.nt.gz", b"three")  # closed: a new file, which it refuses
+    assert writer.close_appended() == [] and path.read_bytes() == b"one,two"
 
 
 def test_templates_override_by_name(make_kb: MakeKB, tmp_path: Path) -> None:
