@@ -41,11 +41,15 @@ class ModelMemo:
     changed: bool = False
 
 
+# The modules whose code decides what the memo holds (a test keeps this list in step).
+MEMO_MODULES = ("pages", "quantities", "modelmemo", "quotes", "charts", "model", "memo")
+
+
 def _memo_key() -> tuple[object, ...]:
     from kb.cache import code_fingerprint
 
     return (_FORMAT, kb_package.__version__, sys.version,
-            code_fingerprint(("pages", "modelmemo", "quotes", "charts", "model", "memo")))
+            code_fingerprint(MEMO_MODULES))
 
 
 def memo_path(root: Path, folder: Path | None = None) -> Path:

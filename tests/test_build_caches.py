@@ -14,7 +14,8 @@ import kb.manifest as manifest_module
 from kb.cache import cache_path
 from kb.manifest import load_manifest, manifest_path, scan_site
 from kb.memo import read_memo, write_memo
-from kb.modelmemo import load_memo, memo_path
+from kb.modelmemo import MEMO_MODULES, load_memo, memo_path
+from kb.pages import SiteModel
 
 GENERATED = (30, 7)  # claims, seed: the conftest's `generated` and `kb`
 
@@ -81,6 +82,14 @@ def test_a_damaged_or_stale_model_memo_is_not_used(kb: Path, tmp_path: Path) -> 
     assert not load_memo(kb).located
     build(kb, site)
     assert_same_site(site, tmp_path / "fresh")
+
+
+def test_the_model_memo_is_keyed_by_every_module_of_the_site_model() -> None:
+    """The memo holds what SiteModel and its mixins work out (quotes' places, chart peers): a
+    change to any of their modules must make it stale."""
+    defining = {cls.__module__.removeprefix("kb.") for cls in SiteModel.__mro__
+                if cls.__module__.startswith("kb.")}
+    assert defining == {"pages", "quantities"} and defining <= set(MEMO_MODULES)
 
 
 def test_templates_compiled_code_is_kept_and_an_edit_is_seen(kb: Path, tmp_path: Path) -> None:
