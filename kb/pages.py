@@ -131,7 +131,7 @@ class SiteModel(QuantityViews):
     _peers_known: bool = field(default=False, repr=False)  # _peers holds every claim's
     peers_key: str = field(default="", repr=False)  # kb.modelmemo.peers_key_of, with a memo
     _rows: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
-    _keys: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # legend rows
+    _legend_rows: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     # -- lookups the templates use ------------------------------------------------------------
     def status(self, claim_id: str) -> str:
@@ -197,8 +197,8 @@ class SiteModel(QuantityViews):
         """Compute the cached indexes now (before rendering forks into several processes)."""
         _ = self.spans_of, self.quantity_groups, self._quantity_topics, self._mids
 
-    def row(self, cid: str, root: str) -> str:
-        """One claim in a list (HTML, escaped): badge, link, kind and period, with the data the
+    def row(self, cid: str, root: str) -> Markup:
+        """One claim in a list: badge, link, kind and period, with the data the
         filter reads.
 
         Written in Python, not a template macro, and kept: listings of thousands of claims are
@@ -219,7 +219,7 @@ class SiteModel(QuantityViews):
                 f'data-sources="{srcs}">{badge(st)} <a href="',
                 f'claims/{cid}/">{escape(c.claim)}</a> <span class="meta">{escape(meta)}'
                 "</span></li>\n")
-        return f"{hit[0]}{root}{hit[1]}"
+        return Markup(f"{hit[0]}{root}{hit[1]}")
 
     def legend(self, peers: list[str], root: str) -> Markup:
         """A quantity chart's key, the chart as text: each peer's badge, link, period and value.
@@ -227,17 +227,18 @@ class SiteModel(QuantityViews):
         to PEERS others."""
         rows = []
         for cid in peers:
-            hit = self._keys.get(cid)
+            hit = self._legend_rows.get(cid)
             if hit is None:
                 c = self.kb.claims[cid]
                 q = c.quantity
-                hit = self._keys[cid] = (
+                hit = self._legend_rows[cid] = (
                     f'<li>{badge(self.status(cid))} <a href="',
                     f'claims/{cid}/">{escape(c.claim)}</a> <span class="meta">'
                     f"{escape(c.period)}: {escape(human(q.value) if q else '')} "
                     f"{escape(q.unit if q else '')}</span></li>")
             rows.append(f"{hit[0]}{root}{hit[1]}")
         return Markup('<ul class="legend">' + "".join(rows) + "</ul>")
+
 
 def build_model(kb: m.KnowledgeBase, config: Config, today: dt.date,
                 histories: dict[str, list[Commit]], independent: dict[str, int],

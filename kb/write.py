@@ -126,15 +126,14 @@ class SiteWriter:
 
     def close_appended(self) -> list[str]:
         """End the files `append` made (their Stats are then known); their paths."""
-        done = []
-        for path, fd in sorted(self._open.items()):
-            try:
+        files, self._open = sorted(self._open.items()), {}
+        try:
+            for path, fd in files:
                 self.stats[_checked_path(path).as_posix()] = file_stat(os.fstat(fd))
-            finally:
+        finally:
+            for _path, fd in files:  # every one, whatever failed
                 os.close(fd)
-            done.append(path)
-        self._open = {}
-        return done
+        return [path for path, _fd in files]
 
     def link(self, item: Link) -> None:
         """Keep a file of the previous site: a hard link, or a copy where links fail."""

@@ -273,6 +273,35 @@ def test_hostile_strings_are_text(site: Path) -> None:
     assert text_of(page(site, "entities/evil/index.html").cssselect("h1")[0]) == HOSTILE_JS
 
 
+def test_hostile_quantities_are_text_in_charts_and_their_keys(tmp_path: Path) -> None:
+    """The quantity chart (SVG titles and description) and its key are made in Python
+    (kb.charts, SiteModel.legend), not by the template's autoescaping: a hostile claim text
+    and unit stay text there too."""
+    def figure(cid: str, value: str, period: str) -> str:
+        unit = HOSTILE_IMG.replace("'", "''")
+        return (f"id: {cid}\nclaim: '{HOSTILE_SCRIPT} {cid}'\nkind: quantity\nabout: [russia]\n"
+                f"period: \"{period}\"\nquantity: {{value: {value}, unit: '{unit}'}}\n"
+                "appearances:\n  - {source: article, quote: a record}\n"
+                "reviews:\n  - {by: editor, date: 2026-11-01}\n")
+
+    root = write_kb(tmp_path / "kb", {**MINIMAL,
+                                      "claims/figure-a.yaml": figure("figure-a", "1e9", "2023"),
+                                      "claims/figure-b.yaml": figure("figure-b", "2e9", "2024")})
+    assert build(root, tmp_path / "site").ok
+    for cid, other in (("figure-a", "figure-b"), ("figure-b", "figure-a")):
+        doc = page(tmp_path / "site", f"claims/{cid}/index.html")
+        assert not doc.cssselect("img") and not doc.cssselect("script:not([src]):not([type])")
+        chart = doc.cssselect("svg.chart")[0]
+        titles = [text_of(el) for el in chart.iter("{*}title", "title")]
+        value = "1bn" if other == "figure-a" else "2bn"
+        assert f"{HOSTILE_SCRIPT} {other}: {value} {HOSTILE_IMG}" in titles
+        assert HOSTILE_IMG in text_of(chart.cssselect("desc")[0])
+        key = doc.cssselect("ul.legend li")
+        assert [text_of(li.cssselect("a")[0]) for li in key] == [
+            f"{HOSTILE_SCRIPT} figure-a", f"{HOSTILE_SCRIPT} figure-b"]
+        assert all(text_of(li).endswith(HOSTILE_IMG) for li in key)
+
+
 # -- JSON-LD -------------------------------------------------------------------------------------
 def claim_reviews(site: Path) -> Iterator[tuple[str, dict[str, object]]]:
     for f in sorted((site / "claims").glob("*/index.html")):
