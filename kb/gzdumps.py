@@ -159,7 +159,7 @@ class Store:
 
 @dataclass
 class SiteDumps:
-    files: dict[str, bytes]  # site path → bytes: the gzip dumps and void.ttl
+    files: dict[str, bytes]  # site path → bytes: the gzip dumps (unless sunk) and void.ttl
     records: dict[str, dict[str, bytes]]  # claim id → {"ttl" | "jsonld": its named graph}
     chunks: int = 0
     made: int = 0  # chunks whose members were compressed now (not from the cache)

@@ -255,7 +255,7 @@ _PLANS: dict[int, _Plan] = {}  # by id of the spec, which the plan keeps alive
 
 def _plan(spec: ObjectSpec) -> _Plan:
     plan = _PLANS.get(id(spec))
-    if plan is None or plan.spec is not spec:
+    if plan is None:
         entries = {name: _Entry(f.many, None if f.type == "object" else _scalar(f),
                                 _plan(f.obj) if f.obj is not None else None)
                    for name, f in spec.fields.items()}

@@ -7,7 +7,6 @@ do the JSON Schema generator and the formatter, so they cannot drift apart.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from kb import model as m
@@ -149,11 +148,3 @@ ENTITY = ObjectSpec(
 )
 
 RECORDS: dict[str, ObjectSpec] = {"claim": CLAIM, "source": SOURCE, "entity": ENTITY}
-
-
-def iter_specs(spec: ObjectSpec) -> Iterator[ObjectSpec]:
-    """A spec and every object spec nested in it, outermost first."""
-    yield spec
-    for f in spec.fields.values():
-        if f.obj is not None:
-            yield from iter_specs(f.obj)

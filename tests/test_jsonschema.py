@@ -1,4 +1,4 @@
-"""kb schema: JSON Schemas generated from kb/schema.py, committed, and true to the seed files."""
+"""kb schema: JSON Schemas generated from kb/specs.py, committed, and true to the seed files."""
 
 from __future__ import annotations
 
