@@ -198,12 +198,11 @@ class SiteModel(QuantityViews):
         _ = self.spans_of, self.quantity_groups, self._quantity_topics, self._mids
 
     def row(self, cid: str, root: str) -> Markup:
-        """One claim in a list: badge, link, kind and period, with the data the
-        filter reads.
+        """One claim in a list: badge, link, kind and period, with the data the filter reads.
 
         Written in Python, not a template macro, and kept: listings of thousands of claims are
-        most of the site's bytes. Kept once a claim, in two parts around the page's `root`
-        (one a page depth took 370 MB in each worker at 100,000 claims).
+        most of the site's bytes. Kept once a claim, in two parts around the page's `root` (one
+        per page depth took 37 MB in each worker at 10,000 claims).
         """
         hit = self._rows.get(cid)
         if hit is None:
