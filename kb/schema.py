@@ -300,8 +300,7 @@ def _build(plan: _Plan, node: Mapping, problems: list[Problem]) -> Any:
             continue
         locs[name] = value_node.loc
         if value_node.__class__ is Scalar:  # the usual case first, without further calls
-            if value_node.plain and (not (v := value_node.value) or v[0] in _NULL_STARTS) \
-                    and _is_null(value_node):
+            if _is_null(value_node):
                 continue
             if entry.scalar is not None and not entry.many:
                 value = entry.scalar(value_node, problems)

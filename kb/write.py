@@ -67,6 +67,12 @@ def _checked_path(path: str) -> PurePosixPath:
     return p
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class SiteWriter:
     """Writes pages into a staging folder; refuses to write one path twice."""
 
@@ -77,7 +83,7 @@ class SiteWriter:
         self.bytes = 0
         self.linked = 0
         self.stats: dict[str, Stat] = {}
-        self._open: dict[str, int] = {}  # path → descriptor, of the files `append` is making
+        self._open: dict[str, tuple[str, int]] = {}  # path → key, descriptor: `append`'s files
 
     def _target(self, path: str) -> tuple[str, str]:
         rel = _checked_path(path)
@@ -93,16 +99,18 @@ class SiteWriter:
             self._dirs.add(parent)
         return key, target
 
-    def write(self, page: Page) -> None:
-        key, target = self._target(page.path)
+    def _create(self, path: str) -> tuple[str, int]:
+        """A new file at `path`: its key and an open descriptor."""
+        key, target = self._target(path)
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            return key, os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:  # another process of the build wrote it
             raise WriteError(f"refusing to write {key!r} twice") from None
+
+    def write(self, page: Page) -> None:
+        key, fd = self._create(page.path)
         try:
-            view = memoryview(page.data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, page.data)
             self.stats[key] = file_stat(os.fstat(fd))
         finally:
             os.close(fd)
@@ -111,29 +119,22 @@ class SiteWriter:
     def append(self, path: str, data: bytes) -> None:
         """Add `data` to the end of the file at `path`, made by the first call: a file too
         large to hold whole (a dump), written as it is made. `close_appended` ends it."""
-        fd = self._open.get(path)
-        if fd is None:
-            key, target = self._target(path)
-            try:
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                raise WriteError(f"refusing to write {key!r} twice") from None
-            self._open[path] = fd
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        made = self._open.get(path)
+        if made is None:
+            made = self._open[path] = self._create(path)
+        _write_all(made[1], data)
         self.bytes += len(data)
 
     def close_appended(self) -> list[str]:
         """End the files `append` made (their Stats are then known); their paths."""
         files, self._open = sorted(self._open.items()), {}
         try:
-            for path, fd in files:
-                self.stats[_checked_path(path).as_posix()] = file_stat(os.fstat(fd))
+            for _path, (key, fd) in files:
+                self.stats[key] = file_stat(os.fstat(fd))
         finally:
-            for _path, fd in files:  # every one, whatever failed
+            for _path, (_key, fd) in files:  # every one, whatever failed
                 os.close(fd)
-        return [path for path, _fd in files]
+        return [path for path, _made in files]
 
     def link(self, item: Link) -> None:
         """Keep a file of the previous site: a hard link, or a copy where links fail."""
