@@ -7,6 +7,7 @@ and kb.write puts them in a staging folder, where pagefind indexes them before t
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     finally:
         if scanner is not None:
             scanner.close()
+        gc.unfreeze()  # frozen for the workers' forks (kb.cache.freeze_for_fork)
 
 
 def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest | None,
@@ -100,8 +102,9 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     steps = claim_histories(root, review_age_days=checked.config.review_age_days,
                             histories=histories) if histories else {}
     timings["history"] = time.perf_counter() - t
-    g, extras = graph_extras(checked, histories, root, timings, inputs,
-                             options.check.use_cache)
+    with paused_gc():  # millions of objects, no cycles: collections would walk them again
+        g, extras = graph_extras(checked, histories, root, timings, inputs,
+                                 options.check.use_cache)
     result.graph = g
     kb = checked.kb
     engine = options.search
@@ -134,8 +137,9 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # -- plan: which pages must be rendered, which are kept from the last site -------------
         t = time.perf_counter()
         memo = load_memo(root) if options.check.use_cache else None
-        model = build_model(kb, checked.config, checked.context.today, histories,
-                            g.network.independent_sources, g.assessments, memo)
+        with paused_gc():
+            model = build_model(kb, checked.config, checked.context.today, histories,
+                                g.network.independent_sources, g.assessments, memo)
         model.steps = steps
         lines = record_lines(g)
         everything = (engine, extras.search_shards, extras.record_alternates, extras.downloads,
@@ -146,7 +150,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             keys.common = keys.whole
         if manifest is not None:
             keys.reuse(manifest.rows_common, manifest.list_rows)
-        all_specs = list(specs(model, extras)) + claim_specs(model)
+        with paused_gc():
+            all_specs = list(specs(model, extras)) + claim_specs(model)
         todo: list[Spec] = []
         kept: list[Link] = []
         page_keys: dict[str, str] = {}

@@ -12,7 +12,6 @@ graph (gigabytes at 100,000 claims) are not held for the rest of the build.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kb import render
+from kb.cache import freeze_for_fork
 from kb.render import Extras, Spec
 from kb.write import Page, SiteWriter, Stat
 
@@ -194,8 +194,7 @@ class Workers:
             return
         _STATE, _WRITER = state, None
         render._STATE, render._ENV = (state.model, state.extras, state.root), None
-        gc.collect()
-        gc.freeze()  # the workers' collector would unshare the model's pages (CoW)
+        freeze_for_fork()
         try:
             context = multiprocessing.get_context("fork")
             if per_task:
@@ -211,7 +210,6 @@ class Workers:
             else:
                 self._pool = context.Pool(min(self.jobs, len(work)))
         finally:
-            gc.unfreeze()
             _STATE, _WRITER = None, None
             render._STATE, render._ENV = None, None
         if self._pool is not None:

@@ -470,6 +470,17 @@ def test_seed_knowledge_base_builds(tmp_path: Path) -> None:
     assert len(list((out / "claims").glob("*/index.html"))) == len(result.checked.kb.claims)
 
 
+def test_a_build_leaves_no_object_frozen(make_kb: MakeKB, tmp_path: Path) -> None:
+    """What was frozen for the workers' forks (kb.cache) is unfrozen when the build ends: in
+    `kb serve`, which builds again and again, cycles among frozen objects would never be freed."""
+    import gc
+
+    root = make_kb(RICH)
+    result = build_site(root, tmp_path / "site", BuildOptions(check=CheckOptions(today=TODAY)))
+    assert result.ok
+    assert gc.get_freeze_count() == 0
+
+
 def test_parallel_render_gives_the_same_pages(make_kb: MakeKB) -> None:
     """Two processes (fork) and one give byte-identical pages, record dumps included."""
     from kb.check import check
