@@ -63,9 +63,8 @@ def freeze_for_fork() -> None:
     sight until the build ends (kb.build.build_site unfreezes them).
 
     A worker's collector would write to the objects it shares with this process, copying their
-    pages. So would this process's own next full collection, once they were unfrozen: at
-    100,000 claims, the first one after the dumps' workers were forked took 7-11 s (the whole
-    heap copied, page by page) and doubled this process's memory.
+    pages. Unfrozen as soon as the workers were forked, they were walked again by this process's
+    next full collection: at 100,000 claims that one collection took 7-11 s of an edit build.
     """
     gc.collect()
     gc.freeze()

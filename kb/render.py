@@ -10,6 +10,7 @@ the parent and inherited by the workers through fork, so only page bytes cross p
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing
 import os
 import sys
@@ -23,7 +24,6 @@ import jinja2
 from markupsafe import Markup
 
 from kb import jsonld
-from kb.cache import freeze_for_fork
 from kb.charts import Bar, human, status_bars
 from kb.pages import (
     ICONS,
@@ -303,7 +303,8 @@ def render_stream(model: SiteModel, extras: Extras, root: Path | None, todo: lis
             batches: list[tuple[bool, list[Spec]]] = [
                 (False, others[i:i + 100]) for i in range(0, len(others), 100)]
             batches += [(True, claims[i:i + size]) for i in range(0, len(claims), size)]
-            freeze_for_fork()
+            gc.collect()
+            gc.freeze()  # the workers' collector leaves the model's pages unshared (CoW)
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
                 for chunk in pool.imap(_render_batch, batches):
                     yield from chunk
@@ -313,6 +314,7 @@ def render_stream(model: SiteModel, extras: Extras, root: Path | None, todo: lis
             for s in claims:
                 yield from _render_claims([s])
     finally:
+        gc.unfreeze()
         _STATE, _ENV = None, None
 
 
