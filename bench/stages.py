@@ -344,13 +344,21 @@ def _kb_at(b: Bench, root: Path, *args: str) -> list[str]:
 _EDIT_REVIEW = "  - {by: bench-editor, date: 2026-11-27}\n"
 
 
-def _one_claim_edited(b: Bench) -> None:
-    """A copy of the knowledge base, built once; then one claim gains or loses a review."""
+def _built_copy(b: Bench) -> Path:
+    """A copy of the knowledge base, and its site built by this code, untimed. The build is run
+    every time: it changes nothing when the site is this code's already, but a site left by
+    another version of the code (the page keys include the code) would make the timed build
+    after the edit a whole one (206 s, not 46 s, at 100,000 claims)."""
     copy, site = b.work / "edit-kb", b.work / "edit-site"
     if not copy.is_dir():
         shutil.copytree(b.root, copy)
-    if not (site / "index.html").is_file():
-        b.run(_kb_at(b, copy, "build", "--out", str(site)))
+    b.run(_kb_at(b, copy, "build", "--out", str(site)))
+    return copy
+
+
+def _one_claim_edited(b: Bench) -> None:
+    """The built copy (`_built_copy`); then one claim gains or loses a review."""
+    copy = _built_copy(b)
     claim = min((copy / "claims").rglob("*.yaml"))
     text = claim.read_text(encoding="utf-8")
     edited = (text.replace(_EDIT_REVIEW, "") if _EDIT_REVIEW in text
@@ -371,11 +379,7 @@ def _one_claim_reworded(b: Bench) -> None:
     """The knowledge base and site of build-edit; then the statement of one claim changes (and
     changes back the next time). Unlike a review, this changes what search shows: the claim's
     page, its rows in the listings, a chunk of the dumps, and its shard of the search index."""
-    copy, site = b.work / "edit-kb", b.work / "edit-site"
-    if not copy.is_dir():
-        shutil.copytree(b.root, copy)
-    if not (site / "index.html").is_file():
-        b.run(_kb_at(b, copy, "build", "--out", str(site)))
+    copy = _built_copy(b)
     claim = sorted((copy / "claims").rglob("*.yaml"))[1]  # not the one build-edit changes
     text = claim.read_text(encoding="utf-8")
     old, new = 'claim: "', f'claim: "{_REWORDED}'

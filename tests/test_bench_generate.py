@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,29 @@ def test_warm_files_reads_every_file_of_the_knowledge_bases(generated: Path,
     assert total > 0
     assert warm_files(generated) == total
     assert warm_files(generated, tmp_path / "missing") == total  # a missing folder: nothing
+
+
+def test_an_edit_stage_times_an_edit_even_after_a_site_it_did_not_build(tmp_path: Path) -> None:
+    """The edit stages build their copy, untimed, before each edit: a site left there by another
+    version of the code (here: its cache gone) would make the timed build a whole one."""
+    import re
+
+    from bench.stages import STAGES, Bench
+
+    root = tmp_path / "kb"
+    generate(root, 40, seed=0)
+    cache = tmp_path / "cache"
+    env = dict(os.environ, KB_TODAY="2026-11-28", KB_CACHE_DIR=str(cache), PYTHONPATH=str(REPO))
+    b = Bench(root=root, claims=40, files=52, work=tmp_path / "work", env=env)
+    for name in ("build-edit", "build-edit-text"):
+        stage = STAGES[name]
+        assert stage.prepare is not None
+        stage.prepare(b)
+        shutil.rmtree(cache)  # the site stays; the manifest it was built with is gone
+        stage.prepare(b)
+        done = subprocess.run(stage.command(b), env=env, capture_output=True, text=True,
+                              check=False, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        found = re.search(r"(\d+) pages rendered", done.stdout + done.stderr)
+        assert found is not None, done.stdout + done.stderr
+        assert 0 < int(found.group(1)) < 52, done.stdout  # a whole build: the 52 records and more
