@@ -6,6 +6,7 @@ past recently freed inodes (bench.stages.set_aside); these tests pin the behavio
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from bench.run import empty_trash
@@ -51,3 +52,25 @@ def test_two_runs_set_aside_keep_both(tmp_path: Path) -> None:
         set_aside(b, b.work / "site")
     kept = sorted(p.read_text() for p in (b.work / TRASH).rglob("index.html"))
     assert kept == ["first", "second"]
+
+
+def test_an_edit_stage_waits_for_the_last_site_to_be_deleted(tmp_path: Path) -> None:
+    """A whole build leaves its previous site to a detached deleting process: the timed edit
+    build starts once that is done, or, when it never ends, once the stage has deleted it."""
+    import threading
+    import time
+
+    from bench.stages import _wait_for_removal
+
+    site = tmp_path / "edit-site"
+    site.mkdir()
+    old = tmp_path / ".edit-site.old-abc"
+    (old / "claims").mkdir(parents=True)
+    threading.Timer(0.3, lambda: shutil.rmtree(old)).start()
+    t = time.monotonic()
+    _wait_for_removal(site)
+    assert not old.exists() and time.monotonic() - t >= 0.25
+    assert site.is_dir()
+    (old / "claims").mkdir(parents=True)  # nobody deletes this one
+    _wait_for_removal(site, patience=0.0)
+    assert not old.exists() and site.is_dir()
