@@ -471,8 +471,9 @@ def test_seed_knowledge_base_builds(tmp_path: Path) -> None:
 
 
 def test_a_build_leaves_no_object_frozen(make_kb: MakeKB, tmp_path: Path) -> None:
-    """What was frozen for the workers' forks (kb.cache) is unfrozen when the build ends: in
-    `kb serve`, which builds again and again, cycles among frozen objects would never be freed."""
+    """What a build freezes (kb.cache.paused_gc here; on larger sites freeze_for_fork too) is
+    unfrozen when it ends: in `kb serve`, which builds again and again, cycles among frozen
+    objects would never be freed."""
     import gc
 
     root = make_kb(RICH)
