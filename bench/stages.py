@@ -362,8 +362,10 @@ def _wait_for_removal(site: Path, patience: float = 600.0) -> None:
     """After a whole build, the previous site is deleted by a detached process (kb.write's
     _remove_later): the timed build must not share the cores and the disk with it (at 100,000
     claims, edit builds beside such deletions took 62 and 54 s, not 46 and 49 s)."""
+    from kb.write import set_aside_prefix
+
     deadline = time.monotonic() + patience
-    while old := sorted(site.parent.glob(f".{site.name}.old-*")):
+    while old := sorted(site.parent.glob(f"{set_aside_prefix(site)}*")):
         if time.monotonic() > deadline:  # the deleting process is gone: finish its work
             for folder in old:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -205,7 +205,8 @@ class Staging:
             if src.is_dir():
                 if dst.exists():
                     if old is None:
-                        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                        old = Path(tempfile.mkdtemp(prefix=set_aside_prefix(out),
+                                                    dir=out.parent))
                     dst.rename(old / str(n))
                 dst.parent.mkdir(parents=True, exist_ok=True)  # a folder in a folder (pagefind/3)
                 src.rename(dst)
@@ -271,6 +272,12 @@ def write_site(pages: Iterable[Page | Link], out: Path,
     return WriteResult(staging.out, writer.files, writer.bytes, writer.stats, writer.linked)
 
 
+def set_aside_prefix(out: Path) -> str:
+    """The name beside `out` of what a build replaced (the previous site, or the folders an
+    in-place commit swapped out) while a detached process deletes it."""
+    return f".{out.name}.old-"
+
+
 def _swap(staging: Path, out: Path) -> None:
     """Put `staging` where `out` is: two renames, so `out` is never half-written."""
     if not out.exists():
@@ -278,7 +285,7 @@ def _swap(staging: Path, out: Path) -> None:
         return
     if not out.is_dir():
         raise WriteError(f"{out} exists and is not a folder")
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=set_aside_prefix(out), dir=out.parent))
     old.rmdir()
     out.rename(old)
     try:
