@@ -16,14 +16,17 @@ from collections import Counter
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
 
 from kb import rdfwrite
-from kb.check import Checked
 from kb.kbgraph import KBGraph, lines_of
-from kb.namespaces import RDF_IRI, RDF_TYPE, SCHEMA_IRI, dcterms, node
+from kb.namespaces import RDF_IRI, RDF_TYPE, SCHEMA_IRI, Iris, dcterms, node
 from kb.namespaces import void as v_
+
+if TYPE_CHECKING:  # not imported at run time: kb.dumpsproc's process does not need the checker
+    from kb.check import Checked
 
 FORMATS: dict[str, ox.RdfFormat] = {
     "ttl": ox.RdfFormat.TURTLE,
@@ -62,7 +65,7 @@ def dump(g: KBGraph, fmt: str) -> bytes:
     if fmt == "nq":
         return g.nquads()
     pieces = rdfwrite.Pieces(g.iris.prefixes())
-    text = Text.of(g, pieces, nonempty(g), (fmt,), first=True)
+    text = Text.of(g.triples, pieces, nonempty(g), (fmt,), first=True)
     return head(fmt, pieces).encode("utf-8") + text.formats[fmt] + tail(fmt).encode("utf-8")
 
 
@@ -93,17 +96,18 @@ class Text:
     records: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, g: KBGraph, pieces: rdfwrite.Pieces, graphs: Iterable[str],
+    def of(cls, triples: Mapping[str, bytes], pieces: rdfwrite.Pieces, graphs: Iterable[str],
            formats: Iterable[str], first: bool, records: Container[str] = (),
            split: Mapping[str, list[str]] | None = None) -> Text:
-        """`first`: the run starts the dump (the first JSON-LD graph has no comma); `split`:
-        the graphs' lines, when the caller has them already."""
+        """`triples`: graph → its block (kb.kbgraph.KBGraph.triples, or a chunk's); `first`:
+        the run starts the dump (the first JSON-LD graph has no comma); `split`: the graphs'
+        lines, when the caller has them already."""
         want = set(formats)
         parts: dict[str, list[str]] = {f: [] for f in want}
         made: dict[str, dict[str, bytes]] = {}
         blocks: list[bytes] = []  # N-Triples: the blocks as they stand
         for graph in graphs:
-            own = g.triples[graph]
+            own = triples[graph]
             record = graph in records
             if "nt" in want:
                 blocks.append(own)
@@ -134,9 +138,14 @@ def record_dump(g: KBGraph, kind: str, id_: str, fmt: str) -> bytes:
         raise ValueError(f"a record is dumped as ttl, nt or jsonld, not {fmt!r}")
     if fmt == "nt":
         return g.graph_nquads(g.iris.graph(kind, id_))
-    lines = lines_of(g.triples.get(g.iris.graph(kind, id_), b""))
+    return record_text(lines_of(g.triples.get(g.iris.graph(kind, id_), b"")),
+                       g.iris.prefixes(), fmt)
+
+
+def record_text(lines: list[str], prefixes: Mapping[str, str], fmt: str) -> bytes:
+    """A record's lines as its Turtle or JSON-LD file."""
     write = rdfwrite.turtle if fmt == "ttl" else rdfwrite.jsonld
-    return write(lines, g.iris.prefixes())
+    return write(lines, prefixes)
 
 
 CSV_COLUMNS = ("id", "claim", "kind", "status", "derived_status", "verdict", "claimant", "about",
@@ -220,7 +229,13 @@ def void(g: KBGraph, stats: VoidStats | None = None) -> bytes:
     `stats`: of every named graph (kb.gzdumps adds them up from its cache); else counted."""
     if stats is None:
         stats = VoidStats.of(g.triples[name] for name in nonempty(g))
-    ds = node(g.iris.dataset)
+    return void_of(g.iris, setting(g, "name"), min(g.assessments, default=None), stats)
+
+
+def void_of(iris: Iris, title: str | None, example: str | None, stats: VoidStats) -> bytes:
+    """VoID from what it says of the dataset: kb.toml's name, the first claim (by id), and the
+    counts (what kb.gzdumps's process has, without the graph)."""
+    ds = node(iris.dataset)
     out: list[ox.Triple] = []
 
     def add(s: ox.NamedNode, p: ox.NamedNode, o: ox.NamedNode | ox.Literal) -> None:
@@ -232,28 +247,28 @@ def void(g: KBGraph, stats: VoidStats | None = None) -> bytes:
     properties = Counter({rdfwrite.unescape(p[1:-1]): n for p, n in stats.properties.items()})
     classes = Counter({rdfwrite.unescape(c[1:-1]): n for c, n in stats.classes.items()})
     add(ds, RDF_TYPE, v_("Dataset"))
-    add(ds, dcterms("title"), ox.Literal(_setting(g, "name") or "claimkb"))
-    add(ds, v_("uriSpace"), ox.Literal(g.iris.base))
+    add(ds, dcterms("title"), ox.Literal(title or "claimkb"))
+    add(ds, v_("uriSpace"), ox.Literal(iris.base))
     add(ds, v_("triples"), count(stats.triples))
     add(ds, v_("distinctSubjects"), count(len(stats.subjects)))
     add(ds, v_("properties"), count(len(properties)))
     add(ds, v_("classes"), count(len(classes)))
-    add(ds, dcterms("publisher"), node(g.iris.publisher))
+    add(ds, dcterms("publisher"), node(iris.publisher))
     for fmt in SITE_DUMPS:
-        add(ds, v_("dataDump"), node(g.iris.base + DUMP_FILES[fmt]))
-    for ns in sorted({v for k, v in g.iris.prefixes().items() if k not in ("wd", "status")}):
+        add(ds, v_("dataDump"), node(iris.base + DUMP_FILES[fmt]))
+    prefixes = iris.prefixes()
+    for ns in sorted({v for k, v in prefixes.items() if k not in ("wd", "status")}):
         if any(p.startswith(ns) for p in properties) or any(c.startswith(ns) for c in classes):
             add(ds, v_("vocabulary"), node(ns))
     for cls, n in sorted(classes.items()):
-        part = node(f"{g.iris.dataset}-class-{_local(cls, g.iris.prefixes())}")
+        part = node(f"{iris.dataset}-class-{_local(cls, prefixes)}")
         add(ds, v_("classPartition"), part)
         add(part, v_("class"), node(cls))
         add(part, v_("entities"), count(n))
-    claims = sorted(g.assessments)
-    if claims:
-        add(ds, v_("exampleResource"), node(g.iris.claim(claims[0])))
+    if example is not None:
+        add(ds, v_("exampleResource"), node(iris.claim(example)))
     return _sorted_prefixes(ox.serialize(sorted(out, key=str), format=ox.RdfFormat.TURTLE,
-                                         prefixes=g.iris.prefixes()) or b"")
+                                         prefixes=prefixes) or b"")
 
 
 def _local(iri: str, prefixes: dict[str, str]) -> str:
@@ -265,7 +280,7 @@ def _local(iri: str, prefixes: dict[str, str]) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in iri)
 
 
-def _setting(g: KBGraph, prop: str) -> str | None:
+def setting(g: KBGraph, prop: str) -> str | None:
     """A plain literal about the dataset in the settings graph (read from its lines: asking the
     store would load 700,000 quads for one value)."""
     head = f"<{g.iris.dataset}> <{SCHEMA_IRI}{prop}> \""

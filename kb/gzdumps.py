@@ -24,7 +24,7 @@ import sys
 import tempfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,8 @@ from pathlib import Path
 import kb
 from kb import export, rdfwrite
 from kb.kbgraph import KBGraph, lines_of
+from kb.namespaces import Iris
+from kb.write import Page
 
 # zlib's level: the four dumps at 10,000 claims (307 MB of text) compress to 31.6 MB in 1.5 s at
 # level 1, 27.0 MB in 1.6 s at 3, 21.6 MB in 4.2 s at 6, 20.9 MB in 7.6 s at 9. After an edit
@@ -57,27 +59,46 @@ def _ends_chunk(graph: str) -> bool:
     return zlib.crc32(graph.encode()) % SPAN == 0
 
 
-def chunks(g: KBGraph) -> list[Chunk]:
-    """The non-empty named graphs in IRI order, cut where a graph's IRI says so.
+@dataclass
+class DumpInput:
+    """What the dumps are made from: the non-empty named graphs in IRI order, each with its
+    block (read once, in order: kb.dumpsproc streams them from a file), the IRIs, and what
+    VoID says of the dataset besides its counts (kb.toml's name, the first claim's id)."""
+
+    iris: Iris
+    graphs: Iterable[tuple[str, bytes]]
+    title: str | None = None
+    example: str | None = None
+
+    @classmethod
+    def of(cls, g: KBGraph) -> DumpInput:
+        return cls(g.iris, ((name, g.triples[name]) for name in export.nonempty(g)),
+                   export.setting(g, "name"), min(g.assessments, default=None))
+
+
+def chunk_runs(graphs: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Chunk, dict[str, bytes]]]:
+    """The graphs cut where a graph's IRI says so, each chunk with its graphs' blocks.
 
     Hashing every block is the one pass over the whole graph an incremental build makes here
     (SHA-256, which has instructions of its own on current processors, over the blocks as
     they stand: no line is made)."""
-    out: list[Chunk] = []
-    run: list[str] = []
+    run: dict[str, bytes] = {}
     h = hashlib.sha256()
-    for graph in export.nonempty(g):
-        block = g.triples[graph]
+    for graph, block in graphs:
         # an IRI holds no raw line break, and the block's length ends it: unambiguous
         h.update(f"{graph}\n{len(block)}\n".encode())
         h.update(block)
-        run.append(graph)
+        run[graph] = block
         if _ends_chunk(graph):
-            out.append(Chunk(tuple(run), h.hexdigest()))
-            run, h = [], hashlib.sha256()
+            yield Chunk(tuple(run), h.hexdigest()), run
+            run, h = {}, hashlib.sha256()
     if run:
-        out.append(Chunk(tuple(run), h.hexdigest()))
-    return out
+        yield Chunk(tuple(run), h.hexdigest()), run
+
+
+def chunks(g: KBGraph) -> list[Chunk]:
+    """The non-empty named graphs in IRI order, cut where a graph's IRI says so."""
+    return [chunk for chunk, _blocks in chunk_runs(DumpInput.of(g).graphs)]
 
 
 class Store:
@@ -87,13 +108,13 @@ class Store:
     with the SHA-256 of the member, checked when read (a truncated or damaged file is made
     again). Files no build asked for the last time are deleted (`prune`)."""
 
-    def __init__(self, folder: Path, g: KBGraph) -> None:
+    def __init__(self, folder: Path, prefixes: Mapping[str, str]) -> None:
         from kb.cache import code_fingerprint
 
         self.folder = folder
         self.salt = repr((_VERSION, kb.__version__, sys.version, zlib.ZLIB_RUNTIME_VERSION,
                           LEVEL, code_fingerprint(("export", "gzdumps", "rdfwrite")),
-                          sorted(g.iris.prefixes().items()))).encode()
+                          sorted(prefixes.items()))).encode()
         self.used: set[str] = set()
 
     def name(self, what: str, chunk: Chunk, first: bool = False) -> str:
@@ -175,6 +196,27 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
     With `emit`, each claim's records are handed to it as soon as they are made, and not kept
     in the result: at 100,000 claims they are 1.3 GB. With `sink`, so are the dumps' gzip
     members, in order, with their file's path: held, and then joined, they were 540 MB."""
+    return stream_dumps(DumpInput.of(g), claims, folder, emit, sink)
+
+
+def write_site_dumps(given: DumpInput, claims: Iterable[str], folder: Path | None,
+                     put: Callable[[Page], None], append: Callable[[str, bytes], None]) -> None:
+    """stream_dumps, written as they are made: the gzip members appended to their files, each
+    claim's records and then the other files put."""
+    def records(cid: str, made: dict[str, bytes]) -> None:
+        for ext, data in sorted(made.items()):
+            put(Page(f"claims/{cid}.{ext}", data))
+
+    made = stream_dumps(given, claims, folder, records, append)
+    for path, data in sorted(made.files.items()):
+        put(Page(path, data))
+
+
+def stream_dumps(given: DumpInput, claims: Iterable[str] = (), folder: Path | None = None,
+                 emit: Callable[[str, dict[str, bytes]], None] | None = None,
+                 sink: Callable[[str, bytes], None] | None = None) -> SiteDumps:
+    """site_dumps from its input, read once, a chunk at a time: only one chunk's blocks are
+    held (the rest of the graph may be in another process, or in a file)."""
     keep = emit is None
 
     def record(cid: str, made: dict[str, bytes]) -> None:
@@ -182,9 +224,10 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
             emit(cid, made)
         out.records[cid] = made if keep else {}
 
-    pieces = rdfwrite.Pieces(g.iris.prefixes())
-    store = Store(folder, g) if folder is not None else None
-    wanted = {g.iris.graph("claim", cid): cid for cid in claims}
+    prefixes = given.iris.prefixes()
+    pieces = rdfwrite.Pieces(prefixes)
+    store = Store(folder, prefixes) if folder is not None else None
+    wanted = {given.iris.graph("claim", cid): cid for cid in claims}
     formats = export.SITE_DUMPS
     members: dict[str, list[bytes]] = {f: [] for f in formats}
 
@@ -198,7 +241,7 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
         if export.head(f, pieces):
             add(f, compress(export.head(f, pieces).encode("utf-8")))
     out = SiteDumps({}, {})
-    for n, chunk in enumerate(chunks(g)):
+    for n, (chunk, blocks) in enumerate(chunk_runs(given.graphs)):
         out.chunks += 1
         names = {f: store.name(f, chunk, f == "jsonld" and n == 0) for f in formats} \
             if store is not None else {}
@@ -208,10 +251,10 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
         stats_name = store.name("void", chunk) if store is not None else ""
         stats = store.get_stats(stats_name) if store is not None else None
         # the chunk's lines, split once when both the text and the counts need them (cold)
-        lines = {graph: lines_of(g.triples[graph]) for graph in chunk.graphs} \
+        lines = {graph: lines_of(blocks[graph]) for graph in chunk.graphs} \
             if (missing or records) and stats is None else None
         if missing or records:
-            text = export.Text.of(g, pieces, chunk.graphs, missing, n == 0, records, lines)
+            text = export.Text.of(blocks, pieces, chunk.graphs, missing, n == 0, records, lines)
             for f in missing:
                 found[f] = member = compress(text.formats[f])
                 if store is not None:
@@ -225,7 +268,7 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
             add(f, done)
         if stats is None:
             stats = (export.VoidStats.of_lines(lines.values()) if lines is not None else
-                     export.VoidStats.of(g.triples[graph] for graph in chunk.graphs))
+                     export.VoidStats.of(blocks[graph] for graph in chunk.graphs))
             if store is not None:
                 store.put_stats(stats_name, stats)
         out.stats.add(stats)
@@ -235,11 +278,11 @@ def site_dumps(g: KBGraph, claims: Iterable[str] = (), folder: Path | None = Non
         if sink is None:
             out.files[export.DUMP_FILES[f]] = b"".join(members[f])
             members[f] = []
-    out.files["data/void.ttl"] = export.void(g, out.stats)
+    out.files["data/void.ttl"] = export.void_of(given.iris, given.title, given.example,
+                                                out.stats)
     for cid in wanted.values():  # an empty graph is in no dump; its record still is
         if cid not in out.records:
-            record(cid, {ext: export.record_dump(g, "claim", cid, ext)
-                         for ext in ("ttl", "jsonld")})
+            record(cid, {ext: export.record_text([], prefixes, ext) for ext in ("ttl", "jsonld")})
     if store is not None:
         store.prune()
     return out

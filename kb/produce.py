@@ -3,26 +3,31 @@
 Each worker renders its share of the pages (kb.render) or makes data files (kb.gzdumps,
 kb.export) and writes the files straight into the staging folder through its own
 kb.write.SiteWriter, so no page bytes cross a process line: only each file's Stat comes back.
-Moving 500 MB of pages through pipes to one writing process cost more than rendering them. The
-workers are forked after the model and the graph are built and inherit them (never pickled);
-the dumps run beside the pages, so both cores stay busy. The pages share a pool; each data task
-has a process of its own that exits when its task is done, so the pages it copied from the
-graph (gigabytes at 100,000 claims) are not held for the rest of the build.
+Moving 500 MB of pages through pipes to one writing process cost more than rendering them.
+
+Page workers are forked once the model is built and inherit it (never pickled), and this
+process renders beside them: with two cores, one worker and this process. A forked worker ends
+up with its own copy of much of what it reads (reading a Python object writes its reference
+count), so each worker fewer is one copy of the model fewer (~1 GB at 100,000 claims). The
+data files start as soon as the graph is made, a process a task that exits when its task is
+done; the RDF dumps' process, which runs for most of the build, holds nothing of this one
+(kb.dumpsproc).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kb import render
 from kb.cache import freeze_for_fork
 from kb.render import Extras, Spec
-from kb.write import Page, SiteWriter, Stat
+from kb.write import Done, Page, Recording, SiteWriter, scratch_file
 
 ALTERNATES = {"trig": "ttl", "jsonld": "jsonld"}  # dump → the claims' files made with it
 
@@ -34,14 +39,6 @@ class Task:
     specs: tuple[Spec, ...] = ()
     dump: str = ""
     claims: tuple[str, ...] = ()  # with the trig / jsonld dump: these claims' .ttl / .jsonld
-
-
-@dataclass
-class Done:
-    """What a task wrote: each file's Stat, and their bytes."""
-
-    stats: dict[str, Stat] = field(default_factory=dict)
-    bytes: int = 0
 
 
 @dataclass
@@ -57,6 +54,7 @@ class State:
 
 
 _STATE: State | None = None  # in a worker: the state at its fork
+_WORK: list[Task] = []  # in a page worker: the tasks, which it is sent the numbers of
 _WRITER: SiteWriter | None = None
 
 
@@ -83,17 +81,9 @@ def _dump(state: State, task: Task, put: Callable[[Page], None],
         put(Page("data/claims.csv", export.claims_csv(state.checked, g)))
     elif name == RDF:
         from kb import gzdumps
-        from kb.cache import cache_path
 
-        def records(cid: str, made: dict[str, bytes]) -> None:  # written as they are made
-            for ext, data in sorted(made.items()):
-                put(Page(f"claims/{cid}.{ext}", data))
-
-        folder = cache_path(state.checked.kb.root, "dumps").with_suffix("") \
-            if state.cache else None
-        made = gzdumps.site_dumps(g, task.claims, folder, records, append)
-        for path, data in sorted(made.files.items()):
-            put(Page(path, data))
+        gzdumps.write_site_dumps(gzdumps.DumpInput.of(g), task.claims, dumps_cache(state),
+                                 put, append)
     elif name.startswith("records-"):  # some claims' .ttl or .jsonld, without a dump
         ext = name.removeprefix("records-")
         for cid in task.claims:
@@ -102,38 +92,49 @@ def _dump(state: State, task: Task, put: Callable[[Page], None],
         raise ValueError(f"no such data file: {name!r}")
 
 
+def dumps_cache(state: State) -> Path | None:
+    """The folder of the dumps' compressed chunks in the user's cache (None: no cache)."""
+    from kb.cache import cache_path
+
+    return cache_path(state.checked.kb.root, "dumps").with_suffix("") if state.cache else None
+
+
 def run_task(state: State, task: Task) -> Done:
     """Make and write the files of one task (in a worker, or in the parent when serial)."""
     if render._STATE is None or render._STATE[0] is not state.model:
         render._STATE, render._ENV = (state.model, state.extras, state.root), None
-    writer = _writer(state)
-    done = Done()
-
-    def put(page: Page) -> None:
-        writer.write(page)
-        done.stats[page.path] = writer.stats[page.path]
-        done.bytes += len(page.data)
-
-    def append(path: str, data: bytes) -> None:  # a dump, written as it is made
-        writer.append(path, data)
-        done.bytes += len(data)
-
+    rec = Recording(_writer(state))
     # a claim's .ttl and .jsonld come with the dumps (ALTERNATES), not with its page
     if task.dump:
         try:
-            _dump(state, task, put, append)
+            _dump(state, task, rec.put, rec.append)
         finally:
-            for path in writer.close_appended():
-                done.stats[path] = writer.stats[path]
+            rec.close()
     else:
         for spec in task.specs:
-            put(render.render_one(spec))
-    return done
+            rec.put(render.render_one(spec))
+    return rec.done
 
 
 def _run(task: Task) -> Done:  # in a worker: the state is the one inherited at the fork
     assert _STATE is not None
     return run_task(_STATE, task)
+
+
+def _serve(conn: Any) -> None:
+    """A page worker: the tasks whose numbers it is sent, until None; each result, or its
+    error, sent back."""
+    assert _STATE is not None
+    work = _WORK
+    while (number := conn.recv()) is not None:
+        try:
+            reply: tuple[bool, object] = (True, run_task(_STATE, work[number]))
+        except BaseException as exc:  # the parent raises it
+            reply = (False, exc)
+        try:
+            conn.send(reply)
+        except Exception as exc:  # an error that cannot be pickled
+            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
 def _run_and_send(task: Task, sender: Any) -> None:
@@ -147,6 +148,26 @@ def _run_and_send(task: Task, sender: Any) -> None:
     except Exception as exc:  # an error that cannot be pickled
         sender.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
     sender.close()
+
+
+def _spill_and_become(task: Task, sender: Any) -> None:
+    """The RDF dumps' process: the graph written into a file and a new interpreter in this
+    process's place, which reads it and answers (kb.dumpsproc); where that cannot be done
+    (no room for the file, no interpreter to run), the task is run here, as any other."""
+    from kb import dumpsproc, gzdumps
+
+    assert _STATE is not None
+    try:
+        given = gzdumps.DumpInput.of(_STATE.extras.graph)
+        folder = dumps_cache(_STATE)
+        job = dumpsproc.Job(given.iris.base, given.title, given.example, task.claims,
+                            None if folder is None else str(folder), str(_STATE.staging))
+        fd = scratch_file(_STATE.staging.parent)
+        dumpsproc.spill(fd, job, given.graphs)
+        dumpsproc.become(fd, sender.fileno())
+    except OSError:
+        pass
+    _run_and_send(task, sender)
 
 
 def dump_tasks(dumps: list[str], claims: tuple[str, ...]) -> list[Task]:
@@ -174,25 +195,24 @@ def page_tasks(todo: list[Spec], jobs: int, records: tuple[str, ...] = ()) -> li
 
 
 class Workers:
-    """Tasks run by `jobs` processes forked at once, which see `state` as it is now.
+    """Tasks run by `jobs` processes, which see `state` as it is now: this one and jobs - 1
+    forked at once (the pages), or, `per_task`, one forked for each task (the data files).
 
-    The build starts the dumps' workers as soon as the graph is made, and the pages' workers
-    once the model is: each pool inherits what exists at its fork, nothing is pickled. When
-    `parallel` is false (small sites, one core, no fork) the tasks run in this process, when
-    `results()` is read."""
+    Each worker inherits what exists at its fork; only task numbers and results are pickled.
+    When `parallel` is false (small sites, one core, no fork) the tasks run in this process,
+    when `results()` is read."""
 
     def __init__(self, state: State, work: list[Task], jobs: int | None = None,
                  parallel: bool = True, per_task: bool = False) -> None:
-        global _STATE, _WRITER
+        global _STATE, _WRITER, _WORK
         self.state, self.work = state, work
         self.jobs = jobs or min(2, os.cpu_count() or 1)
-        self._pool: Any = None
         self._results: Iterator[Done] | None = None
-        self._procs: dict[Any, Any] = {}  # with per_task: the reading end → its process
+        self._procs: dict[Any, Any] = {}  # this end of a worker's connection → its process
         if not (parallel and work and self.jobs > 1
                 and "fork" in multiprocessing.get_all_start_methods()):
             return
-        _STATE, _WRITER = state, None
+        _STATE, _WRITER, _WORK = state, None, work
         render._STATE, render._ENV = (state.model, state.extras, state.root), None
         freeze_for_fork()
         try:
@@ -203,19 +223,31 @@ class Workers:
                 # the build ends. All are forked now, never later (see _fill on pagefind).
                 for task in work:
                     reader, sender = context.Pipe(duplex=False)
-                    proc = context.Process(target=_run_and_send, args=(task, sender))
+                    # the RDF dumps' process holds nothing of this one (kb.dumpsproc)
+                    target = _spill_and_become if task.dump == RDF else _run_and_send
+                    proc = context.Process(target=target, args=(task, sender))
                     proc.start()
                     sender.close()
                     self._procs[reader] = proc
             else:
-                self._pool = context.Pool(min(self.jobs, len(work)))
+                # This process renders too: one copy of the pages the workers read fewer
+                # (reading an object writes its reference count, so each forked worker ends up
+                # with its own copy of much of the model: ~1 GB at 100,000 claims).
+                for _ in range(min(self.jobs - 1, len(work))):
+                    mine, theirs = context.Pipe()
+                    proc = context.Process(target=_serve, args=(theirs,))
+                    proc.start()
+                    theirs.close()
+                    self._procs[mine] = proc
         finally:
-            _STATE, _WRITER = None, None
+            _STATE, _WRITER, _WORK = None, None, []
             render._STATE, render._ENV = None, None
-        if self._pool is not None:
-            self._results = self._pool.imap_unordered(_run, work)
-        else:
-            self._results = self._per_task()
+        self._results = self._per_task() if per_task else self._shared()
+
+    @property
+    def forked(self) -> bool:
+        """Whether the tasks run in other processes (forked when this was made), not here."""
+        return self._results is not None
 
     def _per_task(self) -> Iterator[Done]:
         from multiprocessing.connection import wait
@@ -234,6 +266,47 @@ class Workers:
                     raise value
                 yield value
 
+    def _shared(self) -> Iterator[Done]:
+        """Tasks handed out one at a time, in order, to the workers (two ahead, so that none
+        waits while this process renders) and, from the end, to this process."""
+        from multiprocessing.connection import wait
+
+        pending = deque(range(len(self.work)))
+        owed: dict[Any, int] = {}  # a worker's connection → tasks sent, not answered
+
+        def hand(conn: Any) -> None:
+            if pending:
+                conn.send(pending.popleft())
+                owed[conn] += 1
+
+        for worker in self._procs:
+            owed[worker] = 0
+            hand(worker)
+            hand(worker)
+        try:
+            while pending or any(owed.values()):
+                busy = [conn for conn, n in owed.items() if n]
+                for ready in wait(busy, timeout=0 if pending else None):
+                    conn: Any = ready
+                    try:
+                        ok, value = conn.recv()
+                    except EOFError:
+                        ok, value = False, RuntimeError("a worker of the build died")
+                    owed[conn] -= 1
+                    if not ok:
+                        raise value
+                    yield value
+                    hand(conn)
+                if pending:
+                    yield run_task(self.state, self.work[pending.pop()])
+        finally:
+            render._STATE, render._ENV = None, None
+        for worker, proc in self._procs.items():
+            worker.send(None)
+            proc.join()
+            worker.close()
+        self._procs = {}
+
     def results(self) -> Iterator[Done]:
         if self._results is not None:
             yield from self._results
@@ -246,10 +319,6 @@ class Workers:
 
     def close(self) -> None:
         """Stop the workers (at once, when the build failed before reading every result)."""
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
         for reader, proc in self._procs.items():
             proc.terminate()
             proc.join()

@@ -51,6 +51,49 @@ def file_stat(st: os.stat_result) -> Stat:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+@dataclass
+class Done:
+    """What a worker of the build wrote (kb.produce, kb.dumpsproc): each file's Stat, and
+    their bytes; `fresh`: by a new interpreter, not a fork of the build."""
+
+    stats: dict[str, Stat] = field(default_factory=dict)
+    bytes: int = 0
+    fresh: bool = False
+
+
+class Recording:
+    """Files written through a SiteWriter, each one's Stat and bytes counted in `done`."""
+
+    def __init__(self, writer: SiteWriter) -> None:
+        self.writer, self.done = writer, Done()
+
+    def put(self, page: Page) -> None:
+        self.writer.write(page)
+        self.done.stats[page.path] = self.writer.stats[page.path]
+        self.done.bytes += len(page.data)
+
+    def append(self, path: str, data: bytes) -> None:
+        """Part of a file too large to hold whole (a dump); `close` ends it."""
+        self.writer.append(path, data)
+        self.done.bytes += len(data)
+
+    def close(self) -> Done:
+        for path in self.writer.close_appended():
+            self.done.stats[path] = self.writer.stats[path]
+        return self.done
+
+
+def scratch_file(folder: Path) -> int:
+    """A descriptor of a new temporary file in `folder` that has no name (the kernel frees it
+    with its last descriptor): for data too large to hold that another process reads back."""
+    try:
+        return os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
+    except (AttributeError, OSError):  # no O_TMPFILE here, or not on this file system
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".kb-scratch-")
+        os.unlink(name)
+        return fd
+
+
 @dataclass(frozen=True)
 class WriteResult:
     out: Path

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from kb import produce
 from kb.produce import State, Task, Workers
+from kb.write import Done
 
 
 def _state(tmp_path: Path) -> State:
@@ -59,3 +62,49 @@ def test_the_heap_stays_frozen_once_the_workers_are_forked(tmp_path: Path) -> No
     finally:
         workers.close()
         gc.unfreeze()
+
+
+def _tagging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each task's Done names the task and the process that ran it (the forked worker inherits
+    the patched function)."""
+    def run(state: State, task: Task) -> Done:
+        return Done({f"{task.claims[0]}@{os.getpid()}": (0, 0, 0)})
+
+    monkeypatch.setattr(produce, "run_task", run)
+
+
+def test_pages_one_worker_forked_and_this_process_renders_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With jobs=2 one worker is forked and this process takes tasks as well: each task is run
+    once, by one of the two (one copy of the model's pages fewer than two workers)."""
+    _tagging(monkeypatch)
+    work = [Task(claims=(str(n),)) for n in range(40)]
+    workers = Workers(_state(tmp_path), work, jobs=2)
+    assert len(workers._procs) == 1
+    (proc,) = workers._procs.values()
+    ran = [path for done in workers.results() for path in done.stats]
+    assert sorted(int(r.split("@")[0]) for r in ran) == list(range(40))
+    assert {r.split("@")[1] for r in ran} == {str(os.getpid()), str(proc.pid)}
+    assert proc.exitcode == 0 and not workers._procs  # told to stop and joined
+    workers.close()
+
+
+@pytest.mark.parametrize("where", ["worker", "here"])
+def test_an_error_in_a_page_task_reaches_the_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    here = os.getpid()
+
+    def run(state: State, task: Task) -> Done:
+        if task.claims == ("bad",) and (os.getpid() == here) == (where == "here"):
+            raise ValueError(f"bad task {where}")
+        return Done()
+
+    monkeypatch.setattr(produce, "run_task", run)
+    bad = 0 if where == "worker" else 29  # a worker is handed the first tasks, here the last
+    work = [Task(claims=("bad",) if n == bad else (str(n),)) for n in range(30)]
+    workers = Workers(_state(tmp_path), work, jobs=2)
+    procs = list(workers._procs.values())
+    with pytest.raises(ValueError, match=f"bad task {where}"):
+        list(workers.results())
+    workers.close()
+    assert all(p.exitcode is not None for p in procs) and not workers._procs

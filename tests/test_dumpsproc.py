@@ -1,0 +1,112 @@
+"""kb.dumpsproc: the RDF dumps made by a new interpreter, fed the graph through a file."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from graph_data import RICH
+
+from kb import dumpsproc, gzdumps
+from kb.check import check
+from kb.graph import build_graph
+from kb.kbgraph import KBGraph
+from kb.produce import RDF, State, Task, Workers, run_task
+from kb.render import Extras
+from kb.write import scratch_file
+
+from conftest import MakeKB
+
+
+@pytest.fixture
+def g(make_kb: MakeKB) -> KBGraph:
+    return build_graph(check(make_kb(RICH)))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _state(g: KBGraph, staging: Path) -> State:
+    staging.mkdir(parents=True)
+    extras = Extras()
+    extras.graph = g
+    return State(None, extras, None, staging)
+
+
+def test_a_spill_file_gives_back_the_job_and_the_graphs(g: KBGraph, tmp_path: Path) -> None:
+    given = gzdumps.DumpInput.of(g)
+    graphs = list(gzdumps.DumpInput.of(g).graphs)
+    job = dumpsproc.Job(g.iris.base, given.title, given.example, ("a", "b"), None, "/x")
+    folder = tmp_path / "beside-the-site"
+    folder.mkdir()
+    fd = scratch_file(folder)
+    try:
+        dumpsproc.spill(fd, job, graphs)
+        assert os.listdir(folder) == []  # the file has no name: nothing is left behind
+        with open(fd, "r+b", closefd=False) as fh:
+            fh.seek(0)
+            assert dumpsproc.read_job(fh) == job
+            assert list(dumpsproc.read_graphs(fh)) == graphs
+            fh.truncate(len(dumpsproc.MAGIC) + 3)
+            fh.seek(0)
+            with pytest.raises(OSError, match="ends early"):
+                dumpsproc.read_job(fh)
+            fh.seek(0)
+            fh.write(b"not a spill file")
+            fh.seek(0)
+            with pytest.raises(OSError, match="not a spill file"):
+                dumpsproc.read_job(fh)
+    finally:
+        os.close(fd)
+
+
+def _made(g: KBGraph, tmp_path: Path, name: str, parallel: bool) -> tuple[dict[str, bytes], bool]:
+    claims = tuple(sorted(g.assessments))[:3]
+    state = _state(g, tmp_path / name / "staging")
+    task = Task(dump=RDF, claims=claims)
+    if not parallel:
+        done = run_task(state, task)
+        return _files(state.staging), done.fresh
+    workers = Workers(state, [task], jobs=2, per_task=True)
+    try:
+        (done,) = list(workers.results())
+    finally:
+        workers.close()
+    files = _files(state.staging)
+    assert sorted(done.stats) == sorted(files) and done.bytes == sum(map(len, files.values()))
+    return files, done.fresh
+
+
+def test_the_dumps_process_is_a_new_interpreter_and_writes_what_the_build_would(
+        g: KBGraph, tmp_path: Path) -> None:
+    here, _ = _made(g, tmp_path, "here", parallel=False)
+    there, fresh = _made(g, tmp_path, "there", parallel=True)
+    assert fresh  # exec'd: it holds nothing of the build's heap
+    assert there == here
+    assert {"data/kb.ttl.gz", "data/kb.jsonld.gz", "data/void.ttl"} <= set(there)
+    assert sum(p.endswith((".ttl", ".jsonld")) and p.startswith("claims/") for p in there) == 6
+    assert os.listdir(tmp_path / "there") == ["staging"]  # and its spill file is gone
+
+
+def test_without_an_interpreter_to_run_the_fork_makes_the_dumps(
+        g: KBGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    here, _ = _made(g, tmp_path, "here", parallel=False)
+    monkeypatch.setattr(sys, "executable", "")  # the fork inherits it: `become` cannot exec
+    there, fresh = _made(g, tmp_path, "there", parallel=True)
+    assert not fresh and there == here
+
+
+def test_an_error_in_the_dumps_process_reaches_the_build(g: KBGraph, tmp_path: Path) -> None:
+    state = _state(g, tmp_path / "staging")
+    (state.staging / "data").mkdir()
+    (state.staging / "data" / "void.ttl").write_text("already here")  # refused: written twice
+    workers = Workers(state, [Task(dump=RDF)], jobs=2, per_task=True)
+    try:
+        with pytest.raises(Exception, match=r"refusing to write 'data/void\.ttl' twice"):
+            list(workers.results())
+    finally:
+        workers.close()
