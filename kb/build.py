@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kb.cache import paused_gc
+from kb.cache import paused_gc, release_free_memory
 from kb.check import Checked, CheckOptions, check
 from kb.history import claim_histories, file_histories
 from kb.write import Link, Page, Staging, Stat, WriteResult, check_unique
@@ -33,6 +33,9 @@ class BuildOptions:
     search: str = "auto"  # auto (pagefind if installed, else json) | pagefind | json | none
     history: bool = True  # read git history (off in benchmarks of the render alone)
     incremental: bool = True  # keep unchanged pages of the last build (kb.incremental)
+    # False: the graph is dropped once planned (KBGraph.forget) and BuildResult.graph is
+    # None, so the page workers are not forked holding it (`kb build`; `kb serve` queries it)
+    keep_graph: bool = True
 
 
 @dataclass
@@ -166,6 +169,11 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
                       "sitemap.xml", *(["search/index.json"] if engine == "json" else [])])
         records = () if every or not extras.record_alternates else tuple(
             dict(s.extra)["id"] for s in todo if s.template == "claim.html")
+        if not options.keep_graph and dumps.forked:  # the dumps' workers have theirs;
+            # the pages need these claims' graphs (their .ttl and .jsonld)
+            result.graph = None
+            g.forget(g.iris.graph("claim", cid) for cid in records)
+            release_free_memory()
         # With the last site as it was left, change it in place: only what changed moves in.
         # Only for a few changes: moving most files one by one costs more than a new folder.
         in_place = (manifest is not None and len(todo) <= max(200, len(all_specs) // 4)

@@ -39,6 +39,20 @@ def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
+def release_free_memory() -> None:
+    """Give the C allocator's free pages back to the system (glibc's malloc_trim), after a lot
+    was freed: blocks freed inside its heap stay resident otherwise, and processes forked
+    next would map them too. Elsewhere, nothing."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)
+
+
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """No cyclic garbage collection while many objects are made at once (parsing, unpickling).

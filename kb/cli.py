@@ -287,7 +287,8 @@ def build_cmd(ctx: click.Context, out: Path | None, jobs: int | None, timings: b
     from kb.build import BuildOptions, build_command
 
     outcome = build_command(_root(ctx), out or _root(ctx) / "site",
-                            BuildOptions(jobs=jobs, incremental=not full), timings)
+                            BuildOptions(jobs=jobs, incremental=not full, keep_graph=False),
+                            timings)
     if _KEEP is not None:
         _KEEP.append(outcome)
     for line in outcome.lines:

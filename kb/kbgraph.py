@@ -6,6 +6,7 @@ of how it is made.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain, groupby
@@ -94,6 +95,17 @@ class KBGraph:
         return self.triples.get(graph_iri, b"")
 
     graph_ntriples = graph_nquads
+
+    def forget(self, keep: Iterable[str] = ()) -> None:
+        """Drop every block but those of the graphs in `keep`, and the store: for a build that
+        has made all it needs of the whole graph (kb.build, `keep_graph`), whose page workers
+        would otherwise be forked holding them (1.3 GB at 100,000 claims). What is left is no
+        longer the knowledge base's graph; nothing but that build may use it."""
+        wanted = set(keep)
+        for name in [name for name in self.triples if name not in wanted]:
+            del self.triples[name]  # in place: what holds the dict holds no block either
+        self.__dict__.pop("store", None)
+        self.__dict__.pop("size", None)
 
     @cached_property
     def size(self) -> int:

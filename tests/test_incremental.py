@@ -304,6 +304,37 @@ def test_a_thousand_claims_build(tmp_path: Path) -> None:
     assert len(list((tmp_path / "site" / "claims").glob("*/index.html"))) == 1000
 
 
+def test_kb_build_which_drops_the_graph_makes_the_site_a_full_build_makes(
+        tmp_path: Path) -> None:
+    """`kb build` drops the graph once planned (BuildOptions.keep_graph), makes the dumps in a
+    new interpreter (kb.dumpsproc) and renders beside one worker: at 1,000 claims all three
+    happen. Cold, and after an edit (whose claim's .ttl and .jsonld are made from the blocks
+    kept), the site is the one a full build that keeps everything makes."""
+    root = tmp_path / "kb"
+    generate(root, 1000, seed=0)
+    site, fresh = tmp_path / "site", tmp_path / "fresh"
+    runner = CliRunner()
+
+    def cli_build() -> int:
+        """The pages the build rendered."""
+        result = runner.invoke(main, ["--root", str(root), "build", "--out", str(site)],
+                               env={"KB_TODAY": TODAY.isoformat()})
+        assert result.exit_code == 0, result.output
+        found = re.search(r"(\d+) pages rendered", result.output)
+        assert found, result.output
+        return int(found.group(1))
+
+    cold = cli_build()
+    claim = min((root / "claims").rglob("*.yaml"))
+    text = claim.read_text(encoding="utf-8")
+    claim.write_text(text.replace('claim: "', 'claim: "Edited: ', 1), encoding="utf-8")
+    assert 0 < cli_build() < cold
+    result = build(root, fresh, incremental=False)
+    assert result.graph is not None and result.graph.triples  # the library keeps it
+    assert_same_site(site, fresh)
+    assert b"Edited: " in (site / "claims" / f"{claim.stem}.ttl").read_bytes()
+
+
 def needs_git() -> None:
     """Skip without git, unless under CI, where it must be there."""
     if shutil.which("git") is None:
