@@ -132,9 +132,15 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # The dumps need only the graph: their workers start now and run beside the planning.
         # Without a manifest every claim page is made, and its .ttl and .jsonld with the dumps.
         every = tuple(sorted(kb.claims)) if manifest is None and extras.record_alternates else ()
+        # A full build renders every page beside a forked worker: there the claims' CSV is one
+        # more of their tasks, not a process forked from the whole build now (which copied
+        # ~1 GB of its pages at 100,000 claims while the planning went on). After an edit the
+        # few pages are rendered here, and the CSV is made beside the planning.
+        with_pages = ("csv",) if manifest is None and len(kb.claims) >= PARALLEL_FROM else ()
         dumps = Workers(State(None, extras, root, staging.path, checked,
                               cache=options.check.use_cache),
-                        dump_tasks([name for name, _label in DUMPS], every), options.jobs,
+                        dump_tasks([name for name, _label in DUMPS if name not in with_pages],
+                                   every), options.jobs,
                         parallel=len(kb.claims) >= PARALLEL_FROM, per_task=True)
 
         # -- plan: which pages must be rendered, which are kept from the last site -------------
@@ -169,8 +175,10 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
                       "sitemap.xml", *(["search/index.json"] if engine == "json" else [])])
         records = () if every or not extras.record_alternates else tuple(
             dict(s.extra)["id"] for s in todo if s.template == "claim.html")
-        if not options.keep_graph and dumps.forked:  # the dumps' workers have theirs;
-            # the pages need these claims' graphs (their .ttl and .jsonld)
+        if not options.keep_graph and dumps.forked and len(todo) >= PARALLEL_FROM:
+            # The dumps' processes have their own; the page worker forked next needs only
+            # these claims' graphs (their .ttl and .jsonld). The keys are made: `keys` must
+            # not be asked for another (kb.incremental.Keys.lines reads the blocks).
             result.graph = None
             g.forget(g.iris.graph("claim", cid) for cid in records)
             release_free_memory()
@@ -181,7 +189,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         written, indexed = _fill(
             staging, model, extras, checked, todo, kept, statics, dumps, records, page_keys,
             engine, executable or "", manifest, options.jobs, timings, in_place, scan,
-            options.check.use_cache)
+            options.check.use_cache, with_pages)
         if in_place and manifest is not None:
             gone = [p for p in manifest.pages if p not in written.stats]
             # The shards indexed again replace theirs whole; all of them, the index's folder.
@@ -238,11 +246,11 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
           todo: list[Spec], kept: list[Link], statics: list[Page], dumps: Workers,
           records: tuple[str, ...], page_keys: dict[str, str], engine: str, executable: str,
           manifest: Any, jobs: int | None, timings: dict[str, float], in_place: bool = False,
-          scan: Any = None, cache: bool = False
+          scan: Any = None, cache: bool = False, with_pages: tuple[str, ...] = ()
           ) -> tuple[WriteResult, Indexed]:
     """Write the site's files into `staging`: made files, the search index, and the kept ones
     (hard-linked, or, `in_place`, only counted: they stay where they are). The dumps' workers
-    are running already; the pages' workers start here."""
+    are running already; the pages' workers start here, with the data files `with_pages`."""
     from kb import search, searchshards
     from kb.produce import State, Workers, page_tasks
     from kb.render import PARALLEL_FROM, sitemap
@@ -289,7 +297,7 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
         t = time.perf_counter()
         model.warm()  # work every worker would otherwise repeat after the fork
         state = State(model, extras, checked.kb.root, staging.path, checked)
-        work = page_tasks(todo, jobs or 2, records)
+        work = page_tasks(todo, jobs or 2, records, with_pages)
         pages = Workers(state, work, jobs, parallel=len(todo) >= PARALLEL_FROM)
         # Only after the fork: a process forked while pagefind's is being started would hold
         # the pipe subprocess waits on for the exec, and both would wait for ever.
@@ -346,11 +354,11 @@ def build_command(root: Path, out: Path, options: BuildOptions | None = None,
     from kb import output
     from kb.load import NotAKnowledgeBase
     from kb.search import SearchError
-    from kb.write import WriteError
+    from kb.write import WorkerDied, WriteError
 
     try:
         result = build_site(root, out, options)
-    except (NotAKnowledgeBase, WriteError, SearchError, OSError) as exc:
+    except (NotAKnowledgeBase, WriteError, SearchError, WorkerDied, OSError) as exc:
         return Outcome(2, [f"kb: {exc}"])
     lines = list(output.as_text(result.checked.report))
     if not result.ok or result.written is None:

@@ -5,11 +5,15 @@ it that the build writes afterwards is copied, the worker keeping the old one (r
 object writes its reference count). The dumps' worker runs for most of a cold build, beside the
 planning and the pages, so at 100,000 claims it ended up the only holder of ~2.1 GB of the
 build's old pages. So the process forked for the dumps now only writes the graph's blocks, in
-order, into a nameless temporary file beside the site (the kernel's file cache, which it can
-write back and drop, rather than any process's memory), and replaces itself (exec) with a new
-interpreter that reads them back a chunk at a time (kb.gzdumps.stream_dumps): what that
-process holds is its own, one chunk and the dumps' counts. Its result, or its error, goes back
-through the connection kb.produce.Workers reads, as a forked worker's does.
+order, into a nameless temporary file beside the site, and replaces itself (exec) with a new
+interpreter that reads them back a chunk at a time (kb.gzdumps.stream_dumps). Its result, or
+its error, goes back through the connection kb.produce.Workers reads, as a forked worker's does.
+
+What this costs instead: while it writes the file (a few seconds at 100,000 claims) the forked
+child copies one page per block it reads (~0.5 GB then); the file takes disk space beside the
+site, about the size of the N-Triples dump (1.3 GB at 100,000 claims), and, until the kernel
+writes it back, page cache (on a tmpfs, memory); the new interpreter holds one chunk, the VoID
+counts (every distinct subject) and the Stat of each file it writes.
 
 The bytes are those of the dumps made in the build's own process (tested): the same function
 makes them from the same blocks in the same order.
@@ -24,7 +28,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 MAGIC = b"kb-dumps 1\n"
 # The new interpreter finds kb as the build did: on the build's sys.path, put first.
@@ -91,11 +95,12 @@ def become(fd: int, reply: int) -> None:
         return
     os.set_inheritable(fd, True)
     os.set_inheritable(reply, True)
-    for stream in (sys.stdout, sys.stderr):  # nothing of this process's buffers is lost
-        stream.flush()
-    try:
-        os.execv(sys.executable, [sys.executable, "-c", BOOT, json.dumps(sys.path), str(fd),
-                                  str(reply)])
+    # multiprocessing gave this child no standard input; the new interpreter gets /dev/null.
+    # Nothing is flushed: what this copy of the build's buffers holds, the build prints.
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    try:  # -P: not the current folder first on sys.path (a json.py there would be imported)
+        os.execv(sys.executable, [sys.executable, "-P", "-c", BOOT, json.dumps(sys.path),
+                                  str(fd), str(reply)])
     except OSError:
         return
 
@@ -107,11 +112,9 @@ def main(argv: list[str]) -> None:
 
     from kb import gzdumps
     from kb.namespaces import Iris
-    from kb.write import Recording, SiteWriter
+    from kb.write import Done, Recording, SiteWriter, answer
 
-    conn = Connection(int(argv[1]))
-    reply: tuple[bool, Any]
-    try:
+    def dumps() -> Done:
         with open(int(argv[0]), "rb", buffering=1 << 20) as fh:
             fh.seek(0)
             job = read_job(fh)
@@ -125,11 +128,8 @@ def main(argv: list[str]) -> None:
             finally:
                 rec.close()
         rec.done.fresh = True
-        reply = (True, rec.done)
-    except BaseException as exc:  # the build raises it, as a forked worker's
-        reply = (False, exc)
-    try:
-        conn.send(reply)
-    except Exception as exc:  # an error that cannot be pickled
-        conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        return rec.done
+
+    conn = Connection(int(argv[1]))
+    answer(conn, dumps)
     conn.close()

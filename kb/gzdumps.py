@@ -59,11 +59,12 @@ def _ends_chunk(graph: str) -> bool:
     return zlib.crc32(graph.encode()) % SPAN == 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class DumpInput:
     """What the dumps are made from: the non-empty named graphs in IRI order, each with its
-    block (read once, in order: kb.dumpsproc streams them from a file), the IRIs, and what
-    VoID says of the dataset besides its counts (kb.toml's name, the first claim's id)."""
+    block, the IRIs, and what VoID says of the dataset besides its counts (kb.toml's name, the
+    first claim's id). `graphs` is read once, in order (kb.dumpsproc streams it from a file):
+    an input makes one set of dumps; make another for the next."""
 
     iris: Iris
     graphs: Iterable[tuple[str, bytes]]
@@ -94,11 +95,6 @@ def chunk_runs(graphs: Iterable[tuple[str, bytes]]) -> Iterator[tuple[Chunk, dic
             run, h = {}, hashlib.sha256()
     if run:
         yield Chunk(tuple(run), h.hexdigest()), run
-
-
-def chunks(g: KBGraph) -> list[Chunk]:
-    """The non-empty named graphs in IRI order, cut where a graph's IRI says so."""
-    return [chunk for chunk, _blocks in chunk_runs(DumpInput.of(g).graphs)]
 
 
 class Store:

@@ -20,6 +20,7 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from kb import render
 from kb.cache import freeze_for_fork
 from kb.render import Extras, Spec
-from kb.write import Done, Page, Recording, SiteWriter, scratch_file
+from kb.write import Done, Page, Recording, SiteWriter, WorkerDied, answer, scratch_file
 
 ALTERNATES = {"trig": "ttl", "jsonld": "jsonld"}  # dump → the claims' files made with it
 
@@ -124,29 +125,15 @@ def _run(task: Task) -> Done:  # in a worker: the state is the one inherited at 
 def _serve(conn: Any) -> None:
     """A page worker: the tasks whose numbers it is sent, until None; each result, or its
     error, sent back."""
-    assert _STATE is not None
-    work = _WORK
+    state, work = _STATE, _WORK
+    assert state is not None
     while (number := conn.recv()) is not None:
-        try:
-            reply: tuple[bool, object] = (True, run_task(_STATE, work[number]))
-        except BaseException as exc:  # the parent raises it
-            reply = (False, exc)
-        try:
-            conn.send(reply)
-        except Exception as exc:  # an error that cannot be pickled
-            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        answer(conn, lambda: run_task(state, work[number]))
 
 
 def _run_and_send(task: Task, sender: Any) -> None:
     """A process of its own for one task: the result, or the error, goes back through the pipe."""
-    try:
-        reply: tuple[bool, object] = (True, _run(task))
-    except BaseException as exc:  # the parent raises it, as a pool would
-        reply = (False, exc)
-    try:
-        sender.send(reply)
-    except Exception as exc:  # an error that cannot be pickled
-        sender.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+    answer(sender, lambda: _run(task))
     sender.close()
 
 
@@ -157,6 +144,7 @@ def _spill_and_become(task: Task, sender: Any) -> None:
     from kb import dumpsproc, gzdumps
 
     assert _STATE is not None
+    fd: int | None = None
     try:
         given = gzdumps.DumpInput.of(_STATE.extras.graph)
         folder = dumps_cache(_STATE)
@@ -165,8 +153,10 @@ def _spill_and_become(task: Task, sender: Any) -> None:
         fd = scratch_file(_STATE.staging.parent)
         dumpsproc.spill(fd, job, given.graphs)
         dumpsproc.become(fd, sender.fileno())
-    except OSError:
+    except Exception:  # no room for the file …: the dumps are made here, as any task
         pass
+    if fd is not None:  # a spill that failed gives its disk space back now
+        os.close(fd)
     _run_and_send(task, sender)
 
 
@@ -181,14 +171,17 @@ def dump_tasks(dumps: list[str], claims: tuple[str, ...]) -> list[Task]:
             *(Task(dump=d) for d in dumps if d not in rdf)]
 
 
-def page_tasks(todo: list[Spec], jobs: int, records: tuple[str, ...] = ()) -> list[Task]:
-    """Claim pages and the others in batches; and `records`: claims whose .ttl and .jsonld
-    are made apart from the dumps (kb.render.outputs counts them among the page's files)."""
+def page_tasks(todo: list[Spec], jobs: int, records: tuple[str, ...] = (),
+               data: tuple[str, ...] = ()) -> list[Task]:
+    """Claim pages and the others in batches; `records`: claims whose .ttl and .jsonld are
+    made apart from the dumps (kb.render.outputs counts them among the page's files); `data`:
+    data files made with the pages (dump_tasks' names), first."""
     claims = [s for s in todo if s.template == "claim.html"]
     others = [s for s in todo if s.template != "claim.html"]
     size = max(25, min(200, len(claims) // (jobs * 8) or 1))
-    out = [Task(dump=f"records-{ext}", claims=records[i:i + 500])
-           for ext in ALTERNATES.values() for i in range(0, len(records), 500)]
+    out = [Task(dump=name) for name in data]
+    out += [Task(dump=f"records-{ext}", claims=records[i:i + 500])
+            for ext in ALTERNATES.values() for i in range(0, len(records), 500)]
     out += [Task(tuple(claims[i:i + size])) for i in range(0, len(claims), size)]
     out += [Task(tuple(others[i:i + 100])) for i in range(0, len(others), 100)]
     return out
@@ -258,8 +251,8 @@ class Workers:
                 value: Any
                 try:
                     ok, value = reader.recv()
-                except EOFError:
-                    ok, value = False, RuntimeError("a worker of the build died")
+                except (EOFError, OSError):
+                    ok, value = False, WorkerDied("a worker of the build died")
                 self._procs.pop(reader).join()
                 reader.close()
                 if not ok:
@@ -290,8 +283,8 @@ class Workers:
                     conn: Any = ready
                     try:
                         ok, value = conn.recv()
-                    except EOFError:
-                        ok, value = False, RuntimeError("a worker of the build died")
+                    except (EOFError, OSError):  # a socket with unread data resets
+                        ok, value = False, WorkerDied("a worker of the build died")
                     owed[conn] -= 1
                     if not ok:
                         raise value
@@ -302,7 +295,8 @@ class Workers:
         finally:
             render._STATE, render._ENV = None, None
         for worker, proc in self._procs.items():
-            worker.send(None)
+            with suppress(OSError):  # one that ended after its last answer needs no telling
+                worker.send(None)
             proc.join()
             worker.close()
         self._procs = {}

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 
 class WriteError(Exception):
@@ -58,7 +59,24 @@ class Done:
 
     stats: dict[str, Stat] = field(default_factory=dict)
     bytes: int = 0
-    fresh: bool = False
+    fresh: bool = False  # told, for tests and diagnosis, by kb.dumpsproc's interpreter
+
+
+def answer(conn: Any, work: Callable[[], object]) -> None:
+    """A worker's reply to the build through `conn` (a multiprocessing connection): (True,
+    what `work` returned) or (False, the error it raised, for the build to raise)."""
+    try:
+        reply: tuple[bool, object] = (True, work())
+    except BaseException as exc:
+        reply = (False, exc)
+    try:
+        conn.send(reply)
+    except Exception as exc:  # an error that cannot be pickled
+        conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+class WorkerDied(Exception):
+    """A worker process of the build ended without answering (killed, out of memory …)."""
 
 
 class Recording:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from graph_data import RICH
 
-from kb import dumpsproc, gzdumps
+from kb import dumpsproc, gzdumps, produce
 from kb.check import check
 from kb.graph import build_graph
 from kb.kbgraph import KBGraph
@@ -92,12 +92,30 @@ def test_the_dumps_process_is_a_new_interpreter_and_writes_what_the_build_would(
     assert os.listdir(tmp_path / "there") == ["staging"]  # and its spill file is gone
 
 
-def test_without_an_interpreter_to_run_the_fork_makes_the_dumps(
-        g: KBGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("broken", ["no interpreter", "no room for the file"])
+def test_when_it_cannot_be_the_fork_makes_the_dumps(
+        g: KBGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str) -> None:
     here, _ = _made(g, tmp_path, "here", parallel=False)
-    monkeypatch.setattr(sys, "executable", "")  # the fork inherits it: `become` cannot exec
+    if broken == "no interpreter":  # the fork inherits it: `become` cannot exec
+        monkeypatch.setattr(sys, "executable", "")
+    else:
+        def full(folder: Path) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(produce, "scratch_file", full)
     there, fresh = _made(g, tmp_path, "there", parallel=True)
     assert not fresh and there == here
+
+
+def test_the_scratch_file_has_no_name_without_o_tmpfile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    fd = scratch_file(tmp_path)
+    try:
+        os.write(fd, b"data")
+        assert os.listdir(tmp_path) == [] and os.pread(fd, 4, 0) == b"data"
+    finally:
+        os.close(fd)
 
 
 def test_an_error_in_the_dumps_process_reaches_the_build(g: KBGraph, tmp_path: Path) -> None:

@@ -342,3 +342,17 @@ def test_the_union_is_sorted_as_its_lines_are(tricky: KBGraph) -> None:
     for block in tricky.triples.values():  # each block sorted and unique, as the builder made it
         assert lines_of(block) == sorted(set(lines_of(block)))
         assert block_of(lines_of(block)) == block
+
+
+def test_forget_keeps_only_the_graphs_asked_for(g: KBGraph) -> None:
+    """kb.build's `keep_graph=False`: the blocks of the claims whose records are still to be
+    written stay, the others and the store go, in the dict itself (what holds it, too)."""
+    blocks = g.triples
+    keep = g.iris.graph("claim", "trade-fall-2025")
+    kept = blocks[keep]
+    assert g.store is not None and len(blocks) > 10
+    g.forget([keep])
+    assert g.triples is blocks and blocks == {keep: kept}
+    assert "store" not in g.__dict__
+    assert record_dump(g, "claim", "trade-fall-2025", "ttl") != record_dump(
+        g, "claim", "trade-record-2024", "ttl")

@@ -305,34 +305,57 @@ def test_a_thousand_claims_build(tmp_path: Path) -> None:
 
 
 def test_kb_build_which_drops_the_graph_makes_the_site_a_full_build_makes(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`kb build` drops the graph once planned (BuildOptions.keep_graph), makes the dumps in a
     new interpreter (kb.dumpsproc) and renders beside one worker: at 1,000 claims all three
-    happen. Cold, and after an edit (whose claim's .ttl and .jsonld are made from the blocks
-    kept), the site is the one a full build that keeps everything makes."""
+    happen. Cold; after an edit whose few pages are rendered here (the graph is kept); and
+    after one that renders every page again (kb.toml), whose claims' .ttl and .jsonld are made
+    by the page processes from the blocks kept: each time the site is the one a full build
+    that keeps everything makes."""
+    import kb.build
+
     root = tmp_path / "kb"
     generate(root, 1000, seed=0)
-    site, fresh = tmp_path / "site", tmp_path / "fresh"
+    site = tmp_path / "site"
     runner = CliRunner()
+    results: list[BuildResult] = []
+    real = kb.build.build_site
 
-    def cli_build() -> int:
-        """The pages the build rendered."""
+    def spy(*args: object, **kwargs: object) -> BuildResult:
+        results.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return results[-1]
+
+    monkeypatch.setattr(kb.build, "build_site", spy)
+
+    def cli_build(n: int) -> int:
+        """The pages the build rendered; checked against a full build that keeps the graph."""
         result = runner.invoke(main, ["--root", str(root), "build", "--out", str(site)],
                                env={"KB_TODAY": TODAY.isoformat()})
         assert result.exit_code == 0, result.output
         found = re.search(r"(\d+) pages rendered", result.output)
         assert found, result.output
+        # from a copy: a build records its site as the last one of its knowledge base
+        copy = shutil.copytree(root, tmp_path / f"copy-{n}")
+        full = build(copy, tmp_path / f"fresh-{n}", incremental=False)
+        assert full.graph is not None and full.graph.triples  # the library keeps it
+        assert_same_site(site, tmp_path / f"fresh-{n}")
         return int(found.group(1))
 
-    cold = cli_build()
+    cold = cli_build(1)
+    if os.cpu_count() != 1:
+        assert results[0].graph is None  # dropped
     claim = min((root / "claims").rglob("*.yaml"))
     text = claim.read_text(encoding="utf-8")
     claim.write_text(text.replace('claim: "', 'claim: "Edited: ', 1), encoding="utf-8")
-    assert 0 < cli_build() < cold
-    result = build(root, fresh, incremental=False)
-    assert result.graph is not None and result.graph.triples  # the library keeps it
-    assert_same_site(site, fresh)
+    assert 0 < cli_build(2) < cold
+    assert results[1].graph is not None  # its pages are rendered here: nothing to gain
     assert b"Edited: " in (site / "claims" / f"{claim.stem}.ttl").read_bytes()
+    config = root / "kb.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'publisher = "', 'publisher = "Other ', 1), encoding="utf-8")
+    assert cli_build(3) == cold
+    if os.cpu_count() != 1:
+        assert results[2].graph is None
 
 
 def needs_git() -> None:

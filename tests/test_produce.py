@@ -12,7 +12,7 @@ import pytest
 
 from kb import produce
 from kb.produce import State, Task, Workers
-from kb.write import Done
+from kb.write import Done, WorkerDied
 
 
 def _state(tmp_path: Path) -> State:
@@ -108,3 +108,44 @@ def test_an_error_in_a_page_task_reaches_the_build(
         list(workers.results())
     workers.close()
     assert all(p.exitcode is not None for p in procs) and not workers._procs
+
+
+def test_data_files_made_with_the_pages_come_first(tmp_path: Path) -> None:
+    """kb.build gives the pages the claims' CSV in a full build: first, so that the forked
+    worker (handed tasks from the front) makes it while this process renders."""
+    from kb.produce import page_tasks
+
+    work = page_tasks([], 2, ("a",), ("csv",))
+    assert [t.dump for t in work] == ["csv", "records-ttl", "records-jsonld"]
+
+
+def test_a_page_worker_that_dies_fails_the_build_with_a_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed (out of memory …) with a task it was handed still unread: its socket resets
+    rather than ends, and the build stops with WorkerDied, which `kb build` reports."""
+    here = os.getpid()
+
+    def run(state: State, task: Task) -> Done:
+        if os.getpid() != here:
+            os._exit(1)
+        return Done()
+
+    monkeypatch.setattr(produce, "run_task", run)
+    workers = Workers(_state(tmp_path), [Task(claims=(str(n),)) for n in range(10)], jobs=2)
+    procs = list(workers._procs.values())
+    with pytest.raises(WorkerDied, match="a worker of the build died"):
+        list(workers.results())
+    workers.close()
+    assert all(p.exitcode is not None for p in procs) and not workers._procs
+
+
+def test_kb_build_reports_a_dead_worker_without_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.build
+
+    def dies(*args: object, **kwargs: object) -> None:
+        raise WorkerDied("a worker of the build died")
+
+    monkeypatch.setattr(kb.build, "build_site", dies)
+    outcome = kb.build.build_command(tmp_path, tmp_path / "site")
+    assert outcome.code == 2 and outcome.lines == ["kb: a worker of the build died"]
