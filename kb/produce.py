@@ -187,6 +187,19 @@ def page_tasks(todo: list[Spec], jobs: int, records: tuple[str, ...] = (),
     return out
 
 
+def _received(conn: Any) -> Done:
+    """A worker's answer (kb.write.answer): its Done, or its error raised here. One that ended
+    without answering raises WorkerDied (a socket with unread data resets rather than ends)."""
+    try:
+        ok, value = conn.recv()
+    except (EOFError, OSError):
+        raise WorkerDied("a worker of the build died") from None
+    if not ok:
+        raise value
+    assert isinstance(value, Done)
+    return value
+
+
 class Workers:
     """Tasks run by `jobs` processes, which see `state` as it is now: this one and jobs - 1
     forked at once (the pages), or, `per_task`, one forked for each task (the data files).
@@ -248,16 +261,12 @@ class Workers:
         while self._procs:
             for ready in wait(list(self._procs)):
                 reader: Any = ready
-                value: Any
                 try:
-                    ok, value = reader.recv()
-                except (EOFError, OSError):
-                    ok, value = False, WorkerDied("a worker of the build died")
-                self._procs.pop(reader).join()
-                reader.close()
-                if not ok:
-                    raise value
-                yield value
+                    done = _received(reader)
+                finally:  # its task is over, answered or not
+                    self._procs.pop(reader).join()
+                    reader.close()
+                yield done
 
     def _shared(self) -> Iterator[Done]:
         """Tasks handed out one at a time, in order, to the workers (two ahead, so that none
@@ -281,14 +290,9 @@ class Workers:
                 busy = [conn for conn, n in owed.items() if n]
                 for ready in wait(busy, timeout=0 if pending else None):
                     conn: Any = ready
-                    try:
-                        ok, value = conn.recv()
-                    except (EOFError, OSError):  # a socket with unread data resets
-                        ok, value = False, WorkerDied("a worker of the build died")
+                    done = _received(conn)
                     owed[conn] -= 1
-                    if not ok:
-                        raise value
-                    yield value
+                    yield done
                     hand(conn)
                 if pending:
                     yield run_task(self.state, self.work[pending.pop()])
