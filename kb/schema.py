@@ -339,7 +339,7 @@ def _build(plan: _Plan, node: Mapping, problems: list[Problem]) -> Any:
                                     f"'{name}' needs a value" + (" (at least one item)"
                                                                  if fspec.many else ""),
                                     fspec.doc))
-    return spec.cls(**values, loc=node.loc, locs=locs)
+    return spec.cls(**values, loc=node.loc, locs=m.pack_locs(locs, node.loc.path))
 
 
 def build_record(kind: str, root: Node | None, path: str) -> tuple[m.Record | None, list[Problem]]:
