@@ -100,6 +100,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     result = BuildResult(checked, timings=timings)
     if checked.report.errors:
         return result
+    inputs.release()  # parsed: only their digests are read from here on
     t = time.perf_counter()
     histories = file_histories(root) if options.history else {}
     steps = claim_histories(root, review_age_days=checked.config.review_age_days,

@@ -54,3 +54,20 @@ def test_large_and_empty_files_are_read_whole(make_kb: MakeKB) -> None:
     assert len(big) > 1 << 17
     assert data["claims/big.yaml"] == big.encode()
     assert data["claims/empty.yaml"] == b""
+
+
+def test_released_inputs_keep_their_digests_and_read_the_file_again(make_kb: MakeKB) -> None:
+    """kb build drops the record files' bytes once they are parsed; the digests stay those of
+    the bytes parsed, and bytes asked for again are read again."""
+    from kb.cache import digest
+    from kb.load import read_inputs
+
+    root = make_kb({"claims/a.yaml": "id: a\n"})
+    inputs = read_inputs(root, use_cache=False)
+    before = {f.path: (f.digest, f.data) for f in inputs.records}
+    inputs.release()
+    assert all(f._data is None for f in inputs.records)
+    assert {f.path: f.digest for f in inputs.records} == {p: d for p, (d, _) in before.items()}
+    (root / "claims/a.yaml").write_text("id: a\nkind: fact\n")
+    f = next(f for f in inputs.records if f.path == "claims/a.yaml")
+    assert f.data == b"id: a\nkind: fact\n" and f.digest == digest(f.data)
