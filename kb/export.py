@@ -11,6 +11,7 @@ No blank nodes are made anywhere, so nothing depends on generated labels.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections import Counter
 from collections.abc import Container, Iterable, Mapping
@@ -178,16 +179,28 @@ def claims_csv(checked: Checked, g: KBGraph) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+def subject_key(subject: str) -> bytes:
+    """What VoidStats keeps of a subject (its N-Triples term): 16 bytes of its BLAKE2b."""
+    return hashlib.blake2b(subject.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+SUBJECT_KEY_SIZE = 16
+
+
 @dataclass
 class VoidStats:
     """What VoID counts, for some named graphs: kb.gzdumps keeps it a chunk of graphs at a
     time and adds the chunks up, so that an edit does not need a pass over every line. The
     figures are those of the union as long as no triple is in two graphs (tested): triples
     and partitions add up, and subjects are a set, since a source is a subject in its own
-    graph and in the graphs of the claims citing it."""
+    graph and in the graphs of the claims citing it.
+
+    The set holds each subject's `subject_key`, not its IRI: half the memory (1.2 million
+    subjects at 100,000 claims took ~220 MB as text), and two subjects share a key with a
+    chance of about n²/2¹²⁹, 10⁻²⁶ for those."""
 
     triples: int = 0
-    subjects: set[str] = field(default_factory=set)
+    subjects: set[bytes] = field(default_factory=set)
     properties: Counter[str] = field(default_factory=Counter)  # N-Triples IRI → triples
     classes: Counter[str] = field(default_factory=Counter)  # N-Triples IRI → rdf:type triples
 
@@ -209,7 +222,7 @@ class VoidStats:
             for line in lines:
                 s, p, o = line.split(" ", 2)
                 if s != last:  # sorted: a subject's lines are adjacent
-                    subjects.add(s)
+                    subjects.add(subject_key(s))
                     last = s
                 properties[p] += 1
                 if p == _TYPE and o[0] == "<":

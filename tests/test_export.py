@@ -271,7 +271,7 @@ def test_void_counts_added_up_by_chunk_are_those_of_the_union(g: KBGraph) -> Non
     stats = gzdumps.site_dumps(g).stats
     union = lines_of(g.ntriples())
     assert stats.triples == len(union)
-    assert len(stats.subjects) == len({t.split(" ", 1)[0] for t in union})
+    assert len(stats.subjects) == len({t.split(" ", 1)[0] for t in union}) > 0
     v = Graph().parse(data=void(g, stats).decode(), format="turtle")
     dumps = {str(o) for o in v.objects(None, VOID.dataDump)}
     assert dumps == {g.iris.base + DUMP_FILES[f] for f in SITE_DUMPS}
