@@ -141,10 +141,11 @@ def _spill_and_become(task: Task, sender: Any) -> None:
     """The RDF dumps' process: the graph written into a file and a new interpreter in this
     process's place, which reads it and answers (kb.dumpsproc); where that cannot be done
     (no room for the file, no interpreter to run), the task is run here, as any other."""
-    from kb import dumpsproc, gzdumps
+    from kb import dumpsproc, graphcache, gzdumps
 
     assert _STATE is not None
     fd: int | None = None
+    graphcache.wait_in_sibling()  # a cold cache's saver reads every block too: not both at once
     try:
         given = gzdumps.DumpInput.of(_STATE.extras.graph)
         folder = dumps_cache(_STATE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import os
 import pickle
 import random
 from collections.abc import Iterator
@@ -524,3 +525,50 @@ def test_opening_waits_for_its_own_saves_only(tmp_path: Path) -> None:
     GraphCache(tmp_path, Config())
     assert time.perf_counter() - start < 1.5
     wait_for_saves()
+
+
+def test_a_sibling_waits_for_a_background_save_to_end(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dumps' process (kb.produce) waits for a cold cache's saver before reading every
+    block: two children copying the build's pages at once made its peak at 100,000 claims."""
+    import multiprocessing
+    import time
+
+    from kb.config import Config
+
+    marker = tmp_path / "saved"
+
+    def slow_write(self: GraphCache) -> None:
+        time.sleep(1.0)
+        marker.write_text("done")
+
+    monkeypatch.setattr(GraphCache, "_write", slow_write)
+    cache = GraphCache(tmp_path, Config())
+    for i in range(BACKGROUND_MIN + 1):
+        cache.put_block(f"https://x.example/graph/claim/c{i}", "k", b"")
+    cache.save_graphs(set())
+    assert graphcache._SAVERS and graphcache._ENDS and not marker.exists()
+
+    def sibling() -> None:
+        graphcache.wait_in_sibling()
+        raise SystemExit(0 if marker.exists() else 3)
+
+    child = multiprocessing.get_context("fork").Process(target=sibling)
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0  # it went on only once the save had ended
+    graphcache._wait_for_own_saves()
+    assert not graphcache._ENDS
+
+
+def test_a_sibling_does_not_wait_for_ever_on_a_save(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    end, held = os.pipe()  # a saver that never ends: its write end stays open
+    monkeypatch.setattr(graphcache, "_ENDS", [end])
+    monkeypatch.setattr(graphcache, "SIBLING_WAIT", 0.3)
+    start = time.monotonic()
+    graphcache.wait_in_sibling()
+    assert 0.3 <= time.monotonic() - start < 5
+    os.close(end)
+    os.close(held)
