@@ -59,6 +59,8 @@ class FileInput:
     @property
     def data(self) -> bytes:
         if self._data is None:
+            if not self._source:
+                raise RuntimeError(f"{self.path}: its bytes were released once parsed")
             data, _ = _read(self._source, self.path)
             self._data = data if data is not None else b""
             self._digest = digest(self._data)
@@ -71,11 +73,11 @@ class FileInput:
         return self._digest
 
     def release(self) -> None:
-        """Drop the bytes, keeping their digest. Read again, they are read from the file, as
-        those of a file its status vouched for are."""
-        if self._data is not None and self._source:
-            self._digest = self.digest
-            self._data = None
+        """Drop the bytes, keeping the digest of those parsed. They cannot be read again: the
+        file may have changed since, and the digest must stay that of what was parsed."""
+        self._digest = self.digest
+        self._data = None
+        self._source = ""
 
     def __repr__(self) -> str:
         return f"FileInput({self.kind!r}, {self.path!r}, digest={self.digest!r})"
@@ -309,7 +311,7 @@ def read_inputs(root: Path, use_cache: bool = True, folder: Path | None = None) 
         problems += probs
         if data is None:
             continue
-        f = FileInput(kind, shown, data, source=path)
+        f = FileInput(kind, shown, data)
         records.append(f)
         if st is not None and trustworthy(st, now):
             seen[path] = (st, f.digest)
