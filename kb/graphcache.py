@@ -207,7 +207,7 @@ def wait_in_sibling() -> None:
     (4.1 GB). One after the other, the copies of one are gone before the other's are made."""
     deadline = time.monotonic() + SIBLING_WAIT
     for fd in _ENDS:
-        with suppress(OSError):
+        with suppress(OSError, ValueError):  # ValueError: select cannot watch fds ≥ 1024
             while (left := deadline - time.monotonic()) > 0:
                 ready, _, _ = select.select([fd], [], [], left)
                 if ready and not os.read(fd, 1):
@@ -275,7 +275,10 @@ class GraphCache(BlobCache):
         self.report = None
 
     def _fork(self) -> bool:
-        end, held = os.pipe()  # `held` only in the child: see _ENDS
+        try:
+            end, held = os.pipe()  # `held` only in the child: see _ENDS
+        except OSError:  # no descriptors left: saved here
+            return False
 
         def niced() -> None:
             os.close(end)
@@ -283,10 +286,14 @@ class GraphCache(BlobCache):
                 os.nice(5)  # the build comes first on a busy machine
             self._write()
 
-        pid = fork_child(niced)
-        os.close(held)
+        pid = None
+        try:
+            pid = fork_child(niced)
+        finally:
+            os.close(held)
+            if pid is None:
+                os.close(end)
         if pid is None:
-            os.close(end)
             return False
         _SAVERS.append(pid)
         _ENDS.append(end)

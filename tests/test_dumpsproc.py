@@ -128,3 +128,32 @@ def test_an_error_in_the_dumps_process_reaches_the_build(g: KBGraph, tmp_path: P
             list(workers.results())
     finally:
         workers.close()
+
+
+def test_the_dumps_process_waits_for_the_graph_cache_saver(g: KBGraph, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both read every block: the dumps' process starts only once a saver has ended (its pipe
+    reads as ended), so that their copies of the build's pages are not held at once."""
+    import time
+    from multiprocessing.connection import wait
+
+    from kb import graphcache
+
+    end, held = os.pipe()  # a saver still running holds `held`
+    monkeypatch.setattr(graphcache, "_ENDS", [end])
+    state = _state(g, tmp_path / "staging")
+    workers = Workers(state, [Task(dump=RDF, claims=())], jobs=2, per_task=True)
+    try:
+        os.close(end)  # the children have their own copy
+        monkeypatch.setattr(graphcache, "_ENDS", [])
+        time.sleep(1.0)
+        assert _files(state.staging) == {}  # still waiting: nothing written
+        assert not wait(list(workers._procs), timeout=0)
+        os.close(held)  # the saver ends
+        held = -1
+        (done,) = list(workers.results())
+    finally:
+        if held >= 0:
+            os.close(held)
+        workers.close()
+    assert "data/kb.nt.gz" in done.stats
