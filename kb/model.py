@@ -58,8 +58,8 @@ _NO_REF = Ref("")  # a tuple, so one shared default is safe
 @dataclass
 class Located:
     loc: Loc = field(default=_NOWHERE, kw_only=True, compare=False, repr=False)
-    # Field → place; in a record from the parse cache, packed into one string until asked for
-    # (see __reduce_ex__). Read it through at() and wrote(), never directly.
+    # Field → place, packed into one string (pack_locs) as a record is parsed or unpickled,
+    # unpacked when first asked for. Read it through at() and wrote(), never directly.
     locs: dict[str, Loc] | str = field(default_factory=dict, kw_only=True, compare=False,
                                        repr=False)
 

@@ -17,7 +17,7 @@ from rdf_compare import plain
 from rdflib import Dataset, Graph
 from rdflib.compare import isomorphic
 
-from kb import gzdumps
+from kb import export, gzdumps
 from kb.check import check
 from kb.cli import main
 from kb.export import (
@@ -276,6 +276,30 @@ def test_void_counts_added_up_by_chunk_are_those_of_the_union(g: KBGraph) -> Non
     dumps = {str(o) for o in v.objects(None, VOID.dataDump)}
     assert dumps == {g.iris.base + DUMP_FILES[f] for f in SITE_DUMPS}
     assert all(d.endswith(".gz") for d in dumps)
+
+
+
+def test_void_counts_kept_in_the_cache_are_those_counted_again(
+        g: KBGraph, tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit build takes every other chunk's counts (the subjects' keys) from the cache: they
+    must add up to what counting everything again gives."""
+    cache = tmp_path / "cache"
+    gzdumps.site_dumps(g, (), cache)
+    found: list[bool] = []
+    real = gzdumps.Store.get_stats
+
+    def spy(self: gzdumps.Store, name: str) -> export.VoidStats | None:
+        stats = real(self, name)
+        found.append(stats is not None)
+        return stats
+
+    monkeypatch.setattr(gzdumps.Store, "get_stats", spy)
+    after = edited(g, "opinion", "edited")
+    cached = gzdumps.site_dumps(after, (), cache)
+    assert found.count(False) == 1 and len(found) == cached.chunks > 2  # the edited chunk only
+    counted = gzdumps.site_dumps(after)
+    assert cached.stats == counted.stats and len(counted.stats.subjects) > 0
+    assert cached.files["data/void.ttl"] == counted.files["data/void.ttl"]
 
 
 # -- text that looks like the blocks' layout (kb.kbgraph.KBGraph.triples) ----------------------
