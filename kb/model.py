@@ -107,7 +107,8 @@ def pack_locs(locs: dict[str, Loc], path: str) -> dict[str, Loc] | str:
     cannot be: a place in another file, or a name holding a separator.
 
     kb.schema packs them as it makes each record: as a dict of Loc they were a fifth of what a
-    cold build holds (~35 MB at 10,000 claims), kept only to report a problem."""
+    cold build held when it forked its page worker (~35 MB of 172 at 10,000 claims), kept
+    only to report a problem."""
     for name, loc in locs.items():
         if loc.path != path or _RECORD in name or _UNIT in name:
             return locs
