@@ -18,11 +18,13 @@ import gc
 import hashlib
 import os
 import pickle
+import select
 import sys
 import tempfile
 import threading
+import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -259,6 +261,25 @@ def fork_child(work: Callable[[], None]) -> int | None:
         atexit.register(wait_for_saves)
     _SAVERS.append(pid)
     return pid
+
+
+SIBLING_WAIT = 120.0  # seconds at most: a sibling that hangs must not hang the build
+
+
+def wait_for_ends(fds: Iterable[int], seconds: float) -> None:
+    """Wait until each pipe end reads as ended, `seconds` at most in all.
+
+    Between processes forked from the build: the write end, held by one sibling only, ends
+    when that sibling exits or execs (os.pipe's ends are not inherited across exec). Each
+    forked child copies the pages of the build's heap it reads: children that each read the
+    whole build, one after the other, do not hold their copies at once."""
+    deadline = time.monotonic() + seconds
+    for fd in fds:
+        with suppress(OSError, ValueError):  # ValueError: select cannot watch fds ≥ 1024
+            while (left := deadline - time.monotonic()) > 0:
+                ready, _, _ = select.select([fd], [], [], left)
+                if ready and not os.read(fd, 1):
+                    break  # ended
 
 
 def wait_for_saves() -> None:

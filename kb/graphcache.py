@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
-import select
-import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
@@ -29,10 +27,12 @@ from kb import model as m
 from kb.cache import (
     BACKGROUND_MIN,
     SHARDS,
+    SIBLING_WAIT,
     BlobCache,
     code_fingerprint,
     fork_child,
     read_pickle,
+    wait_for_ends,
     write_pickle,
 )
 from kb.history import Commit
@@ -186,7 +186,6 @@ _SAVERS: list[int] = []
 # For each of them, the read end of a pipe whose write end only that child holds: it reads as
 # ended once the child has exited, so that a sibling can wait for it (`wait_in_sibling`).
 _ENDS: list[int] = []
-SIBLING_WAIT = 120.0  # seconds at most: a save that hangs must not hang the build
 
 
 def _wait_for_own_saves() -> None:
@@ -201,17 +200,9 @@ def _wait_for_own_saves() -> None:
 def wait_in_sibling() -> None:
     """In a child forked from the build: wait until the graph cache's savers have exited.
 
-    Each forked child copies the pages of the build's heap it reads, as the build does those
-    it writes. The dumps' process (kb.produce) and a cold cache's saver both read every
-    block; at 100,000 claims, run together beside the planning, they made the build's peak
-    (4.1 GB). One after the other, the copies of one are gone before the other's are made."""
-    deadline = time.monotonic() + SIBLING_WAIT
-    for fd in _ENDS:
-        with suppress(OSError, ValueError):  # ValueError: select cannot watch fds ≥ 1024
-            while (left := deadline - time.monotonic()) > 0:
-                ready, _, _ = select.select([fd], [], [], left)
-                if ready and not os.read(fd, 1):
-                    break  # ended: the saver has exited
+    The dumps' process (kb.produce) and a cold cache's saver both read every block; at
+    100,000 claims, run together beside the planning, they made the build's peak (4.1 GB)."""
+    wait_for_ends(_ENDS, SIBLING_WAIT)
 
 
 class GraphCache(BlobCache):

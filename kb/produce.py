@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kb import render
-from kb.cache import freeze_for_fork
+from kb.cache import SIBLING_WAIT, freeze_for_fork, wait_for_ends
 from kb.render import Extras, Spec
 from kb.write import Done, Page, Recording, SiteWriter, WorkerDied, answer, scratch_file
 
@@ -131,20 +131,28 @@ def _serve(conn: Any) -> None:
         answer(conn, lambda: run_task(state, work[number]))
 
 
-def _run_and_send(task: Task, sender: Any) -> None:
-    """A process of its own for one task: the result, or the error, goes back through the pipe."""
+def _run_and_send(task: Task, sender: Any, after: int | None = None) -> None:
+    """A process of its own for one task: the result, or the error, goes back through the pipe.
+    With `after`, it first waits for that pipe end to end (`Workers`: the dumps' spill)."""
+    if after is not None:
+        wait_for_ends([after], SIBLING_WAIT)
     answer(sender, lambda: _run(task))
     sender.close()
 
 
-def _spill_and_become(task: Task, sender: Any) -> None:
+def _spill_and_become(task: Task, sender: Any, spilled: tuple[int, int] | None = None) -> None:
     """The RDF dumps' process: the graph written into a file and a new interpreter in this
     process's place, which reads it and answers (kb.dumpsproc); where that cannot be done
-    (no room for the file, no interpreter to run), the task is run here, as any other."""
+    (no room for the file, no interpreter to run), the task is run here, as any other.
+
+    `spilled`: a pipe whose write end this process holds until the graph is in the file (the
+    exec closes it), for the data tasks forked beside it to wait on."""
     from kb import dumpsproc, graphcache, gzdumps
 
     assert _STATE is not None
     fd: int | None = None
+    if spilled is not None:
+        os.close(spilled[0])
     graphcache.wait_in_sibling()  # a cold cache's saver reads every block too: not both at once
     try:
         given = gzdumps.DumpInput.of(_STATE.extras.graph)
@@ -158,6 +166,8 @@ def _spill_and_become(task: Task, sender: Any) -> None:
         pass
     if fd is not None:  # a spill that failed gives its disk space back now
         os.close(fd)
+    if spilled is not None:
+        os.close(spilled[1])  # the others need not wait for the dumps themselves
     _run_and_send(task, sender)
 
 
@@ -225,17 +235,7 @@ class Workers:
         try:
             context = multiprocessing.get_context("fork")
             if per_task:
-                # A process a task, which exits when its task is done: a pool's idle worker
-                # keeps the pages it copied from the graph (gigabytes at 100,000 claims) until
-                # the build ends. All are forked now, never later (see _fill on pagefind).
-                for task in work:
-                    reader, sender = context.Pipe(duplex=False)
-                    # the RDF dumps' process holds nothing of this one (kb.dumpsproc)
-                    target = _spill_and_become if task.dump == RDF else _run_and_send
-                    proc = context.Process(target=target, args=(task, sender))
-                    proc.start()
-                    sender.close()
-                    self._procs[reader] = proc
+                self._fork_per_task(context, work)
             else:
                 # This process renders too: one copy of the pages the workers read fewer
                 # (reading an object writes its reference count, so each forked worker ends up
@@ -250,6 +250,37 @@ class Workers:
             _STATE, _WRITER, _WORK = None, None, []
             render._STATE, render._ENV = None, None
         self._results = self._per_task() if per_task else self._shared()
+
+    def _fork_per_task(self, context: Any, work: list[Task]) -> None:
+        """A process a task, which exits when its task is done: a pool's idle worker keeps the
+        pages it copied from the graph (gigabytes at 100,000 claims) until the build ends.
+        All are forked now, never later (see _fill on pagefind).
+
+        The RDF dumps' process (first) reads every block of the graph to write them into its
+        file, the others (the claims' CSV after an edit) read the model: they start once it
+        has, so that their copies of the build's pages are not all held at once (three
+        processes copying while the planning went on made the 100,000-claim edit build's peak)."""
+        spilled: int | None = None  # the read end the data tasks wait on
+        try:
+            for task in work:
+                reader, sender = context.Pipe(duplex=False)
+                pipe = None
+                if task.dump == RDF:
+                    pipe = os.pipe() if len(work) > 1 and spilled is None else None
+                    proc = context.Process(target=_spill_and_become, args=(task, sender, pipe))
+                else:
+                    proc = context.Process(target=_run_and_send, args=(task, sender, spilled))
+                try:
+                    proc.start()
+                finally:
+                    if pipe is not None:  # only the dumps' process holds the write end
+                        os.close(pipe[1])
+                        spilled = pipe[0]
+                sender.close()
+                self._procs[reader] = proc
+        finally:
+            if spilled is not None:
+                os.close(spilled)
 
     @property
     def forked(self) -> bool:

@@ -157,3 +157,34 @@ def test_the_dumps_process_waits_for_the_graph_cache_saver(g: KBGraph, tmp_path:
             os.close(held)
         workers.close()
     assert "data/kb.nt.gz" in done.stats
+
+
+def test_the_other_data_tasks_start_once_the_graph_is_spilled(g: KBGraph, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """The claims' CSV (after an edit) is forked beside the dumps' process: it starts once the
+    graph is in the dumps' file, not while that process copies the build's pages."""
+    import time
+
+    from kb import graphcache
+
+    end, held = os.pipe()  # a graph cache's saver still running: the dumps' process waits
+    monkeypatch.setattr(graphcache, "_ENDS", [end])
+    state = _state(g, tmp_path / "staging")
+    claim = sorted(g.assessments)[0]
+    work = [Task(dump=RDF, claims=()), Task(dump="records-ttl", claims=(claim,))]
+    workers = Workers(state, work, jobs=2, per_task=True)
+    try:
+        os.close(end)
+        monkeypatch.setattr(graphcache, "_ENDS", [])
+        time.sleep(1.0)
+        assert _files(state.staging) == {}  # the records' task waits for the spill too
+        os.close(held)
+        held = -1
+        done = list(workers.results())
+    finally:
+        if held >= 0:
+            os.close(held)
+        workers.close()
+    assert sorted(p for d in done for p in d.stats if p.startswith("claims/")) == [
+        f"claims/{claim}.ttl"]
