@@ -220,7 +220,8 @@ class Workers:
     when `results()` is read."""
 
     def __init__(self, state: State, work: list[Task], jobs: int | None = None,
-                 parallel: bool = True, per_task: bool = False) -> None:
+                 parallel: bool = True, per_task: bool = False, staggered: bool = False
+                 ) -> None:
         global _STATE, _WRITER, _WORK
         self.state, self.work = state, work
         self.jobs = jobs or min(2, os.cpu_count() or 1)
@@ -235,7 +236,7 @@ class Workers:
         try:
             context = multiprocessing.get_context("fork")
             if per_task:
-                self._fork_per_task(context, work)
+                self._fork_per_task(context, work, staggered)
             else:
                 # This process renders too: one copy of the pages the workers read fewer
                 # (reading an object writes its reference count, so each forked worker ends up
@@ -251,22 +252,24 @@ class Workers:
             render._STATE, render._ENV = None, None
         self._results = self._per_task() if per_task else self._shared()
 
-    def _fork_per_task(self, context: Any, work: list[Task]) -> None:
+    def _fork_per_task(self, context: Any, work: list[Task], staggered: bool) -> None:
         """A process a task, which exits when its task is done: a pool's idle worker keeps the
         pages it copied from the graph (gigabytes at 100,000 claims) until the build ends.
         All are forked now, never later (see _fill on pagefind).
 
-        The RDF dumps' process (first) reads every block of the graph to write them into its
-        file, the others (the claims' CSV after an edit) read the model: they start once it
-        has, so that their copies of the build's pages are not all held at once (three
-        processes copying while the planning went on made the 100,000-claim edit build's peak)."""
+        `staggered`: the RDF dumps' process (first) reads every block of the graph to write
+        them into its file, the others (the claims' CSV after an edit) read the model; they
+        start once it has, so that their copies of the build's pages are not all held at once
+        (three processes copying while the planning went on made the 100,000-claim edit
+        build's peak)."""
         spilled: int | None = None  # the read end the data tasks wait on
         try:
             for task in work:
                 reader, sender = context.Pipe(duplex=False)
                 pipe = None
                 if task.dump == RDF:
-                    pipe = os.pipe() if len(work) > 1 and spilled is None else None
+                    pipe = os.pipe() if staggered and len(work) > 1 and spilled is None \
+                        else None
                     proc = context.Process(target=_spill_and_become, args=(task, sender, pipe))
                 else:
                     proc = context.Process(target=_run_and_send, args=(task, sender, spilled))

@@ -159,11 +159,13 @@ def test_the_dumps_process_waits_for_the_graph_cache_saver(g: KBGraph, tmp_path:
     assert "data/kb.nt.gz" in done.stats
 
 
+@pytest.mark.parametrize("staggered", [True, False])
 def test_the_other_data_tasks_start_once_the_graph_is_spilled(g: KBGraph, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch
-                                                              ) -> None:
-    """The claims' CSV (after an edit) is forked beside the dumps' process: it starts once the
-    graph is in the dumps' file, not while that process copies the build's pages."""
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              staggered: bool) -> None:
+    """The claims' CSV (after an edit) is forked beside the dumps' process: `staggered` (large
+    knowledge bases), it starts once the graph is in the dumps' file, not while that process
+    copies the build's pages; else at once."""
     import time
 
     from kb import graphcache
@@ -173,12 +175,13 @@ def test_the_other_data_tasks_start_once_the_graph_is_spilled(g: KBGraph, tmp_pa
     state = _state(g, tmp_path / "staging")
     claim = sorted(g.assessments)[0]
     work = [Task(dump=RDF, claims=()), Task(dump="records-ttl", claims=(claim,))]
-    workers = Workers(state, work, jobs=2, per_task=True)
+    workers = Workers(state, work, jobs=2, per_task=True, staggered=staggered)
     try:
         os.close(end)
         monkeypatch.setattr(graphcache, "_ENDS", [])
         time.sleep(1.0)
-        assert _files(state.staging) == {}  # the records' task waits for the spill too
+        # staggered, the records' task waits for the spill too
+        assert list(_files(state.staging)) == ([] if staggered else [f"claims/{claim}.ttl"])
         os.close(held)
         held = -1
         done = list(workers.results())
