@@ -130,6 +130,41 @@ def test_an_error_in_the_dumps_process_reaches_the_build(g: KBGraph, tmp_path: P
         workers.close()
 
 
+class _Saver:
+    """A stand-in for the graph cache's saver (kb.graphcache): a child that alone holds the
+    write end of the pipe in graphcache._ENDS, and exits when told to. As GraphCache._fork
+    does, this process closes its copy of the write end at once: processes forked afterwards
+    must not hold it, or the pipe would not end with the saver."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from kb import graphcache
+
+        end, held = os.pipe()
+        self.go_r, self.go_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the saver: wait for a byte, then exit (closing `held`)
+            try:
+                os.close(end)
+                os.read(self.go_r, 1)
+            finally:
+                os._exit(0)
+        os.close(held)
+        os.close(self.go_r)
+        self.end = end
+        monkeypatch.setattr(graphcache, "_ENDS", [end])
+
+    def end_it(self) -> None:
+        if self.pid:
+            os.write(self.go_w, b"x")  # a byte, not an end: the workers hold go_w too
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+
+    def close(self) -> None:
+        self.end_it()
+        os.close(self.go_w)
+        os.close(self.end)
+
+
 def test_the_dumps_process_waits_for_the_graph_cache_saver(g: KBGraph, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Both read every block: the dumps' process starts only once a saver has ended (its pipe
@@ -137,24 +172,19 @@ def test_the_dumps_process_waits_for_the_graph_cache_saver(g: KBGraph, tmp_path:
     import time
     from multiprocessing.connection import wait
 
-    from kb import graphcache
-
-    end, held = os.pipe()  # a saver still running holds `held`
-    monkeypatch.setattr(graphcache, "_ENDS", [end])
+    saver = _Saver(monkeypatch)
     state = _state(g, tmp_path / "staging")
     workers = Workers(state, [Task(dump=RDF, claims=())], jobs=2, per_task=True)
     try:
-        os.close(end)  # the children have their own copy
-        monkeypatch.setattr(graphcache, "_ENDS", [])
         time.sleep(1.0)
         assert _files(state.staging) == {}  # still waiting: nothing written
         assert not wait(list(workers._procs), timeout=0)
-        os.close(held)  # the saver ends
-        held = -1
+        saver.end_it()
+        start = time.monotonic()
         (done,) = list(workers.results())
+        assert time.monotonic() - start < 60  # not the wait's time limit (120 s)
     finally:
-        if held >= 0:
-            os.close(held)
+        saver.close()
         workers.close()
     assert "data/kb.nt.gz" in done.stats
 
@@ -168,26 +198,21 @@ def test_the_other_data_tasks_start_once_the_graph_is_spilled(g: KBGraph, tmp_pa
     copies the build's pages; else at once."""
     import time
 
-    from kb import graphcache
-
-    end, held = os.pipe()  # a graph cache's saver still running: the dumps' process waits
-    monkeypatch.setattr(graphcache, "_ENDS", [end])
+    saver = _Saver(monkeypatch)  # the dumps' process waits for it, and so cannot spill yet
     state = _state(g, tmp_path / "staging")
     claim = sorted(g.assessments)[0]
     work = [Task(dump=RDF, claims=()), Task(dump="records-ttl", claims=(claim,))]
     workers = Workers(state, work, jobs=2, per_task=True, staggered=staggered)
     try:
-        os.close(end)
-        monkeypatch.setattr(graphcache, "_ENDS", [])
         time.sleep(1.0)
         # staggered, the records' task waits for the spill too
         assert list(_files(state.staging)) == ([] if staggered else [f"claims/{claim}.ttl"])
-        os.close(held)
-        held = -1
+        saver.end_it()
+        start = time.monotonic()
         done = list(workers.results())
+        assert time.monotonic() - start < 60  # not the wait's time limit (120 s)
     finally:
-        if held >= 0:
-            os.close(held)
+        saver.close()
         workers.close()
     assert sorted(p for d in done for p in d.stats if p.startswith("claims/")) == [
         f"claims/{claim}.ttl"]
