@@ -282,6 +282,31 @@ def wait_for_ends(fds: Iterable[int], seconds: float) -> None:
                     break  # ended
 
 
+class ChildPipe:
+    """A pipe whose write end one forked child alone keeps, so that its read end, waited on
+    with wait_for_ends, tells its siblings when that child has exited or exec'd.
+
+    Made before the fork; `after_fork` then closes this process's write end at once (a copy
+    kept here, or inherited by a later sibling, would make the wait last its whole limit).
+    In the child, `child_side` drops the read end it needs not hold."""
+
+    def __init__(self) -> None:
+        self.read, self.write = os.pipe()  # OSError when no descriptors are left
+
+    def child_side(self) -> None:
+        with suppress(OSError):
+            os.close(self.read)
+
+    def after_fork(self, forked: bool) -> int | None:
+        """In this process, once the child is forked (or failed to be): the read end to wait
+        on, or None, both ends closed, when there is no child."""
+        os.close(self.write)
+        if not forked:
+            os.close(self.read)
+            return None
+        return self.read
+
+
 def wait_for_saves() -> None:
     """Wait until every cache save this process started in the background has finished."""
     while _SAVERS:

@@ -29,6 +29,7 @@ from kb.cache import (
     SHARDS,
     SIBLING_WAIT,
     BlobCache,
+    ChildPipe,
     code_fingerprint,
     fork_child,
     read_pickle,
@@ -267,12 +268,12 @@ class GraphCache(BlobCache):
 
     def _fork(self) -> bool:
         try:
-            end, held = os.pipe()  # `held` only in the child: see _ENDS
+            pipe = ChildPipe()  # its write end only in the child: see _ENDS
         except OSError:  # no descriptors left: saved here
             return False
 
         def niced() -> None:
-            os.close(end)
+            pipe.child_side()
             with suppress(OSError):
                 os.nice(5)  # the build comes first on a busy machine
             self._write()
@@ -281,10 +282,8 @@ class GraphCache(BlobCache):
         try:
             pid = fork_child(niced)
         finally:
-            os.close(held)
-            if pid is None:
-                os.close(end)
-        if pid is None:
+            end = pipe.after_fork(pid is not None)
+        if pid is None or end is None:
             return False
         _SAVERS.append(pid)
         _ENDS.append(end)

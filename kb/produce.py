@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kb import render
-from kb.cache import SIBLING_WAIT, freeze_for_fork, wait_for_ends
+from kb.cache import SIBLING_WAIT, ChildPipe, freeze_for_fork, wait_for_ends
 from kb.render import Extras, Spec
 from kb.write import Done, Page, Recording, SiteWriter, WorkerDied, answer, scratch_file
 
@@ -140,7 +140,7 @@ def _run_and_send(task: Task, sender: Any, after: int | None = None) -> None:
     sender.close()
 
 
-def _spill_and_become(task: Task, sender: Any, spilled: tuple[int, int] | None = None) -> None:
+def _spill_and_become(task: Task, sender: Any, spilled: ChildPipe | None = None) -> None:
     """The RDF dumps' process: the graph written into a file and a new interpreter in this
     process's place, which reads it and answers (kb.dumpsproc); where that cannot be done
     (no room for the file, no interpreter to run), the task is run here, as any other.
@@ -152,7 +152,7 @@ def _spill_and_become(task: Task, sender: Any, spilled: tuple[int, int] | None =
     assert _STATE is not None
     fd: int | None = None
     if spilled is not None:
-        os.close(spilled[0])
+        spilled.child_side()
     graphcache.wait_in_sibling()  # a cold cache's saver reads every block too: not both at once
     try:
         given = gzdumps.DumpInput.of(_STATE.extras.graph)
@@ -167,7 +167,7 @@ def _spill_and_become(task: Task, sender: Any, spilled: tuple[int, int] | None =
     if fd is not None:  # a spill that failed gives its disk space back now
         os.close(fd)
     if spilled is not None:
-        os.close(spilled[1])  # the others need not wait for the dumps themselves
+        os.close(spilled.write)  # the others need not wait for the dumps themselves
     _run_and_send(task, sender)
 
 
@@ -266,19 +266,22 @@ class Workers:
         try:
             for task in work:
                 reader, sender = context.Pipe(duplex=False)
-                pipe = None
-                if task.dump == RDF:
-                    pipe = os.pipe() if staggered and len(work) > 1 and spilled is None \
-                        else None
-                    proc = context.Process(target=_spill_and_become, args=(task, sender, pipe))
-                else:
-                    proc = context.Process(target=_run_and_send, args=(task, sender, spilled))
+                pipe: ChildPipe | None = None
+                started = False
                 try:
+                    if task.dump == RDF:
+                        if staggered and len(work) > 1 and spilled is None:
+                            pipe = ChildPipe()
+                        proc = context.Process(target=_spill_and_become,
+                                               args=(task, sender, pipe))
+                    else:
+                        proc = context.Process(target=_run_and_send,
+                                               args=(task, sender, spilled))
                     proc.start()
+                    started = True
                 finally:
                     if pipe is not None:  # only the dumps' process holds the write end
-                        os.close(pipe[1])
-                        spilled = pipe[0]
+                        spilled = pipe.after_fork(started)
                 sender.close()
                 self._procs[reader] = proc
         finally:

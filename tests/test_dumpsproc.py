@@ -10,6 +10,7 @@ import pytest
 from graph_data import RICH
 
 from kb import dumpsproc, gzdumps, produce
+from kb.cache import ChildPipe
 from kb.check import check
 from kb.graph import build_graph
 from kb.kbgraph import KBGraph
@@ -139,16 +140,17 @@ class _Saver:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from kb import graphcache
 
-        end, held = os.pipe()
+        pipe = ChildPipe()
         self.go_r, self.go_w = os.pipe()
         self.pid = os.fork()
-        if self.pid == 0:  # the saver: wait for a byte, then exit (closing `held`)
+        if self.pid == 0:  # the saver: wait for a byte, then exit (closing the write end)
             try:
-                os.close(end)
+                pipe.child_side()
                 os.read(self.go_r, 1)
             finally:
                 os._exit(0)
-        os.close(held)
+        end = pipe.after_fork(True)
+        assert end is not None
         os.close(self.go_r)
         self.end = end
         monkeypatch.setattr(graphcache, "_ENDS", [end])
@@ -216,3 +218,19 @@ def test_the_other_data_tasks_start_once_the_graph_is_spilled(g: KBGraph, tmp_pa
         workers.close()
     assert sorted(p for d in done for p in d.stats if p.startswith("claims/")) == [
         f"claims/{claim}.ttl"]
+
+
+def test_a_dumps_process_that_cannot_be_made_leaves_no_descriptor(
+        g: KBGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing.context
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    state = _state(g, tmp_path / "staging")
+    work = [Task(dump=RDF, claims=()), Task(dump="records-ttl", claims=())]
+    before = sorted(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(multiprocessing.context.ForkContext, "Process", refused)
+    with pytest.raises(OSError, match="unavailable"):
+        Workers(state, work, jobs=2, per_task=True, staggered=True)
+    assert sorted(os.listdir("/proc/self/fd")) == before
