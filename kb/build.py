@@ -139,16 +139,17 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # The dumps need only the graph: their workers start now and run beside the planning.
         # Without a manifest every claim page is made, and its .ttl and .jsonld with the dumps.
         every = tuple(sorted(kb.claims)) if manifest is None and extras.record_alternates else ()
+        large = len(kb.claims) >= PARALLEL_FROM  # worth a process of its own (kb.produce)
         # A full build renders every page beside a forked worker: there the claims' CSV is one
         # more of their tasks, not a process forked from the whole build now (which copied
         # ~1 GB of its pages at 100,000 claims while the planning went on). After an edit the
         # few pages are rendered here, and the CSV is made beside the planning.
-        with_pages = ("csv",) if manifest is None and len(kb.claims) >= PARALLEL_FROM else ()
+        with_pages = ("csv",) if manifest is None and large else ()
         dumps = Workers(State(None, extras, root, staging.path, checked,
                               cache=options.check.use_cache),
                         dump_tasks([name for name, _label in DUMPS if name not in with_pages],
                                    every), options.jobs,
-                        parallel=len(kb.claims) >= PARALLEL_FROM, per_task=True,
+                        parallel=large, per_task=True,
                         staggered=len(kb.claims) >= STAGGERED_FROM)
 
         # -- plan: which pages must be rendered, which are kept from the last site -------------
