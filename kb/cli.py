@@ -220,7 +220,7 @@ def _complete_ids(kind: str) -> Any:
     """Shell completion of an option with the ids of one kind (`kb new --about rus<TAB>`)."""
 
     def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-        from kb.new import existing_ids
+        from kb.questions import existing_ids
 
         root = ctx.find_root().params.get("root") or Path(".")
         return [i for i in existing_ids(Path(root))[kind] if i.startswith(incomplete)]

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from kb.canonical import comments
 from kb.cli import main
-from kb.fmt import comments, fmt, format_file, kind_of_path
+from kb.fmt import fmt, format_file, kind_of_path
 from kb.load import discover, parse_file
 from kb.model import Ref
 from kb.problems import Problem
