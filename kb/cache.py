@@ -18,13 +18,11 @@ import gc
 import hashlib
 import os
 import pickle
-import select
 import sys
 import tempfile
 import threading
-import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -261,50 +259,6 @@ def fork_child(work: Callable[[], None]) -> int | None:
         atexit.register(wait_for_saves)
     _SAVERS.append(pid)
     return pid
-
-
-SIBLING_WAIT = 120.0  # seconds at most: a sibling that hangs must not hang the build
-
-
-def wait_for_ends(fds: Iterable[int], seconds: float) -> None:
-    """Wait until each pipe end reads as ended, `seconds` at most in all.
-
-    Between processes forked from the build: the write end, held by one sibling only, ends
-    when that sibling exits or execs (os.pipe's ends are not inherited across exec). Each
-    forked child copies the pages of the build's heap it reads: children that each read the
-    whole build, one after the other, do not hold their copies at once."""
-    deadline = time.monotonic() + seconds
-    for fd in fds:
-        with suppress(OSError, ValueError):  # ValueError: select cannot watch fds ≥ 1024
-            while (left := deadline - time.monotonic()) > 0:
-                ready, _, _ = select.select([fd], [], [], left)
-                if ready and not os.read(fd, 1):
-                    break  # ended
-
-
-class ChildPipe:
-    """A pipe whose write end one forked child alone keeps, so that its read end, waited on
-    with wait_for_ends, tells its siblings when that child has exited or exec'd.
-
-    Made before the fork; `after_fork` then closes this process's write end at once (a copy
-    kept here, or inherited by a later sibling, would make the wait last its whole limit).
-    In the child, `child_side` drops the read end it needs not hold."""
-
-    def __init__(self) -> None:
-        self.read, self.write = os.pipe()  # OSError when no descriptors are left
-
-    def child_side(self) -> None:
-        with suppress(OSError):
-            os.close(self.read)
-
-    def after_fork(self, forked: bool) -> int | None:
-        """In this process, once the child is forked (or failed to be): the read end to wait
-        on, or None, both ends closed, when there is no child."""
-        os.close(self.write)
-        if not forked:
-            os.close(self.read)
-            return None
-        return self.read
 
 
 def wait_for_saves() -> None:

@@ -27,15 +27,13 @@ from kb import model as m
 from kb.cache import (
     BACKGROUND_MIN,
     SHARDS,
-    SIBLING_WAIT,
     BlobCache,
-    ChildPipe,
     code_fingerprint,
     fork_child,
     read_pickle,
-    wait_for_ends,
     write_pickle,
 )
+from kb.forks import SIBLING_WAIT, ChildPipe, wait_for_ends
 from kb.history import Commit
 from kb.network import NetworkReport
 from kb.status import Assessment

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from kb import render
-from kb.cache import SIBLING_WAIT, ChildPipe, freeze_for_fork, wait_for_ends
+from kb.cache import freeze_for_fork
+from kb.forks import SIBLING_WAIT, ChildPipe, wait_for_ends
 from kb.render import Extras, Spec
 from kb.write import Done, Page, Recording, SiteWriter, WorkerDied, answer, scratch_file
 
@@ -167,7 +168,7 @@ def _spill_and_become(task: Task, sender: Any, spilled: ChildPipe | None = None)
     if fd is not None:  # a spill that failed gives its disk space back now
         os.close(fd)
     if spilled is not None:
-        os.close(spilled.write)  # the others need not wait for the dumps themselves
+        spilled.release()  # the others need not wait for the dumps themselves
     _run_and_send(task, sender)
 
 
@@ -271,7 +272,8 @@ class Workers:
                 try:
                     if task.dump == RDF:
                         if staggered and len(work) > 1 and spilled is None:
-                            pipe = ChildPipe()
+                            with suppress(OSError):  # no descriptor left: not staggered
+                                pipe = ChildPipe()
                         proc = context.Process(target=_spill_and_become,
                                                args=(task, sender, pipe))
                     else:

@@ -6,7 +6,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -409,39 +408,3 @@ def test_a_problem_found_across_files_points_at_a_cached_record(make_kb: MakeKB)
     cached, _ = outcome(root)
     assert cached == fresh
     assert any(":" in line and "somone" in line for line in cached), cached
-
-
-def _open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
-def test_a_child_pipe_ends_when_its_child_exits_and_only_then() -> None:
-    go = os.pipe()  # the child keeps the write end until told to go
-    pipe = kb.cache.ChildPipe()
-    pid = os.fork()
-    if pid == 0:
-        pipe.child_side()
-        os._exit(0 if os.read(go[0], 1) else 1)
-    end = pipe.after_fork(True)
-    try:
-        assert end is not None and not _open(pipe.write)
-        kb.cache.wait_for_ends([end], 0.3)  # the child is alive: the wait runs out
-        assert os.waitpid(pid, os.WNOHANG) == (0, 0)
-        os.write(go[1], b"x")
-        started = time.monotonic()
-        kb.cache.wait_for_ends([end], 30)
-        assert time.monotonic() - started < 10  # ended by the exit, not the limit
-        assert os.waitpid(pid, 0)[1] == 0
-    finally:
-        for fd in (*go, *([end] if end is not None else [])):
-            os.close(fd)
-
-
-def test_a_child_pipe_without_a_child_leaves_no_descriptor() -> None:
-    pipe = kb.cache.ChildPipe()
-    assert pipe.after_fork(False) is None
-    assert not _open(pipe.read) and not _open(pipe.write)

@@ -10,8 +10,8 @@ import pytest
 from graph_data import RICH
 
 from kb import dumpsproc, gzdumps, produce
-from kb.cache import ChildPipe
 from kb.check import check
+from kb.forks import ChildPipe
 from kb.graph import build_graph
 from kb.kbgraph import KBGraph
 from kb.produce import RDF, State, Task, Workers, run_task
