@@ -139,7 +139,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # The dumps need only the graph: their workers start now and run beside the planning.
         # Without a manifest every claim page is made, and its .ttl and .jsonld with the dumps.
         every = tuple(sorted(kb.claims)) if manifest is None and extras.record_alternates else ()
-        large = len(kb.claims) >= PARALLEL_FROM  # worth a process of its own (kb.produce)
+        large = len(kb.claims) >= PARALLEL_FROM  # enough for worker processes (kb.produce)
         # A full build renders every page beside a forked worker: there the claims' CSV is one
         # more of their tasks, not a process forked from the whole build now (which copied
         # ~1 GB of its pages at 100,000 claims while the planning went on). After an edit the

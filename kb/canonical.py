@@ -239,6 +239,9 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+# --- whole files: a record rewritten, a new record -----------------------------------------
+
+
 def has_modeline(text: str) -> bool:
     for line in text.splitlines():
         if line.startswith(_MODELINE):

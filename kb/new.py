@@ -29,9 +29,6 @@ from kb.questions import (
 )
 from kb.specs import RECORDS, SLUG, SLUG_MAX
 
-__all__ = ["Draft", "NewError", "create", "existing_ids", "gather", "run", "slugify",
-           "suggest_id", "verify_quote"]
-
 # --- the new record -----------------------------------------------------------------------
 
 

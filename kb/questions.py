@@ -1,5 +1,5 @@
 """The questions of `kb new`: each value of a new record, how it is asked in a terminal and
-checked (kb.new gathers them into a file)."""
+checked, and the ids it may name or take (kb.new gathers the answers into a file)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from kb.cli import main
 from kb.fmt import format_file
 from kb.load import parse_file
 from kb.model import Claim, Entity, Source
-from kb.new import slugify, suggest_id
+from kb.questions import slugify, suggest_id
 
 from conftest import MakeKB
 
