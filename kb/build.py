@@ -160,10 +160,13 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
                                 g.network.independent_sources, g.assessments, memo)
         model.steps = steps
         lines = record_lines(g)
+        # The named queries' results are in their own pages' keys only (Keys.results): with
+        # them here, every edit that changed one (a status, a review due, a link) made every
+        # page again.
         everything = (engine, extras.search_shards, extras.record_alternates, extras.downloads,
-                      [repr(q) for q in extras.queries], sorted(
-                          (k, repr(v)) for k, v in extras.results.items()), lines is None)
-        keys = Keys(model, inputs, checked.kb.root, everything, lines)
+                      [repr(q) for q in extras.queries], lines is None)
+        keys = Keys(model, inputs, checked.kb.root, everything, lines,
+                    {name: repr(value) for name, value in extras.results.items()})
         if lines is None:  # a graph we cannot see into: its records change
             keys.common = keys.whole
         if manifest is not None:

@@ -116,8 +116,14 @@ class Keys:
     """
 
     def __init__(self, model: SiteModel, inputs: Inputs, root: Path, everything: object,
-                 record_lines: Any = None) -> None:
+                 record_lines: Any = None, results: dict[str, str] | None = None) -> None:
         self.m = model
+        # A named query → its result, as text: its page shows it, and no other of claimkb's
+        # templates. One of the knowledge base's own may show it anywhere: then every page.
+        self.narrow = not _overrides(root)
+        self.results = results or {}
+        if not self.narrow:
+            everything = (everything, sorted(self.results.items()))
         # The digest kb.load already has (kb.cache.digest of the bytes), when it has one: a file
         # whose Stat showed it unchanged is then not read at all.
         self.files = {f.path: getattr(f, "digest", None) or digest(f.data)
@@ -152,8 +158,7 @@ class Keys:
         # The listings show each claim as kb.pages.SiteModel.row does, and nothing else of it:
         # their keys hold what a row shows, not the claim's whole file, so an edit that leaves
         # the rows as they were (a review, evidence, a comment) keeps them. Not when the
-        # knowledge base overrides a template: one of its own may show anything.
-        self.narrow = not _overrides(root)
+        # knowledge base overrides a template (`narrow` above): one of its own may show anything.
         self._entities: dict[str, bytes] = {}
         self._sources: dict[str, bytes] = {}
         self._refs: dict[str, bytes] = {}
@@ -318,4 +323,6 @@ class Keys:
             return self.list_page(path, extra)
         if template == "claims.html" and self.narrow:
             return self.all_claims_page(path, extra)
+        if template == "query.html":
+            return _key(self.whole, path, self.results.get(values["query"].name))
         return _key(self.whole, path)  # home, indexes, feed …: they show a bit of everything
