@@ -5,7 +5,8 @@ site or the knowledge base: each output file's page key (kb.incremental.Keys) an
 file the build wrote. One that is missing, corrupt, from another version, or about another site
 folder is ignored: the build is then a full one. A page is kept when its key is the recorded one
 and its file is still the one that build wrote (same inode, size and modification time: a hand
-edit changes them), as the walk of the site (`scan_site`) finds it.
+edit changes them, unless it puts the time back, as `cp -p` or `touch -r` can; as with make,
+such a file is kept), as the walk of the site (`scan_site`) finds it.
 """
 
 from __future__ import annotations
