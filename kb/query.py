@@ -12,6 +12,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -53,6 +54,7 @@ class QueryResult:
     kind: str  # "select", "ask" or "graph" (CONSTRUCT and DESCRIBE)
     variables: list[str] = field(default_factory=list)
     rows: list[list[Term | None]] = field(default_factory=list)
+    total: int | None = None  # solutions in all, when `rows` holds only the first (run's keep)
     triples: list[ox.Triple] = field(default_factory=list)
     boolean: bool | None = None
     prefixes: dict[str, str] = field(default_factory=dict)
@@ -128,8 +130,10 @@ def _refuse_update(text: str) -> None:
                      "DESCRIBE): change the YAML files instead")
 
 
-def run(g: KBGraph | ox.Store, text: str, prefixes: dict[str, str] | None = None) -> QueryResult:
-    """Run a query over the union of the named graphs."""
+def run(g: KBGraph | ox.Store, text: str, prefixes: dict[str, str] | None = None,
+        keep: int | None = None) -> QueryResult:
+    """Run a query over the union of the named graphs; with `keep`, a SELECT's first `keep`
+    rows only are made, the others counted (`total`)."""
     base = ""
     if isinstance(g, KBGraph):
         store, prefixes, base = g.store, {**g.iris.prefixes(), **(prefixes or {})}, g.iris.base
@@ -146,8 +150,12 @@ def run(g: KBGraph | ox.Store, text: str, prefixes: dict[str, str] | None = None
         return QueryResult("ask", boolean=bool(result), prefixes=prefixes, base=base)
     if isinstance(result, ox.QuerySolutions):
         names = [v.value for v in result.variables]
-        rows = [[sol[i] for i in range(len(names))] for sol in result]
-        return QueryResult("select", names, rows, prefixes=prefixes, base=base)
+        if keep is None:
+            rows = [[sol[i] for i in range(len(names))] for sol in result]
+            return QueryResult("select", names, rows, prefixes=prefixes, base=base)
+        rows = [[sol[i] for i in range(len(names))] for sol in islice(result, keep)]
+        total = len(rows) + sum(1 for _ in result)  # the rest counted, no terms made
+        return QueryResult("select", names, rows, total=total, prefixes=prefixes, base=base)
     return QueryResult("graph", triples=list(result), prefixes=prefixes, base=base)
 
 

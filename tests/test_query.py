@@ -180,3 +180,11 @@ def test_unknown_named_query_exits_1(root: Path) -> None:
 def test_ttl_for_a_select_is_refused(root: Path) -> None:
     result = kb(root, "--format", "ttl", "SELECT * WHERE { ?s ?p ?o } LIMIT 1")
     assert result.exit_code == 1 and "CONSTRUCT" in result.output
+
+
+def test_run_keeps_the_first_rows_and_counts_the_others(g: KBGraph) -> None:
+    text = "SELECT ?s ?p ?o { ?s ?p ?o } ORDER BY ?s ?p ?o"
+    every = run(g, text)
+    first = run(g, text, keep=3)
+    assert len(every.rows) > 3 and every.total is None
+    assert first.rows == every.rows[:3] and first.total == len(every.rows)

@@ -540,3 +540,40 @@ def test_colours_meet_wcag_aa_in_both_themes() -> None:
                                                     "refuted", "unverified", "not-checkable")]
         for fg, bg in pairs:
             assert _contrast(colours[fg], colours[bg]) >= 4.5, (fg, bg)
+
+
+def test_a_query_page_shows_its_first_rows_and_counts_them_all(tmp_path: Path) -> None:
+    from kb.extras import SHOWN
+    from kb.query import run
+
+    root = write_kb(tmp_path / "kb", RICH)
+    text = ("# title: Every triple, twice\n"
+            "SELECT ?s ?p ?o ?n { ?s ?p ?o VALUES ?n { 1 2 } } ORDER BY ?s ?p ?o ?n\n")
+    (root / "queries").mkdir(exist_ok=True)
+    (root / "queries" / "every-triple.rq").write_text(text, encoding="utf-8")
+    result = build(root, root / "site")
+    assert result.ok, list(result.checked.report)
+    total = len(run(result.graph, text).rows)
+    assert total > SHOWN
+    doc = page(root / "site", "queries/every-triple/index.html")
+    assert text_of(doc.cssselect("p.meta")[0]) == f"{total} rows; the first {SHOWN} shown."
+    rows = doc.cssselect("table.list tbody tr")
+    assert len(rows) == SHOWN
+    assert [text_of(td) for td in rows[0].cssselect("td")][1] != ""
+
+
+@pytest.mark.parametrize("keep_store", [True, False])
+def test_the_queries_store_is_dropped_once_they_have_run_unless_kept(
+        tmp_path: Path, keep_store: bool) -> None:
+    from kb.check import check
+    from kb.extras import Table, graph_extras
+
+    root = write_kb(tmp_path / "kb", RICH)
+    (root / "queries").mkdir(exist_ok=True)
+    (root / "queries" / "claims.rq").write_text(
+        "SELECT ?c { ?c a schema:Claim } ORDER BY ?c\n", encoding="utf-8")
+    checked = check(root, CheckOptions(today=TODAY, use_cache=False))
+    g, extras = graph_extras(checked, {}, root, {}, keep_store=keep_store)
+    table = extras.results["claims"]
+    assert isinstance(table, Table) and table.count == len(checked.kb.claims) > 0
+    assert ("store" in g.__dict__) is keep_store
