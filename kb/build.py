@@ -114,7 +114,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     timings["history"] = time.perf_counter() - t
     with paused_gc():  # millions of objects, no cycles: collections would walk them again
         g, extras = graph_extras(checked, histories, root, timings, inputs,
-                                 options.check.use_cache)
+                                 options.check.use_cache, keep_store=options.keep_graph)
     result.graph = g
     kb = checked.kb
     engine = options.search
