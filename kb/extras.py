@@ -67,8 +67,8 @@ def graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
                  use_cache: bool = True, keep_store: bool = True) -> tuple[Any, Any]:
     """The graph, and Extras (downloads, alternates, query results); the dumps come later.
     Not to `keep_store`: the SPARQL store the queries ran on is dropped once they have (the
-    dumps and pages are made from the graph's blocks; a third of a build's memory at 10,000
-    claims, and forked workers need not hold it)."""
+    dumps and pages are made from the graph's blocks), so that the workers forked later do
+    not hold it. The build's peak is unchanged: it is while the store is there."""
     from kb import export
     from kb.graph import build_graph
     from kb.query import QueryError, named_queries, run
