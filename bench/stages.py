@@ -345,14 +345,17 @@ def _kb_at(b: Bench, root: Path, *args: str) -> list[str]:
 _EDIT_REVIEW = "  - {by: bench-editor, date: 2026-11-27}\n"
 
 
-def _built_copy(b: Bench) -> Path:
-    """A copy of the knowledge base, and its site built by this code, untimed. The build is run
-    every time: it changes nothing when the site is this code's already, but a site left by
-    another version of the code (the page keys include the code) would make the timed build
-    after the edit a whole one (206 s, not 46 s, at 100,000 claims)."""
-    copy, site = b.work / "edit-kb", b.work / "edit-site"
+def _built_copy(b: Bench, name: str = "edit", queries: bool = False) -> Path:
+    """A copy of the knowledge base (`queries`: with the repository's named queries), and its
+    site built by this code, untimed. The build is run every time: it changes nothing when the
+    site is this code's already, but a site left by another version of the code (the page keys
+    include the code) would make the timed build after the edit a whole one (206 s, not 46 s,
+    at 100,000 claims)."""
+    copy, site = b.work / f"{name}-kb", b.work / f"{name}-site"
     if not copy.is_dir():
         shutil.copytree(b.root, copy)
+        if queries:
+            shutil.copytree(Path(_REPO) / "queries", copy / "queries")
     b.run(_kb_at(b, copy, "build", "--out", str(site)))
     _wait_for_removal(site)
     return copy
@@ -375,7 +378,10 @@ def _wait_for_removal(site: Path, patience: float = 600.0) -> None:
 
 def _one_claim_edited(b: Bench) -> None:
     """The built copy (`_built_copy`); then one claim gains or loses a review."""
-    copy = _built_copy(b)
+    _review_toggled(_built_copy(b))
+
+
+def _review_toggled(copy: Path) -> None:
     claim = min((copy / "claims").rglob("*.yaml"))
     text = claim.read_text(encoding="utf-8")
     edited = (text.replace(_EDIT_REVIEW, "") if _EDIT_REVIEW in text
@@ -387,6 +393,20 @@ def _one_claim_edited(b: Bench) -> None:
        "since the last build", prepare=_one_claim_edited, targets={10_000: 2.0, 100_000: 10.0})
 def build_edit(b: Bench) -> list[str]:
     return _kb_at(b, b.work / "edit-kb", "build", "--out", str(b.work / "edit-site"))
+
+
+def _one_claim_edited_with_queries(b: Bench) -> None:
+    """As build-edit, in a copy with the repository's named queries (queries/): the generated
+    knowledge bases have none, and every build runs them all, on the whole graph loaded into
+    Oxigraph."""
+    _review_toggled(_built_copy(b, "queries", queries=True))
+
+
+@stage("build-edit-queries", "`kb build` after a review is added or removed, as build-edit, in a "
+       "copy with the repository's named queries, which every build runs",
+       prepare=_one_claim_edited_with_queries)
+def build_edit_queries(b: Bench) -> list[str]:
+    return _kb_at(b, b.work / "queries-kb", "build", "--out", str(b.work / "queries-site"))
 
 
 _REWORDED = "Reportedly, "

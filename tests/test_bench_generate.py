@@ -149,7 +149,7 @@ def test_an_edit_stage_times_an_edit_even_after_a_site_it_did_not_build(tmp_path
     cache = tmp_path / "cache"
     env = dict(os.environ, KB_TODAY="2026-11-28", KB_CACHE_DIR=str(cache), PYTHONPATH=str(REPO))
     b = Bench(root=root, claims=40, files=52, work=tmp_path / "work", env=env)
-    for name in ("build-edit", "build-edit-text"):
+    for name in ("build-edit", "build-edit-text", "build-edit-queries"):
         stage = STAGES[name]
         assert stage.prepare is not None
         stage.prepare(b)
