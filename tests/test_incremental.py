@@ -254,7 +254,8 @@ def test_a_template_of_the_knowledge_base_may_show_query_results_anywhere(
     assert_same_site(site, fresh)
 
 # -- a sequence of edits, each built on the last (a randomised search over 797 steps like
-# these, replayed by seed, found no difference: docs/decisions.md, tenth session) ----------
+# these, replayed by seed, found no difference in the pages: docs/decisions.md, tenth
+# session) ------------------------------------------------------------------------------------
 
 
 def _claim_moved(root: Path) -> None:  # a new id in another folder; the links follow it
