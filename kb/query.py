@@ -150,11 +150,10 @@ def run(g: KBGraph | ox.Store, text: str, prefixes: dict[str, str] | None = None
         return QueryResult("ask", boolean=bool(result), prefixes=prefixes, base=base)
     if isinstance(result, ox.QuerySolutions):
         names = [v.value for v in result.variables]
-        if keep is None:
-            rows = [[sol[i] for i in range(len(names))] for sol in result]
-            return QueryResult("select", names, rows, prefixes=prefixes, base=base)
-        rows = [[sol[i] for i in range(len(names))] for sol in islice(result, keep)]
-        total = len(rows) + sum(1 for _ in result)  # the rest counted, no terms made
+        kept = result if keep is None else islice(result, keep)
+        rows = [[sol[i] for i in range(len(names))] for sol in kept]
+        # the rest counted, no terms made
+        total = None if keep is None else len(rows) + sum(1 for _ in result)
         return QueryResult("select", names, rows, total=total, prefixes=prefixes, base=base)
     return QueryResult("graph", triples=list(result), prefixes=prefixes, base=base)
 
