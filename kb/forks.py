@@ -1,4 +1,5 @@
-"""Siblings among the build's forked processes: one waits until another has gone.
+"""The build's forked children: work done in a child beside the build (`Forked`), and siblings
+that wait until another has gone (`ChildPipe`).
 
 Each child forked from the build copies the pages of the build's heap it reads; children that
 each read the whole build (the graph cache's saver, the RDF dumps' process, the claims' CSV),
@@ -8,11 +9,17 @@ decides the parse and rule caches' keys: a change to this plumbing must not thro
 
 from __future__ import annotations
 
+import gc
+import marshal
 import os
 import select
+import signal
+import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
+from typing import Any
 
 SIBLING_WAIT = 120.0  # seconds at most: a sibling that hangs must not hang the build
 
@@ -66,3 +73,88 @@ class ChildPipe:
             return None
         read, self.read = self.read, -1
         return read
+
+
+def can_fork() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+class Forked:
+    """`work()` run in a forked child; `result()` is (True, its value) — marshal data — or
+    (False, None) when the child failed or was never forked (the caller then does the work
+    itself)."""
+
+    def __init__(self, work: Callable[[], Any], nice: int = 0) -> None:
+        self.pid: int | None = None
+        self._fd: int | None = None
+        if not can_fork():
+            return
+        reader, writer = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(reader)
+            os.close(writer)
+            return
+        if pid == 0:  # the child: never return into the build, never run its exit hooks
+            code = 0
+            try:
+                os.close(reader)
+                gc.disable()  # it lives briefly; collecting would only copy the parent's pages
+                if nice:
+                    os.nice(nice)
+                data = marshal.dumps((True, work()))
+                with os.fdopen(writer, "wb") as fh:
+                    fh.write(data)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(writer)
+        self.pid, self._fd = pid, reader
+
+    @property
+    def started(self) -> bool:
+        return self.pid is not None
+
+    def result(self, wait: bool = True) -> tuple[bool, Any]:
+        """(True, the child's value) once it is done, or (False, None) when it failed, or,
+        not to `wait`, when it has not finished its work yet (it is then stopped)."""
+        if self._fd is None:
+            return False, None
+        if not wait and not select.select([self._fd], [], [], 0)[0]:
+            self.close()  # still working (it writes its value only at the end)
+            return False, None
+        with os.fdopen(self._fd, "rb") as fh:
+            self._fd = None
+            data = fh.read()
+        if self._wait() != 0:
+            return False, None
+        try:
+            value = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
+            return False, None
+        if isinstance(value, tuple) and len(value) == 2 and value[0] is True:
+            return True, value[1]
+        return False, None
+
+    def _wait(self) -> int:
+        pid, self.pid = self.pid, None
+        if pid is None:
+            return -1
+        try:
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        except ChildProcessError:
+            return -1
+
+    def close(self) -> None:
+        """Stop the child if its result was not read (a build that ended early)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self.pid is not None:
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._wait()

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from kb import manifest, plan
+from kb.forks import Forked, can_fork
 from kb.manifest import scan_site
-from kb.plan import Forked, SiteScanner, can_fork
+from kb.plan import SiteScanner
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 
