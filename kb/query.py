@@ -141,21 +141,22 @@ def run(g: KBGraph | ox.Store, text: str, prefixes: dict[str, str] | None = None
         store, prefixes = g, dict(prefixes or {})
     try:
         result = store.query(text, use_default_graph_as_union=True, prefixes=prefixes)
+        if isinstance(result, ox.QueryBoolean):
+            return QueryResult("ask", boolean=bool(result), prefixes=prefixes, base=base)
+        if isinstance(result, ox.QuerySolutions):
+            names = [v.value for v in result.variables]
+            kept = result if keep is None else islice(result, keep)
+            rows = [[sol[i] for i in range(len(names))] for sol in kept]
+            # the rest counted, no terms made
+            total = None if keep is None else len(rows) + sum(1 for _ in result)
+            return QueryResult("select", names, rows, total=total, prefixes=prefixes,
+                               base=base)
+        return QueryResult("graph", triples=list(result), prefixes=prefixes, base=base)
     except SyntaxError as exc:
         _refuse_update(text)
         raise _syntax_error(exc, text) from None
-    except OSError as exc:  # evaluation errors, e.g. a SERVICE call
+    except OSError as exc:  # evaluation errors (a SERVICE call …), raised as results are read
         raise QueryError(str(exc)) from None
-    if isinstance(result, ox.QueryBoolean):
-        return QueryResult("ask", boolean=bool(result), prefixes=prefixes, base=base)
-    if isinstance(result, ox.QuerySolutions):
-        names = [v.value for v in result.variables]
-        kept = result if keep is None else islice(result, keep)
-        rows = [[sol[i] for i in range(len(names))] for sol in kept]
-        # the rest counted, no terms made
-        total = None if keep is None else len(rows) + sum(1 for _ in result)
-        return QueryResult("select", names, rows, total=total, prefixes=prefixes, base=base)
-    return QueryResult("graph", triples=list(result), prefixes=prefixes, base=base)
 
 
 # -- formatters ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,19 @@ def test_run_keeps_the_first_rows_and_counts_the_others(g: KBGraph) -> None:
     first = run(g, text, keep=3)
     assert len(every.rows) > 3 and every.total is None
     assert first.rows == every.rows[:3] and first.total == len(every.rows)
+
+
+def test_an_error_met_while_the_results_are_read_is_a_query_error(g: KBGraph,
+                                                                  root: Path) -> None:
+    """Oxigraph raises evaluation errors as the solutions are read, not when the query is
+    made: they were raised as they came (a build failed on a named query's error)."""
+    with socket.socket() as s:  # a port with nothing listening: the call is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = f"SELECT * {{ SERVICE <http://127.0.0.1:{port}/sparql> {{ ?s ?p ?o }} }}"
+    with pytest.raises(QueryError):
+        run(g, text)
+    result = kb(root, text)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+
