@@ -88,7 +88,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
 def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest | None,
                 scanner: SiteScanner | None) -> BuildResult:
     from kb import search
-    from kb.extras import DUMPS, graph_extras, record_lines
+    from kb.extras import DUMPS, LaterResults, graph_extras, record_lines
     from kb.incremental import Keys
     from kb.load import read_inputs
     from kb.manifest import Manifest, save_manifest
@@ -112,10 +112,6 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     steps = claim_histories(root, review_age_days=checked.config.review_age_days,
                             histories=histories) if histories else {}
     timings["history"] = time.perf_counter() - t
-    with paused_gc():  # millions of objects, no cycles: collections would walk them again
-        g, extras = graph_extras(checked, histories, root, timings, inputs,
-                                 options.check.use_cache, keep_store=options.keep_graph)
-    result.graph = g
     kb = checked.kb
     engine = options.search
     executable = search.pagefind_executable() if engine in ("auto", "pagefind") else None
@@ -123,6 +119,15 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         engine = "pagefind" if executable else "json"
     if engine == "pagefind" and executable is None:
         raise search.SearchError("pagefind is not installed (pip install 'pagefind[bin]')")
+    # The named queries run in a child beside the planning (kb.extras.LaterResults), unless
+    # the store is kept (`kb serve` queries it) or the knowledge base is so large that the
+    # store's copy beside the planning would raise the peak (STAGGERED_FROM, as for the dumps).
+    beside = not options.keep_graph and len(kb.claims) < STAGGERED_FROM
+    with paused_gc():  # millions of objects, no cycles: collections would walk them again
+        g, extras = graph_extras(checked, histories, root, timings, inputs,
+                                 options.check.use_cache, keep_store=options.keep_graph,
+                                 beside=beside)
+    result.graph = g
     extras.search = engine
     if engine == "pagefind":  # a pure function of the number of indexed pages
         from kb import searchshards
@@ -154,6 +159,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
 
         # -- plan: which pages must be rendered, which are kept from the last site -------------
         t = time.perf_counter()
+        waited = timings["queries"]
         memo = load_memo(root) if options.check.use_cache else None
         with paused_gc():
             model = build_model(kb, checked.config, checked.context.today, histories,
@@ -165,20 +171,25 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # page again.
         everything = (engine, extras.search_shards, extras.record_alternates, extras.downloads,
                       [repr(q) for q in extras.queries], lines is None)
-        keys = Keys(model, inputs, checked.kb.root, everything, lines,
-                    {name: repr(value) for name, value in extras.results.items()})
+        keys = Keys(model, inputs, checked.kb.root, everything, lines, extras.results)
         if lines is None:  # a graph we cannot see into: its records change
             keys.common = keys.whole
         if manifest is not None:
             keys.reuse(manifest.rows_common, manifest.list_rows)
         with paused_gc():
             all_specs = list(specs(model, extras)) + claim_specs(model)
+        # The query pages last: their keys wait for the results (LaterResults), which are
+        # made meanwhile.
+        all_specs.sort(key=lambda spec: spec.template == "query.html")
         todo: list[Spec] = []
         kept: list[Link] = []
         page_keys: dict[str, str] = {}
         with paused_gc():  # ~100,000 small tuples: the collector would walk the heap again
             plan(all_specs, keys, manifest, scan, extras, todo, kept, page_keys)
-        timings["plan"] = time.perf_counter() - t
+        if isinstance(extras.results, LaterResults):
+            extras.results.wait()  # before the graph is forgotten: a failed child's are made here
+        # the wait for the queries' child is theirs, not the plan's
+        timings["plan"] = time.perf_counter() - t - (timings["queries"] - waited)
 
         # -- render and write: workers fill the staging folder, this process keeps the books ----
         t = time.perf_counter()
@@ -212,6 +223,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         else:
             staging.commit()
     except BaseException:
+        if isinstance(extras.results, LaterResults):
+            extras.results.close()
         if dumps is not None:
             dumps.close()
         staging.abort()

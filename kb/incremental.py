@@ -16,7 +16,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import marshal
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +116,15 @@ class Keys:
     """
 
     def __init__(self, model: SiteModel, inputs: Inputs, root: Path, everything: object,
-                 record_lines: Any = None, results: dict[str, str] | None = None) -> None:
+                 record_lines: Any = None, results: Mapping[str, object] | None = None) -> None:
         self.m = model
-        # A named query → its result, as text: its page shows it, and no other of claimkb's
-        # templates. One of the knowledge base's own may show it anywhere: then every page.
+        # A named query → its result (its repr in a key): its page shows it, and no other of
+        # claimkb's templates. One of the knowledge base's own may show it anywhere: then every
+        # page. Read only for those keys: the results may still be being made (LaterResults).
         self.narrow = not _overrides(root)
-        self.results = results or {}
+        self.results = results if results is not None else {}
         if not self.narrow:
-            everything = (everything, sorted(self.results.items()))
+            everything = (everything, sorted((n, repr(r)) for n, r in self.results.items()))
         # The digest kb.load already has (kb.cache.digest of the bytes), when it has one: a file
         # whose Stat showed it unchanged is then not read at all.
         self.files = {f.path: getattr(f, "digest", None) or digest(f.data)
@@ -324,5 +325,5 @@ class Keys:
         if template == "claims.html" and self.narrow:
             return self.all_claims_page(path, extra)
         if template == "query.html":
-            return _key(self.whole, path, self.results.get(values["query"].name))
+            return _key(self.whole, path, repr(self.results.get(values["query"].name)))
         return _key(self.whole, path)  # home, indexes, feed …: they show a bit of everything

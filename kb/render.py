@@ -14,7 +14,7 @@ import gc
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,8 @@ class Extras:
     downloads: list[tuple[str, str, str]] = field(default_factory=list)  # path, label, media
     record_alternates: bool = False  # claims/<id>.ttl and .jsonld exist
     queries: list[Any] = field(default_factory=list)  # kb.query.NamedQuery
-    results: dict[str, Any] = field(default_factory=dict)  # name → QueryResult or error text
+    # name → kb.extras.Table or error text; kb.extras.LaterResults waits for them when read
+    results: Mapping[str, Any] = field(default_factory=dict)
     search: str = "pagefind"  # or "json" (the fallback index) or "none"
     search_shards: int = 1  # pagefind's bundles, pagefind/0 … (kb.searchshards)
     graph: Any = None  # kb.kbgraph.KBGraph: claims/<id>.ttl and .jsonld are dumped from it

@@ -24,6 +24,8 @@ from bench.generate import generate
 from kb.build import BuildOptions, BuildResult, build_site
 from kb.check import CheckOptions, check
 from kb.cli import main
+from kb.extras import LaterResults
+from kb.forks import can_fork
 from kb.graph import build_graph
 from kb.incremental import Keys, _key, _plain
 from kb.load import read_inputs
@@ -37,12 +39,13 @@ SEARCH = "pagefind" if pagefind_executable() else "json"
 
 
 def build(root: Path, out: Path, incremental: bool = True, search: str = SEARCH,
-          today: dt.date = TODAY) -> BuildResult:
+          today: dt.date = TODAY, keep_graph: bool = True) -> BuildResult:
     """A build; not incremental: the reference, which trusts no cache either (parse cache,
-    model memo …), so that what any of them keeps is compared with what is worked out."""
+    model memo …), so that what any of them keeps is compared with what is worked out.
+    Not to `keep_graph`, as `kb build`: the named queries run in a child (LaterResults)."""
     result = build_site(root, out, BuildOptions(
         check=CheckOptions(today=today, use_cache=incremental), search=search,
-        incremental=incremental))
+        incremental=incremental, keep_graph=keep_graph))
     assert result.ok, [str(p) for p in result.checked.report.errors]
     return result
 
@@ -220,15 +223,19 @@ def _with_queries(root: Path) -> None:
     shutil.copytree(Path(__file__).parent.parent / "queries", root / "queries")
 
 
-def test_a_changed_query_result_renders_its_page_not_every_page(kb: Path,
-                                                                tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep_graph", [True, False])
+def test_a_changed_query_result_renders_its_page_not_every_page(kb: Path, tmp_path: Path,
+                                                                keep_graph: bool) -> None:
     """A status changes: claims-by-status's result with it. Only that query's page shows it,
-    so the other pages are kept (every page was made again when any result changed)."""
+    so the other pages are kept (every page was made again when any result changed). The
+    reference runs the queries here; not to `keep_graph`, the builds run them in a child."""
     _with_queries(kb)
     site, fresh = tmp_path / "site", tmp_path / "fresh"
-    build(kb, site, search="json")
+    build(kb, site, search="json", keep_graph=keep_graph)
     _evidence_stance(kb)
-    partial = build(kb, site, search="json")
+    partial = build(kb, site, search="json", keep_graph=keep_graph)
+    if not keep_graph and can_fork():
+        assert isinstance(partial.held[-1].results, LaterResults)  # the extras': a child's
     remade = partial.held[5]  # the pages rendered (BuildResult.held's todo)
     assert "queries/claims-by-status/index.html" in {s.path for s in remade}
     claim_pages = len(list((site / "claims").glob("*/index.html")))
@@ -237,8 +244,9 @@ def test_a_changed_query_result_renders_its_page_not_every_page(kb: Path,
     assert_same_site(site, fresh)
 
 
+@pytest.mark.parametrize("keep_graph", [True, False])
 def test_a_template_of_the_knowledge_base_may_show_query_results_anywhere(
-        kb: Path, tmp_path: Path) -> None:
+        kb: Path, tmp_path: Path, keep_graph: bool) -> None:
     _with_queries(kb)
     package = Path(__file__).parent.parent / "kb" / "templates" / "entity.html"
     (kb / "templates").mkdir()
@@ -247,9 +255,9 @@ def test_a_template_of_the_knowledge_base_may_show_query_results_anywhere(
         '{% for row in x.results["claims-by-status"].rows %}{{ row }}{% endfor %}</p>', 1),
         "utf-8")
     site, fresh = tmp_path / "site", tmp_path / "fresh"
-    build(kb, site, search="json")
+    build(kb, site, search="json", keep_graph=keep_graph)
     _evidence_stance(kb)
-    build(kb, site, search="json")
+    build(kb, site, search="json", keep_graph=keep_graph)
     build(kb, fresh, incremental=False, search="json")
     assert_same_site(site, fresh)
 
