@@ -18,6 +18,7 @@ from kb.cli import main
 from kb.graph import build_graph
 from kb.kbgraph import KBGraph
 from kb.query import QueryError, named_queries, parse_header, run
+from kb.sparqlguard import names_service
 
 from conftest import REPO, MakeKB
 
@@ -205,3 +206,15 @@ def test_an_error_met_while_the_results_are_read_is_a_query_error(g: KBGraph,
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
 
+
+@pytest.mark.parametrize(("text", "calls_out"), [
+    ("SELECT * { SERVICE <http://x.example/> { ?s ?p ?o } }", True),
+    ("select * { ?s ?p ?o .service silent <x> {} }", True),
+    ('SELECT * { ?s ?p "x\\"" . SeRvIcE<http://x.example/> {} }', True),
+    ('SELECT ?service { ?service ex:SERVICE "SERVICE" } # SERVICE', False),
+    ("SELECT * { ?s <http://x.example/SERVICE> _:service }", False),
+    ("SELECT * { ?s ?p '''a SERVICE \\' b''' . ?s ex:a.service ?o }", False),
+])
+def test_names_service_reads_past_strings_iris_names_and_comments(text: str,
+                                                                  calls_out: bool) -> None:
+    assert names_service(text) is calls_out

@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import json
 import re
+import socket
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -577,3 +578,27 @@ def test_the_queries_store_is_dropped_once_they_have_run_unless_kept(
     table = extras.results["claims"]
     assert isinstance(table, Table) and table.count == len(checked.kb.claims) > 0
     assert ("store" in g.__dict__) is keep_store
+
+
+def test_a_named_query_that_would_call_out_is_not_run(tmp_path: Path) -> None:
+    """Oxigraph calls out for SERVICE: a build, a function of the files, must not (to a server
+    that accepts and never answers, it waited for ever). The query's page says why. The port
+    named refuses connections: a query that ran would show that error instead, at once."""
+    from kb.extras import NOT_RUN
+
+    root = write_kb(tmp_path / "kb", RICH)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (root / "queries").mkdir(exist_ok=True)
+    (root / "queries" / "remote.rq").write_text(
+        f"SELECT * {{ SERVICE <http://127.0.0.1:{port}/sparql> {{ ?s ?p ?o }} }}\n",
+        encoding="utf-8")
+    for keep_graph in (True, False):  # run here, and in a child (kb.extras.LaterResults)
+        out = tmp_path / f"site-{keep_graph}"
+        result = build_site(root, out, BuildOptions(
+            check=CheckOptions(today=TODAY, use_cache=False), search="json",
+            keep_graph=keep_graph))
+        assert result.ok
+        error = page(out, "queries/remote/index.html").cssselect("p.error")
+        assert error and text_of(error[0]).endswith(NOT_RUN)
