@@ -141,6 +141,15 @@ def run(g: KBGraph | ox.Store, text: str, prefixes: dict[str, str] | None = None
         store, prefixes = g, dict(prefixes or {})
     try:
         result = store.query(text, use_default_graph_as_union=True, prefixes=prefixes)
+    except SyntaxError as exc:
+        _refuse_update(text)
+        raise _syntax_error(exc, text) from None
+    except (OSError, RuntimeError) as exc:
+        raise QueryError(str(exc)) from None
+    # Oxigraph evaluates as the results are read, and raises its evaluation errors then: an
+    # I/O error (a SERVICE call), a RuntimeError (an unbound SERVICE name), a SyntaxError (a
+    # service's answer), none of them about the query's text
+    try:
         if isinstance(result, ox.QueryBoolean):
             return QueryResult("ask", boolean=bool(result), prefixes=prefixes, base=base)
         if isinstance(result, ox.QuerySolutions):
@@ -152,10 +161,7 @@ def run(g: KBGraph | ox.Store, text: str, prefixes: dict[str, str] | None = None
             return QueryResult("select", names, rows, total=total, prefixes=prefixes,
                                base=base)
         return QueryResult("graph", triples=list(result), prefixes=prefixes, base=base)
-    except SyntaxError as exc:
-        _refuse_update(text)
-        raise _syntax_error(exc, text) from None
-    except OSError as exc:  # evaluation errors (a SERVICE call …), raised as results are read
+    except (OSError, RuntimeError, SyntaxError) as exc:
         raise QueryError(str(exc)) from None
 
 

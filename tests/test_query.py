@@ -211,10 +211,28 @@ def test_an_error_met_while_the_results_are_read_is_a_query_error(g: KBGraph,
     ("SELECT * { SERVICE <http://x.example/> { ?s ?p ?o } }", True),
     ("select * { ?s ?p ?o .service silent <x> {} }", True),
     ('SELECT * { ?s ?p "x\\"" . SeRvIcE<http://x.example/> {} }', True),
-    ('SELECT ?service { ?service ex:SERVICE "SERVICE" } # SERVICE', False),
+    # escapes in names and IRIs: their # and ' begin no comment or string
+    ("SELECT * { ?s kb:a\\#b ?o . SERVICE <http://x/> { ?a ?b ?c } }", True),
+    ("SELECT * { ?s kb:it\\'s ?o . SERVICE <http://x/> { ?a ?b 'x' } }", True),
+    ("SELECT * { ?s <http://x/caf\\u00e9#p> ?o . SERVICE <http://x/> { ?a ?b ?c } }", True),
+    # Oxigraph needs no space after a keyword, a boolean or a number
+    ("SELECT * { SERVICESILENT<http://x/>{ ?a ?b ?c } }", True),
+    ("SELECT * { SERVICEkb:x{ ?a ?b ?c } }", True),
+    ("SELECT * { ?s ?p trueSERVICE<http://x/>{ ?a ?b ?c } }", True),
+    ("SELECT * { ?s ?p 1e5SERVICE<http://x/>{ ?a ?b ?c } }", True),
+    ('SELECT ?service { ?service schema:serviceType "SERVICE" } # SERVICE', False),
     ("SELECT * { ?s <http://x.example/SERVICE> _:service }", False),
     ("SELECT * { ?s ?p '''a SERVICE \\' b''' . ?s ex:a.service ?o }", False),
 ])
 def test_names_service_reads_past_strings_iris_names_and_comments(text: str,
                                                                   calls_out: bool) -> None:
     assert names_service(text) is calls_out
+
+
+def test_no_named_query_of_the_repository_is_taken_for_a_service_call() -> None:
+    assert [q.name for q in named_queries(REPO) if names_service(q.text)] == []
+
+
+def test_an_unbound_service_name_is_a_query_error(g: KBGraph) -> None:
+    with pytest.raises(QueryError, match="unbound"):  # a RuntimeError as the rows are read
+        run(g, "SELECT * { ?s ?p ?o SERVICE ?nowhere { ?a ?b ?c } }")
