@@ -135,12 +135,13 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         extras.search_shards = searchshards.shard_count(
             len(kb.claims) + len(kb.sources) + len(kb.entities))
 
-    # One walk of the last site: what is kept is checked against it, file by file (a hand
-    # edit changes a file's Stat), and a file no build wrote makes the build a whole new one.
-    scan = scanner.result() if scanner is not None else None
-    staging = Staging(out)
+    staging: Staging | None = None
     dumps: Workers | None = None
-    try:
+    try:  # from here on, a failure stops the children (the queries', the dumps')
+        # One walk of the last site: what is kept is checked against it, file by file (a hand
+        # edit changes a file's Stat), and a file no build wrote makes the build a whole new one.
+        scan = scanner.result() if scanner is not None else None
+        staging = Staging(out)
         # The dumps need only the graph: their workers start now and run beside the planning.
         # Without a manifest every claim page is made, and its .ttl and .jsonld with the dumps.
         every = tuple(sorted(kb.claims)) if manifest is None and extras.record_alternates else ()
@@ -227,7 +228,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             extras.results.close()
         if dumps is not None:
             dumps.close()
-        staging.abort()
+        if staging is not None:
+            staging.abort()
         raise
     timings["write"] = (time.perf_counter() - t - timings.get("search", 0.0)
                         - timings.get("render", 0.0))

@@ -4,6 +4,7 @@ pages are planned (kb.build)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -71,9 +72,10 @@ def graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
     """The graph, and Extras (downloads, alternates, query results); the dumps come later.
     Not to `keep_store`: the SPARQL store the queries ran on is dropped once they have (the
     dumps and pages are made from the graph's blocks), so that the workers forked later do
-    not hold it. The build's peak is unchanged: it is while the store is there. `beside`
-    (with `keep_store` False): the queries run in a child forked now (LaterResults), and this
-    process goes on; their results are waited for when first read."""
+    not hold it (the peak of this process is unchanged: it is while the store is there).
+    `beside` (with `keep_store` False): the queries run in a child forked now (LaterResults),
+    which holds the store instead, and this process goes on; their results are waited for
+    when first read."""
     from kb import export
     from kb.graph import build_graph
     from kb.query import named_queries
@@ -134,19 +136,33 @@ class LaterResults(Mapping[str, "Table | str"]):
     graph into Oxigraph and runs them (3.1 s at 10,000 claims with the repository's nine
     queries: 1.9 s of it the loading) while this process plans the pages, the query pages
     last (kb.build). The first read waits for the child; when it failed, the queries are run
-    here, as without it. The graph's blocks must be whole until then (KBGraph.forget)."""
+    here, as without it. The graph's blocks must be whole until then (KBGraph.forget).
+    No time limit, as for the queries run here: a named query calls out to nothing
+    (run_queries), and the child's results are the same on any machine."""
 
     def __init__(self, g: Any, queries: list[Any], timings: dict[str, float]) -> None:
         self._g, self._queries, self._timings = g, queries, timings
         self._done: dict[str, Table | str] | None = None
-        self._child = Forked(lambda: [_plain(r) for r in run_queries(g, queries).values()])
+        self._owner = os.getpid()
+
+        def in_the_child() -> list[Any]:
+            results = run_queries(g, queries)
+            # The answer waits in the pipe until the build reads it, after its plan: the
+            # store (hundreds of MB) need not wait with it.
+            g.__dict__.pop("store", None)
+            return [_as_data(r) for r in results.values()]
+
+        self._child = Forked(in_the_child)
         self.forked = self._child.started
 
     def wait(self) -> dict[str, Table | str]:
+        """The results: the child's, once it has sent them, or made here if it failed."""
         if self._done is None:
+            if os.getpid() != self._owner:  # a process forked since: the child is not its own
+                raise RuntimeError("LaterResults read in a process forked before they came")
             t = time.perf_counter()
             ok, value = self._child.result()
-            made = _unplain(value) if ok else None
+            made = _from_data(value) if ok else None
             if made is not None and len(made) == len(self._queries):
                 self._done = dict(zip([q.name for q in self._queries], made, strict=True))
             else:
@@ -173,15 +189,15 @@ class LaterResults(Mapping[str, "Table | str"]):
 
 # A result as marshal data (kb.forks.Forked): an error's text, or a table's variables, rows
 # of (text, iri) cells and count.
-def _plain(result: Table | str) -> Any:
+def _as_data(result: Table | str) -> Any:
     if isinstance(result, str):
         return result
     return (result.variables, [[(c.text, c.iri) for c in row] for row in result.rows],
             result.count)
 
 
-def _unplain(value: Any) -> list[Table | str] | None:
-    """The child's results, or None when they are not what _plain makes."""
+def _from_data(value: Any) -> list[Table | str] | None:
+    """The child's results, or None when they are not what _as_data makes."""
     try:
         return [v if isinstance(v, str) else
                 Table([str(n) for n in v[0]], [[Cell(str(text), str(iri)) for text, iri in row]

@@ -3,8 +3,10 @@ that wait until another has gone (`ChildPipe`).
 
 Each child forked from the build copies the pages of the build's heap it reads; children that
 each read the whole build (the graph cache's saver, the RDF dumps' process, the claims' CSV),
-run one after the other, do not hold their copies at once. Apart from kb.cache, whose code
-decides the parse and rule caches' keys: a change to this plumbing must not throw them away.
+run one after the other from kb.build.STAGGERED_FROM claims, do not hold their copies at once.
+The named queries' child (kb.extras.LaterResults) is forked below that size only. Apart from
+kb.cache, whose code decides the parse and rule caches' keys: a change to this plumbing must
+not throw them away.
 """
 
 from __future__ import annotations

@@ -120,7 +120,8 @@ class Keys:
         self.m = model
         # A named query → its result (its repr in a key): its page shows it, and no other of
         # claimkb's templates. One of the knowledge base's own may show it anywhere: then every
-        # page. Read only for those keys: the results may still be being made (LaterResults).
+        # page (then they are read here, which waits for them). Else read only for those keys,
+        # the last planned: the results may still be being made (kb.extras.LaterResults).
         self.narrow = not _overrides(root)
         self.results = results if results is not None else {}
         if not self.narrow:
