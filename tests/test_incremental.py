@@ -34,6 +34,8 @@ from kb.pages import build_model
 from kb.render import Extras, Spec, claim_specs, specs
 from kb.search import pagefind_executable
 
+from conftest import REPO
+
 TODAY = dt.date(2026, 11, 28)
 SEARCH = "pagefind" if pagefind_executable() else "json"
 
@@ -121,7 +123,7 @@ def _config(root: Path) -> None:
 
 
 def _template(root: Path) -> None:
-    package = Path(__file__).parent.parent / "kb" / "templates" / "base.html"
+    package = REPO / "kb" / "templates" / "base.html"
     (root / "templates").mkdir()
     text = package.read_text(encoding="utf-8").replace("Skip to content", "Skip to the page")
     (root / "templates" / "base.html").write_text(text, encoding="utf-8")
@@ -220,7 +222,7 @@ def test_incremental_equals_full(kb: Path, tmp_path: Path, change: str) -> None:
 
 
 def _with_queries(root: Path) -> None:
-    shutil.copytree(Path(__file__).parent.parent / "queries", root / "queries")
+    shutil.copytree(REPO / "queries", root / "queries")
 
 
 @pytest.mark.parametrize("keep_graph", [True, False])
@@ -248,7 +250,7 @@ def test_a_changed_query_result_renders_its_page_not_every_page(kb: Path, tmp_pa
 def test_a_template_of_the_knowledge_base_may_show_query_results_anywhere(
         kb: Path, tmp_path: Path, keep_graph: bool) -> None:
     _with_queries(kb)
-    package = Path(__file__).parent.parent / "kb" / "templates" / "entity.html"
+    package = REPO / "kb" / "templates" / "entity.html"
     (kb / "templates").mkdir()
     (kb / "templates" / "entity.html").write_text(package.read_text(encoding="utf-8").replace(
         "{% block main %}", '{% block main %}<p class="counts">'
