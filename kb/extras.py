@@ -102,7 +102,7 @@ def graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
     else:
         extras.results = run_queries(g, extras.queries)
         if not keep_store:
-            g.__dict__.pop("store", None)  # KBGraph.store, made again if ever asked for
+            g.drop_store()
     timings["queries"] = time.perf_counter() - t
     return g, extras
 
@@ -149,7 +149,7 @@ class LaterResults(Mapping[str, "Table | str"]):
             results = run_queries(g, queries)
             # The answer waits in the pipe until the build reads it, after its plan: the
             # store (hundreds of MB) need not wait with it.
-            g.__dict__.pop("store", None)
+            g.drop_store()
             return [_as_data(r) for r in results.values()]
 
         self._child = Forked(in_the_child)
@@ -167,7 +167,7 @@ class LaterResults(Mapping[str, "Table | str"]):
                 self._done = dict(zip([q.name for q in self._queries], made, strict=True))
             else:
                 self._done = run_queries(self._g, self._queries)
-                self._g.__dict__.pop("store", None)  # as graph_extras drops it
+                self._g.drop_store()  # as graph_extras does
             self._g = None
             self._timings["queries"] = self._timings.get("queries", 0.0) + (
                 time.perf_counter() - t)

@@ -65,6 +65,11 @@ class KBGraph:
         store.load(self.nquads(), format=ox.RdfFormat.N_QUADS, lenient=True)
         return store
 
+    def drop_store(self) -> None:
+        """Free the store (`store` makes it again if asked): for a build that has run its
+        queries, whose workers forked later need not hold it."""
+        self.__dict__.pop("store", None)
+
     def named_graphs(self) -> dict[str, str]:
         """Graph IRI → source file (relative path); the vocabulary's graph → "kb:vocab"."""
         return dict(self.graphs)
@@ -104,7 +109,7 @@ class KBGraph:
         wanted = set(keep)
         for name in [name for name in self.triples if name not in wanted]:
             del self.triples[name]  # in place: what holds the dict holds no block either
-        self.__dict__.pop("store", None)
+        self.drop_store()
         self.__dict__.pop("size", None)
 
     @cached_property
