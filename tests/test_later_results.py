@@ -34,10 +34,14 @@ def _never_done(g: Any, queries: list[Any]) -> None:
     threading.Event().wait(60)
 
 
+@pytest.fixture(autouse=True)
+def _forking() -> None:
+    if not can_fork():
+        pytest.skip("nothing is forked: no fork here, or a thread runs beside the tests")
+
+
 @pytest.fixture
 def graph(make_kb: MakeKB) -> tuple[Any, list[Any]]:
-    if not hasattr(os, "fork") or not can_fork():
-        pytest.skip("nothing is forked: no fork here, or a thread runs beside the tests")
     root = make_kb({**RICH, **QUERIES})
     checked = check(root, CheckOptions(today=TODAY, use_cache=False))
     assert not checked.report.errors, list(checked.report)
@@ -93,8 +97,6 @@ def test_a_build_that_drops_the_graph_runs_them_in_a_child(
         make_kb: MakeKB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kb.build import BuildOptions, build_site
 
-    if not hasattr(os, "fork") or not can_fork():
-        pytest.skip("nothing is forked: no fork here, or a thread runs beside the tests")
     root = make_kb({**RICH, **QUERIES})
     ran_in: list[int] = []  # the processes that ran the queries, as this one sees them
     real = kb.extras.run_queries
@@ -124,8 +126,6 @@ def test_a_build_that_fails_after_the_fork_stops_the_child(
     import kb.build
     from kb.build import BuildOptions, build_site
 
-    if not hasattr(os, "fork") or not can_fork():
-        pytest.skip("nothing is forked: no fork here, or a thread runs beside the tests")
     root = make_kb({**RICH, **QUERIES})
     made: list[LaterResults] = []
 
