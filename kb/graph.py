@@ -385,7 +385,8 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
             if g not in reused:
                 store.put_block(g, key, made[g])
         store.save_graphs(set(graph_keys))
-    return KBGraph(iris, dict(sorted(files.items())), triples, assessments, network)
+    return KBGraph(iris, dict(sorted(files.items())), triples, assessments, network,
+                   graph_keys)
 
 
 def _open_cache(checked: Checked, cache: bool | None) -> GraphCache | None:

@@ -132,7 +132,7 @@ class Keys:
                       for f in inputs.records}
         snaps = [(p, digest(d)) for p, d in inputs.snapshots]
         self.snaps = {Path(p).stem: h for p, h in snaps}
-        self.record_lines = record_lines  # claim id → its named graph's block (.ttl/.jsonld)
+        self.record_lines = record_lines  # claim id → what decides its graph's block
         config = root / CONFIG_FILE
         self.common = _h(FORMAT, code_fingerprint(), templates_digest(root),
                          config.read_bytes() if config.is_file() else b"",
@@ -243,8 +243,9 @@ class Keys:
         return hit
 
     def lines(self, cid: str) -> bytes | None:
-        """A digest of the claim's named graph, what its .ttl and .jsonld are written from
-        (one page shows it: not kept). ~120 MB at 10,000 claims: the most costly part."""
+        """A digest of what decides the claim's named graph, which its .ttl and .jsonld are
+        written from (kb.extras.record_lines: the graph cache's key of the block, or the block
+        itself without the cache)."""
         lines = self.record_lines(cid) if self.record_lines is not None else None
         if lines is None:
             return None

@@ -54,6 +54,9 @@ class KBGraph:
     triples: dict[str, bytes]  # named graph IRI → its block (sorted N-Triples, UTF-8)
     assessments: dict[str, Assessment] = field(default_factory=dict)
     network: NetworkReport = field(default_factory=NetworkReport)
+    # named graph IRI → the graph cache's key of its block (kb.graphcache: a digest of all the
+    # block is made from, with the code and kb.toml in the cache's own key); empty without one
+    block_keys: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def store(self) -> ox.Store:
@@ -109,6 +112,7 @@ class KBGraph:
         wanted = set(keep)
         for name in [name for name in self.triples if name not in wanted]:
             del self.triples[name]  # in place: what holds the dict holds no block either
+            self.block_keys.pop(name, None)
         self.drop_store()
         self.__dict__.pop("size", None)
 

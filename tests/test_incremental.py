@@ -24,10 +24,11 @@ from bench.generate import generate
 from kb.build import BuildOptions, BuildResult, build_site
 from kb.check import CheckOptions, check
 from kb.cli import main
-from kb.extras import LaterResults
+from kb.extras import LaterResults, record_lines
 from kb.forks import can_fork
 from kb.graph import build_graph
 from kb.incremental import Keys, _key, _plain
+from kb.kbgraph import KBGraph
 from kb.load import read_inputs
 from kb.manifest import manifest_path
 from kb.pages import build_model
@@ -607,6 +608,38 @@ def test_a_graph_block_is_in_the_key(generated: Path) -> None:
     assert one.claim(cid) == same.claim(cid) != other.claim(cid)
     none, _ = make_keys(generated, lambda c: None)
     assert none.lines(cid) is None and none.claim(cid) != one.claim(cid)
+
+
+def test_a_claims_graph_is_in_its_key_by_the_graph_caches_key(generated: Path,
+                                                               tmp_path: Path) -> None:
+    """With the graph cache, what stands for a claim's block in its page key is the cache's key
+    of the block (a digest of all the block is made from), not the block's bytes; an edit that
+    changes the block changes that key. Without the cache, it is the block."""
+    root = tmp_path / "kb"
+    shutil.copytree(generated, root)
+
+    def graph(cache: bool) -> tuple[KBGraph, str, Callable[[str], Lines]]:
+        inputs = read_inputs(root)
+        checked = check(root, CheckOptions(today=TODAY), inputs)
+        g = build_graph(checked, {}, cache=cache,
+                        digests={f.path: f.digest for f in inputs.records})
+        return g, min(checked.kb.claims), record_lines(g)
+
+    g, cid, lines = graph(True)
+    iri = g.iris.graph("claim", cid)
+    key = g.block_keys[iri]
+    assert lines(cid) == b"graph cache key\x00" + key.encode()
+    plain, _, plain_lines = graph(False)
+    assert plain.block_keys == {}
+    assert plain_lines(cid) == plain.triples[iri] == g.triples[iri]
+
+    path = next(p for p in root.rglob("*.yaml") if p.read_text().startswith(f"id: {cid}\n"))
+    text = path.read_text()
+    start = text.index("\nclaim: ") + len("\nclaim: ")
+    path.write_text(text[:start] + '"Edited. ' + text[start + 1:])
+    edited, _, edited_lines = graph(True)
+    assert edited.triples[iri] != g.triples[iri]
+    assert edited_lines(cid) != lines(cid)
 
 
 def test_key_parts_are_unambiguous() -> None:
