@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from kb import model as m
 
 PEERS = 24  # claims in a quantity chart, at most
+SHOWN = 200  # claims of a unit on the figures' page (templates/quantities.html), at most
 
 
 class QuantityViews:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from kb import jsonld
+from kb import jsonld, quantities
 from kb.charts import Bar, human, status_bars
 from kb.pages import (
     ICONS,
@@ -158,7 +158,8 @@ def make_env(root: Path | None) -> jinja2.Environment:
     env.globals.update(ICONS=ICONS, STATUS=STATUS, STATUS_SCALE=STATUS_SCALE,
                        STANCE_LABELS=STANCE_LABELS, RELATION_WORDS=RELATION_WORDS, TERMS=TERMS,
                        repo_links=repo_links, badge=badge, claim_link=claim_link,
-                       claim_list=claim_list, entity_link=entity_link, source_link=source_link)
+                       claim_list=claim_list, entity_link=entity_link, source_link=source_link,
+                       QUANTITIES_SHOWN=quantities.SHOWN)
     return env
 
 

@@ -369,6 +369,34 @@ def test_an_edit_the_rows_do_not_show_keeps_the_listings(kb: Path, tmp_path: Pat
     assert_same_site(site, tmp_path / "fresh")
 
 
+INDEXES = ("sources/index.html", "entities/index.html", "quantities/index.html")
+
+
+def test_the_indexes_are_made_again_only_for_what_their_rows_show(kb: Path,
+                                                                   tmp_path: Path) -> None:
+    """The indexes of sources, entities and figures are keyed by what their rows show: a review
+    keeps all three; a source's title, an entity's name, a figure each change their own."""
+    site = tmp_path / "site"
+
+    def inodes() -> dict[str, int]:
+        return {p: (site / p).stat().st_ino for p in INDEXES}
+
+    build(kb, site)
+    before = inodes()
+    _review(kb)
+    assert build(kb, site).rendered > 0
+    assert inodes() == before  # the same files: kept, not rendered again
+    for change, index in ((_source, "sources"), (_entity, "entities"),
+                          (_quantity, "quantities")):
+        change(kb)
+        build(kb, site)
+        after = inodes()
+        assert [p for p in INDEXES if after[p] != before[p]] == [f"{index}/index.html"]
+        before = after
+    build(kb, tmp_path / "fresh", incremental=False)
+    assert_same_site(site, tmp_path / "fresh")
+
+
 def test_a_template_of_the_knowledge_base_may_show_more_than_rows(kb: Path,
                                                                   tmp_path: Path) -> None:
     # An override may show anything of a claim in a listing: then a listing's key holds its
