@@ -151,9 +151,14 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # ~1 GB of its pages at 100,000 claims while the planning went on). After an edit the
         # few pages are rendered here, and the CSV is made beside the planning.
         with_pages = ("csv",) if manifest is None and large else ()
+        # After an edit, the CSV is made here from the last build's rows (kb.csvmemo): a
+        # process forked for it slowed the model's building beside it more than it saved.
+        csv_memo = (manifest is not None and options.check.use_cache and bool(g.block_keys)
+                    and "csv" not in with_pages)
         dumps = Workers(State(None, extras, root, staging.path, checked,
                               cache=options.check.use_cache),
-                        dump_tasks([name for name, _label in DUMPS if name not in with_pages],
+                        dump_tasks([name for name, _label in DUMPS if name not in with_pages
+                                    and not (csv_memo and name == "csv")],
                                    every), options.jobs,
                         parallel=large, per_task=True,
                         staggered=len(kb.claims) >= STAGGERED_FROM)
@@ -197,6 +202,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         statics = static_files(root)
         check_unique([*page_keys, *dump_paths(extras), *(p.path for p in statics),
                       "sitemap.xml", *(["search/index.json"] if engine == "json" else [])])
+        if csv_memo:
+            statics.append(_claims_csv(root, checked, g))
         records = () if every or not extras.record_alternates else tuple(
             dict(s.extra)["id"] for s in todo if s.template == "claim.html")
         if not options.keep_graph and dumps.forked and len(todo) >= PARALLEL_FROM:
@@ -249,6 +256,17 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     result.search = engine
     result.rendered = len(todo)
     return result
+
+
+def _claims_csv(root: Path, checked: Checked, g: Any) -> Page:
+    """data/claims.csv, from the last build's rows where their claims' graphs are unchanged."""
+    from kb import csvmemo
+    from kb.export import CSV_FILE, claims_csv_lines
+
+    known = csvmemo.load_lines(root, g.iris.base)
+    data, lines = claims_csv_lines(checked, g, known)
+    csvmemo.save_lines(root, g.iris.base, lines, known)
+    return Page(CSV_FILE, data)
 
 
 def _as_recorded(manifest: Any, scan: Any) -> bool:

@@ -149,6 +149,7 @@ def record_text(lines: list[str], prefixes: Mapping[str, str], fmt: str) -> byte
     return write(lines, prefixes)
 
 
+CSV_FILE = "data/claims.csv"  # in the site
 CSV_COLUMNS = ("id", "claim", "kind", "status", "derived_status", "verdict", "claimant", "about",
                "period", "quantity_value", "quantity_unit", "supports", "partly_supports",
                "partly_refutes", "refutes", "context", "independent_sources", "last_review",
@@ -157,13 +158,36 @@ CSV_COLUMNS = ("id", "claim", "kind", "status", "derived_status", "verdict", "cl
 
 def claims_csv(checked: Checked, g: KBGraph) -> bytes:
     """One row per claim, sorted by id; lists are joined with "; "."""
+    return claims_csv_lines(checked, g)[0]
+
+
+CsvLines = dict[str, tuple[str, str]]  # claim id → (its graph's block key, its row as CSV)
+
+
+def claims_csv_lines(checked: Checked, g: KBGraph, known: CsvLines | None = None
+                     ) -> tuple[bytes, CsvLines]:
+    """The claims' CSV, and each row under its claim's graph block key (KBGraph.block_keys: a
+    digest of the claim's file, assessment and independent sources, all a row shows). Rows
+    of `known` (from an earlier build, under the same code and kb.toml: kb.csvmemo) whose key
+    is the same are taken as they are: 0.1 s to write 10,000 rows, 0.01 s to reuse them."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
+    out = [buf.getvalue()]
+    block_keys, graph, known = g.block_keys, g.iris.graph, known or {}
+    lines: CsvLines = {}
     for cid in sorted(checked.kb.claims):
+        key = block_keys.get(graph("claim", cid))
+        hit = known.get(cid) if key else None
+        if hit is not None and hit[0] == key:
+            out.append(hit[1])
+            lines[cid] = hit
+            continue
         c = checked.kb.claims[cid]
         a = g.assessments[cid]
         counts = dict(a.counts)
+        buf.seek(0)
+        buf.truncate()
         w.writerow([
             cid, c.claim, c.kind, a.status, a.derived, a.verdict or "",
             c.claimant.id if c.claimant else "", "; ".join(r.id for r in c.about),
@@ -176,7 +200,10 @@ def claims_csv(checked: Checked, g: KBGraph) -> bytes:
             "true" if a.due_for_review else "false", "; ".join(c.tags),
             g.iris.page("claim", cid),
         ])
-    return buf.getvalue().encode("utf-8")
+        out.append(line := buf.getvalue())
+        if key:
+            lines[cid] = (key, line)
+    return "".join(out).encode("utf-8"), lines
 
 
 SUBJECT_KEY_SIZE = 16

@@ -87,7 +87,7 @@ def graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
     g = build_graph(checked, histories, cache=use_cache, digests=digests)
     timings["graph"] = time.perf_counter() - t
     extras = Extras()
-    files = {**export.DUMP_FILES, "csv": "data/claims.csv", "void": "data/void.ttl"}
+    files = {**export.DUMP_FILES, "csv": export.CSV_FILE, "void": "data/void.ttl"}
     media = {**export.MEDIA_TYPES, "csv": "text/csv", "void": "text/turtle"}
     order = ("ttl", "nt", "trig", "jsonld", "csv", "void")  # as the data page lists them
     labels = dict(DUMPS)

@@ -80,7 +80,7 @@ def _dump(state: State, task: Task, put: Callable[[Page], None],
 
     g, name = state.extras.graph, task.dump
     if name == "csv":
-        put(Page("data/claims.csv", export.claims_csv(state.checked, g)))
+        put(Page(export.CSV_FILE, export.claims_csv(state.checked, g)))
     elif name == RDF:
         from kb import gzdumps
 

@@ -17,7 +17,7 @@ from rdf_compare import plain
 from rdflib import Dataset, Graph
 from rdflib.compare import isomorphic
 
-from kb import export, gzdumps
+from kb import csvmemo, export, gzdumps
 from kb.check import check
 from kb.cli import main
 from kb.export import (
@@ -26,6 +26,7 @@ from kb.export import (
     FORMATS,
     SITE_DUMPS,
     claims_csv,
+    claims_csv_lines,
     dump,
     record_dump,
     void,
@@ -134,6 +135,34 @@ def test_claims_csv(g: KBGraph, root: Path) -> None:
     assert by_id["trade-fall-2025"]["refutes"] == "1"
     assert by_id["growth-needs-fall"]["independent_sources"] == "1"
     assert by_id["opinion"]["due_for_review"] == "true"
+
+
+def test_claims_csv_rows_are_reused_only_under_their_graphs_key(root: Path) -> None:
+    """An edit build takes the last build's CSV rows (kb.csvmemo) where the claim's graph block
+    key, a digest of all a row shows, is the same; without the graph cache, none."""
+    checked = check(root)
+    g = build_graph(checked, cache=True)
+    whole, lines = claims_csv_lines(checked, g)
+    assert whole == claims_csv(checked, build_graph(checked, cache=False))
+    assert set(lines) == set(checked.kb.claims)
+    a, b = sorted(lines)[:2]
+    known = {**lines, a: (lines[a][0], "kept,as,it,was\n"), b: ("another key", "stale\n")}
+    again, kept = claims_csv_lines(checked, g, known)
+    assert again.decode().replace("kept,as,it,was\n", lines[a][1]) == whole.decode()
+    assert b"stale" not in again and kept[b] == lines[b]
+    out, none = claims_csv_lines(checked, build_graph(checked, cache=False), known)
+    assert out == whole and none == {}
+
+
+def test_csv_memo_is_read_back_only_under_the_same_base_and_whole(tmp_path: Path) -> None:
+    root = tmp_path / "kb"
+    lines = {"a": ("key", "a,1\n")}
+    csvmemo.save_lines(root, "https://example.org/", lines, {}, tmp_path)
+    assert csvmemo.load_lines(root, "https://example.org/", tmp_path) == lines
+    assert csvmemo.load_lines(root, "https://example.net/", tmp_path) == {}
+    path = csvmemo.memo_path(root, tmp_path)
+    path.write_bytes(path.read_bytes()[:-3])
+    assert csvmemo.load_lines(root, "https://example.org/", tmp_path) == {}
 
 
 def test_void_description(g: KBGraph) -> None:
