@@ -351,7 +351,8 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
     if store is None:
         network = analyse(kb, assessments)
     else:
-        network = store.network(keys.network(), lambda: analyse(kb, assessments))
+        network = store.network(keys.network(store.parts), lambda: analyse(kb, assessments))
+        store.keep_parts(keys.parts)
     b = _Builder(checked, assessments, network)
     iris = b.iris
     files = {iris.vocab_graph: "kb:vocab", iris.settings_graph: "kb.toml"}

@@ -474,6 +474,63 @@ def test_an_appearance_of_a_missing_source_changes_the_network_key(make_kb: Make
     assert Keys(kb_, assessments, {}).network() != key
 
 
+def test_each_files_part_of_the_network_key_is_kept_under_its_digest(make_kb: MakeKB) -> None:
+    """Keys.network digests what each file says of the network on its own, under the file's
+    digest: the last build's parts give the same key; a part is what decides the key (a wrong
+    one changes it); a review leaves the claim's part as it was, a stance does not."""
+    from kb.graphcache import Keys
+
+    root = make_kb(RICH)
+
+    def keys() -> Keys:
+        inputs = read_inputs(root)
+        checked = check(root, CheckOptions(), inputs)
+        assert not checked.report.errors, [str(p) for p in checked.report.errors]
+        assessments = {cid: checked.context.assessment(c) for cid, c in checked.kb.claims.items()}
+        return Keys(checked.kb, assessments, {}, {f.path: f.digest for f in inputs.records})
+
+    first = keys()
+    key = first.network()
+    parts = first.parts
+    assert len(parts) == len(first.kb.claims) + len(first.kb.sources)
+    again = keys()
+    assert again.network(parts) == key and again.parts == parts
+    wrong = dict.fromkeys(parts, b"\0" * 16)
+    assert keys().network(wrong) != key  # the parts given are the ones used
+
+    claim = root / "claims" / "opinion.yaml"
+
+    def part() -> bytes:  # the claim's own part, under its file's digest
+        return parts[f"c{digest(claim.read_bytes())}"]
+
+    before = part()
+    claim.write_text(claim.read_text(encoding="utf-8").replace(
+        "reviews:\n", "reviews:\n  - {by: someone, date: 2024-02-02}\n"), "utf-8")
+    reviewed = keys()
+    assert reviewed.network(parts) == key
+    parts = reviewed.parts
+    assert part() == before
+    evidence = 'evidence:\n  - {source: article, stance: refutes, quote: "the value of trade"}\n'
+    claim.write_text(claim.read_text(encoding="utf-8").replace(
+        "appearances:\n", evidence + "appearances:\n"), "utf-8")
+    refuted = keys()
+    assert refuted.network(parts) != key
+    parts = refuted.parts
+    assert part() != before
+
+
+def test_the_network_keys_parts_are_saved_and_read_back(tmp_path: Path) -> None:
+    from kb.config import Config
+
+    cache = GraphCache(tmp_path, Config())
+    assert cache.parts == {}
+    cache.keep_parts({"cabc": b"x" * 16})
+    cache.save_graphs(set())
+    assert GraphCache(tmp_path, Config()).parts == {"cabc": b"x" * 16}
+    (cache.folder / "network-parts.pickle").write_bytes(pickle.dumps((cache.key, {"c": 1})))
+    assert GraphCache(tmp_path, Config()).parts == {}  # not as saved: not trusted
+
+
 def test_a_save_in_the_background_is_waited_for_before_reading(tmp_path: Path) -> None:
     from kb.config import Config
 
