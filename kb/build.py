@@ -163,7 +163,9 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
                                     and not (csv_memo and name == "csv")],
                                    every), options.jobs,
                         parallel=large, per_task=True,
-                        staggered=len(kb.claims) >= STAGGERED_FROM)
+                        staggered=len(kb.claims) >= STAGGERED_FROM,
+                        # after an edit: the blocks the graph cache holds, by their keys
+                        by_reference=manifest is not None and len(kb.claims) < STAGGERED_FROM)
 
         # -- plan: which pages must be rendered, which are kept from the last site -------------
         t = time.perf_counter()
@@ -208,7 +210,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             statics.append(_claims_csv(root, checked, g))
         records = () if every or not extras.record_alternates else tuple(
             dict(s.extra)["id"] for s in todo if s.template == "claim.html")
-        if not options.keep_graph and dumps.forked and len(todo) >= PARALLEL_FROM:
+        if (not options.keep_graph and dumps.forked and not dumps.by_reference
+                and len(todo) >= PARALLEL_FROM):
             # The dumps' processes have their own; the page worker forked next needs only
             # these claims' graphs (their .ttl and .jsonld). The keys are made: `keys` must
             # not be asked for another (kb.incremental.Keys.lines reads the blocks).

@@ -111,6 +111,10 @@ def shard_of(path: str) -> int:
     return zlib.crc32(path.encode()) % SHARDS
 
 
+def shard_file(folder: Path, index: int) -> Path:
+    return folder / f"{index:02x}.pickle"
+
+
 def _well_formed(item: tuple[Any, Any]) -> bool:
     """An entry as put() writes it: (kind, path) -> (digest, (record, problems))."""
     k, v = item
@@ -143,7 +147,7 @@ class ParseCache:
         wait_for_saves()
 
     def shard_path(self, index: int) -> Path:
-        return self.folder / f"{index:02x}.pickle"
+        return shard_file(self.folder, index)
 
     def fingerprint(self) -> str:
         return code_fingerprint(PARSER_MODULES)

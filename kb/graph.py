@@ -16,7 +16,7 @@ from kb import model as m
 from kb.check import Checked
 from kb.graphcache import GraphCache, Keys
 from kb.history import Commit
-from kb.kbgraph import KBGraph, block_of, lines_of
+from kb.kbgraph import KBGraph, Stored, block_of, lines_of
 from kb.load import kind_of
 from kb.namespaces import (
     CITO_IRI,
@@ -386,8 +386,9 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
             if g not in reused:
                 store.put_block(g, key, made[g])
         store.save_graphs(set(graph_keys))
+    stored = None if store is None else Stored(str(store.folder), store.key, frozenset(reused))
     return KBGraph(iris, dict(sorted(files.items())), triples, assessments, network,
-                   graph_keys)
+                   graph_keys, stored)
 
 
 def _open_cache(checked: Checked, cache: bool | None) -> GraphCache | None:

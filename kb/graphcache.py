@@ -31,6 +31,8 @@ from kb.cache import (
     code_fingerprint,
     fork_child,
     read_pickle,
+    shard_file,
+    shard_of,
     write_pickle,
 )
 from kb.forks import SIBLING_WAIT, ChildPipe, wait_for_ends
@@ -204,6 +206,28 @@ def digest_of(*parts: object) -> str:
 
 
 KIND = "graph"  # the one kind of entry: (KIND, graph IRI) → (its key, its block)
+
+
+class StoredBlocks:
+    """The blocks a graph cache holds on disk, read back a shard at a time, as they are asked
+    for, by a process that has not the build's memory (kb.dumpsproc, given a
+    kb.kbgraph.Stored's folder and key). A block is given only under the key asked for."""
+
+    def __init__(self, folder: str, key: object) -> None:
+        self.folder, self.key = Path(folder), key
+        self._shards: dict[int, dict[Any, Any]] = {}
+
+    def block(self, graph_iri: str, key: str) -> bytes | None:
+        index = shard_of(graph_iri)
+        entries = self._shards.get(index)
+        if entries is None:
+            value = read_pickle(shard_file(self.folder, index), self.key)
+            entries = self._shards[index] = value if isinstance(value, dict) else {}
+        entry = entries.get((KIND, graph_iri))
+        if (type(entry) is tuple and len(entry) == 2 and entry[0] == key
+                and type(entry[1]) is bytes):
+            return entry[1]
+        return None
 
 
 # Children writing this cache. Only they are waited for before it is read: ParseCache waits

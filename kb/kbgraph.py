@@ -31,6 +31,17 @@ def lines_of(block: bytes) -> list[str]:
     return block.decode("utf-8").split(" .\n")[:-1]
 
 
+@dataclass(frozen=True)
+class Stored:
+    """Where the graph cache (kb.graphcache) keeps the blocks of `graphs` on disk, each under
+    its key in KBGraph.block_keys: a process that has not the build's memory can read them
+    there (kb.dumpsproc) rather than be handed them."""
+
+    folder: str
+    key: tuple[object, ...]  # the cache's own key: its files are read only under it
+    graphs: frozenset[str]
+
+
 @dataclass
 class KBGraph:
     """The graph of a knowledge base, and what was worked out on the way.
@@ -57,6 +68,7 @@ class KBGraph:
     # named graph IRI → the graph cache's key of its block (kb.graphcache: a digest of all the
     # block is made from, with the code and kb.toml in the cache's own key); empty without one
     block_keys: dict[str, str] = field(default_factory=dict)
+    stored: Stored | None = None  # the blocks read from the graph cache, and where it is
 
     @cached_property
     def store(self) -> ox.Store:

@@ -27,6 +27,7 @@ from typing import Any
 
 from kb import render
 from kb.cache import freeze_for_fork
+from kb.dumpsproc import Stale
 from kb.forks import SIBLING_WAIT, ChildPipe, wait_for_ends
 from kb.render import Extras, Spec
 from kb.write import Done, Page, Recording, SiteWriter, WorkerDied, answer, scratch_file
@@ -141,13 +142,17 @@ def _run_and_send(task: Task, sender: Any, after: int | None = None) -> None:
     sender.close()
 
 
-def _spill_and_become(task: Task, sender: Any, spilled: ChildPipe | None = None) -> None:
+def _spill_and_become(task: Task, sender: Any, spilled: ChildPipe | None = None,
+                      by_reference: bool = False) -> None:
     """The RDF dumps' process: the graph written into a file and a new interpreter in this
     process's place, which reads it and answers (kb.dumpsproc); where that cannot be done
     (no room for the file, no interpreter to run), the task is run here, as any other.
 
     `spilled`: a pipe whose write end this process holds until the graph is in the file (the
-    exec closes it), for the data tasks forked beside it to wait on."""
+    exec closes it), for the data tasks forked beside it to wait on. `by_reference`: the
+    graphs the graph cache holds are named by their keys there (kb.dumpsproc.by_reference),
+    so that this process, which shares the build's memory and so makes the build copy each
+    page it writes meanwhile, lives milliseconds instead of the time to write every block."""
     from kb import dumpsproc, graphcache, gzdumps
 
     assert _STATE is not None
@@ -156,12 +161,10 @@ def _spill_and_become(task: Task, sender: Any, spilled: ChildPipe | None = None)
         spilled.child_side()
     graphcache.wait_in_sibling()  # a cold cache's saver reads every block too: not both at once
     try:
-        given = gzdumps.DumpInput.of(_STATE.extras.graph)
-        folder = dumps_cache(_STATE)
-        job = dumpsproc.Job(given.iris.base, given.title, given.example, task.claims,
-                            None if folder is None else str(folder), str(_STATE.staging))
+        job = _job(_STATE, task, by_reference)
         fd = scratch_file(_STATE.staging.parent)
-        dumpsproc.spill(fd, job, given.graphs)
+        dumpsproc.spill(fd, job, dumpsproc.by_reference(_STATE.extras.graph) if job.stored
+                        else gzdumps.DumpInput.of(_STATE.extras.graph).graphs)
         dumpsproc.become(fd, sender.fileno())
     except Exception:  # no room for the file …: the dumps are made here, as any task
         pass
@@ -170,6 +173,13 @@ def _spill_and_become(task: Task, sender: Any, spilled: ChildPipe | None = None)
     if spilled is not None:
         spilled.release()  # the others need not wait for the dumps themselves
     _run_and_send(task, sender)
+
+
+def _job(state: State, task: Task, by_reference: bool) -> Any:
+    from kb import dumpsproc
+
+    return dumpsproc.job_for(state.extras.graph, task.claims, dumps_cache(state),
+                             state.staging, by_reference)
 
 
 def dump_tasks(dumps: list[str], claims: tuple[str, ...]) -> list[Task]:
@@ -221,13 +231,19 @@ class Workers:
     when `results()` is read."""
 
     def __init__(self, state: State, work: list[Task], jobs: int | None = None,
-                 parallel: bool = True, per_task: bool = False, staggered: bool = False
-                 ) -> None:
+                 parallel: bool = True, per_task: bool = False, staggered: bool = False,
+                 by_reference: bool = False) -> None:
         global _STATE, _WRITER, _WORK
         self.state, self.work = state, work
         self.jobs = jobs or min(2, os.cpu_count() or 1)
         self._results: Iterator[Done] | None = None
         self._procs: dict[Any, Any] = {}  # this end of a worker's connection → its process
+        # The RDF dumps' process names the graph cache's blocks by their keys (see
+        # _spill_and_become): the build must keep its own blocks (KBGraph.forget) until the
+        # dumps are made, to make them again should the cache have changed meanwhile.
+        stored = getattr(state.extras.graph, "stored", None)
+        self.by_reference = by_reference and stored is not None and bool(stored.graphs)
+        self._rdf: tuple[Any, Task] | None = None  # its connection, and its task
         if not (parallel and work and self.jobs > 1
                 and "fork" in multiprocessing.get_all_start_methods()):
             return
@@ -266,6 +282,8 @@ class Workers:
         spilled: int | None = None  # the read end the data tasks wait on
         try:
             for task in work:
+                if task.dump == RDF and self.by_reference and self._spawn_rdf(task):
+                    continue
                 reader, sender = context.Pipe(duplex=False)
                 pipe: ChildPipe | None = None
                 started = False
@@ -275,7 +293,8 @@ class Workers:
                             with suppress(OSError):  # no descriptor left: not staggered
                                 pipe = ChildPipe()
                         proc = context.Process(target=_spill_and_become,
-                                               args=(task, sender, pipe))
+                                               args=(task, sender, pipe, self.by_reference))
+                        self._rdf = (reader, task)
                     else:
                         proc = context.Process(target=_run_and_send,
                                                args=(task, sender, spilled))
@@ -303,10 +322,40 @@ class Workers:
                 reader: Any = ready
                 try:
                     done = _received(reader)
+                except Stale:
+                    # The graph cache changed under the dumps' process (another build of the
+                    # same knowledge base, a cleared cache): they are made again from the
+                    # blocks this process holds, as without the cache.
+                    assert self._rdf is not None and self._rdf[0] is reader
+                    self._start_rdf_again(self._rdf[1])
+                    continue
                 finally:  # its task is over, answered or not
                     self._procs.pop(reader).join()
                     reader.close()
                 yield done
+
+    def _spawn_rdf(self, task: Task) -> bool:
+        """The RDF dumps' process, started without a fork (kb.dumpsproc.start); False when it
+        cannot be (then it is forked)."""
+        from kb import dumpsproc
+
+        started = dumpsproc.start(_job(self.state, task, True), self.state.extras.graph,
+                                  self.state.staging.parent)
+        if started is None:
+            return False
+        reader, proc = started
+        self._procs[reader] = proc
+        self._rdf = (reader, task)
+        return True
+
+    def _start_rdf_again(self, task: Task) -> None:
+        """The dumps' process forked, and handed every block (the cache is not trusted)."""
+        global _STATE
+        self.by_reference, _STATE = False, self.state
+        try:
+            self._fork_per_task(multiprocessing.get_context("fork"), [task], False)
+        finally:
+            _STATE = None
 
     def _shared(self) -> Iterator[Done]:
         """Tasks handed out one at a time, in order, to the workers (two ahead, so that none

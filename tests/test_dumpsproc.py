@@ -13,10 +13,11 @@ from kb import dumpsproc, gzdumps, produce
 from kb.check import check
 from kb.forks import ChildPipe
 from kb.graph import build_graph
+from kb.graphcache import StoredBlocks
 from kb.kbgraph import KBGraph
 from kb.produce import RDF, State, Task, Workers, run_task
 from kb.render import Extras
-from kb.write import scratch_file
+from kb.write import Page, SiteWriter, scratch_file
 
 from conftest import MakeKB
 
@@ -65,15 +66,18 @@ def test_a_spill_file_gives_back_the_job_and_the_graphs(g: KBGraph, tmp_path: Pa
         os.close(fd)
 
 
-def _made(g: KBGraph, tmp_path: Path, name: str, parallel: bool) -> tuple[dict[str, bytes], bool]:
+def _made(g: KBGraph, tmp_path: Path, name: str, parallel: bool, by_reference: bool = False
+          ) -> tuple[dict[str, bytes], bool]:
     claims = tuple(sorted(g.assessments))[:3]
     state = _state(g, tmp_path / name / "staging")
     task = Task(dump=RDF, claims=claims)
     if not parallel:
         done = run_task(state, task)
         return _files(state.staging), done.fresh
-    workers = Workers(state, [task], jobs=2, per_task=True)
+    workers = Workers(state, [task], jobs=2, per_task=True, by_reference=by_reference)
     try:
+        assert by_reference == any(isinstance(p, dumpsproc.Spawned)
+                                   for p in workers._procs.values())
         (done,) = list(workers.results())
     finally:
         workers.close()
@@ -106,6 +110,82 @@ def test_when_it_cannot_be_the_fork_makes_the_dumps(
         monkeypatch.setattr(produce, "scratch_file", full)
     there, fresh = _made(g, tmp_path, "there", parallel=True)
     assert not fresh and there == here
+
+
+@pytest.fixture
+def cached(make_kb: MakeKB) -> KBGraph:
+    """A graph whose record blocks were all read from the graph cache (a second build)."""
+    root = make_kb(RICH)
+    build_graph(check(root))  # fills the cache
+    g = build_graph(check(root))
+    assert g.stored is not None and len(g.stored.graphs) == len(g.graphs) - 2  # not vocab, kb.toml
+    return g
+
+
+def test_graphs_the_cache_holds_are_spilled_by_their_keys(cached: KBGraph,
+                                                          tmp_path: Path) -> None:
+    assert cached.stored is not None
+    graphs = list(gzdumps.DumpInput.of(cached).graphs)
+    refs = list(dumpsproc.by_reference(cached))
+    assert [name for name, _ in refs] == [name for name, _ in graphs]
+    assert {name for name, ref in refs if isinstance(ref, str)} == (
+        cached.stored.graphs & {name for name, _ in graphs})
+    job = dumpsproc.Job(cached.iris.base, None, None, (), None, "/x",
+                        (cached.stored.folder, cached.stored.key))
+    fd = scratch_file(tmp_path)
+    try:
+        dumpsproc.spill(fd, job, refs)
+        assert os.fstat(fd).st_size < sum(len(block) for _, block in graphs)
+        with open(fd, "rb", closefd=False) as fh:
+            fh.seek(0)
+            assert dumpsproc.read_job(fh) == job
+            assert list(dumpsproc.read_graphs(fh, StoredBlocks(*job.stored).block)) == graphs
+            fh.seek(0)
+            dumpsproc.read_job(fh)
+            other = StoredBlocks(cached.stored.folder, ("another key",))
+            with pytest.raises(dumpsproc.Stale):
+                list(dumpsproc.read_graphs(fh, other.block))
+    finally:
+        os.close(fd)
+
+
+def test_after_an_edit_the_dumps_process_is_spawned_and_reads_the_cache(
+        cached: KBGraph, tmp_path: Path) -> None:
+    here, _ = _made(cached, tmp_path, "here", parallel=False)
+    there, fresh = _made(cached, tmp_path, "there", parallel=True, by_reference=True)
+    assert fresh and there == here
+
+
+def test_when_the_cache_changed_meanwhile_the_dumps_are_made_again(
+        cached: KBGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key the cache no longer holds (another build of the same knowledge base, a cleared
+    cache) makes the spawned process remove what it wrote and fail; the dumps are then made
+    from the build's own blocks, as without the cache."""
+    here, _ = _made(cached, tmp_path, "here", parallel=False)
+    last = [name for name, ref in dumpsproc.by_reference(cached) if isinstance(ref, str)][-1]
+    cached.block_keys[last] = "a key the cache does not hold"
+    again: list[Task] = []
+    start_again = Workers._start_rdf_again
+
+    def spy(self: Workers, task: Task) -> None:
+        again.append(task)
+        start_again(self, task)
+
+    monkeypatch.setattr(Workers, "_start_rdf_again", spy)
+    there, _ = _made(cached, tmp_path, "there", parallel=True, by_reference=True)
+    assert len(again) == 1 and there == here
+
+
+def test_a_writer_discards_what_it_wrote(tmp_path: Path) -> None:
+    (tmp_path / "other.txt").write_text("not this writer's")
+    writer = SiteWriter(tmp_path)
+    writer.write(Page("a/one.html", b"1"))
+    writer.append("data/big.gz", b"part")
+    writer.discard()
+    assert _files(tmp_path) == {"other.txt": b"not this writer's"}
+    again = SiteWriter(tmp_path)
+    again.write(Page("a/one.html", b"1"))
+    assert _files(tmp_path)["a/one.html"] == b"1"
 
 
 def test_the_scratch_file_has_no_name_without_o_tmpfile(
