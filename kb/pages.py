@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -166,16 +167,18 @@ class SiteModel(QuantityViews):
                     counts[ref.id] += 1
         return sorted(counts, key=lambda k: (-counts[k], k))
 
+    # The newest n of every review: heapq.nsmallest gives what sorted(...)[:n] gives (the keys
+    # are unique), without sorting 15,000 reviews at 10,000 claims for the 50 the feed shows.
     def recently_reviewed(self, n: int = 8) -> list[str]:
-        dated = [(a.last_review, cid) for cid, a in self.assessments.items() if a.last_review]
-        return [cid for _, cid in sorted(dated, key=lambda t: (-t[0].toordinal(), t[1]))[:n]]
+        dated = ((a.last_review, cid) for cid, a in self.assessments.items() if a.last_review)
+        return [cid for _, cid in heapq.nsmallest(n, dated,
+                                                  key=lambda t: (-t[0].toordinal(), t[1]))]
 
     def review_entries(self, n: int = 50) -> list[tuple[dt.date, str, int, m.Review]]:
         """The newest reviews, newest first: the Atom feed's entries."""
-        out = [(r.date, cid, i, r) for cid in self.claim_ids
-               for i, r in enumerate(self.kb.claims[cid].reviews, 1) if r.date]
-        out.sort(key=lambda t: (-t[0].toordinal(), t[1], t[2]))
-        return out[:n]
+        out = ((r.date, cid, i, r) for cid in self.claim_ids
+               for i, r in enumerate(self.kb.claims[cid].reviews, 1) if r.date)
+        return heapq.nsmallest(n, out, key=lambda t: (-t[0].toordinal(), t[1], t[2]))
 
     def segments(self, source_id: str) -> list[Segment]:
         """The snapshot cut at every quote boundary, for the annotated text."""

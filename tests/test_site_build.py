@@ -256,6 +256,28 @@ def test_feed_sitemap_and_downloads(site: Path) -> None:
     assert b"graph/claim/hostile" in trig and not (site / "data" / "kb.trig").exists()
 
 
+def test_the_newest_reviews_are_those_a_whole_sort_gives(generated: Path) -> None:
+    """The feed and the home page take the newest reviews without sorting them all: the same
+    entries, in the same order, as sorting every review."""
+    from kb.check import check
+    from kb.graph import build_graph
+    from kb.pages import build_model
+
+    checked = check(generated, CheckOptions(today=dt.date(2026, 11, 28)))
+    g = build_graph(checked)
+    model = build_model(checked.kb, checked.config, checked.context.today, {},
+                        g.network.independent_sources, g.assessments)
+    every = sorted(((r.date, cid, i, r) for cid in model.claim_ids
+                    for i, r in enumerate(checked.kb.claims[cid].reviews, 1) if r.date),
+                   key=lambda t: (-t[0].toordinal(), t[1], t[2]))
+    assert len(every) > 50
+    for n in (1, 8, 50, len(every) + 5):
+        assert model.review_entries(n) == every[:n]
+    dated = sorted(((a.last_review, cid) for cid, a in model.assessments.items()
+                    if a.last_review), key=lambda t: (-t[0].toordinal(), t[1]))
+    assert model.recently_reviewed(8) == [cid for _, cid in dated[:8]]
+
+
 # -- safety --------------------------------------------------------------------------------------
 def test_hostile_strings_are_text(site: Path) -> None:
     for rel in ("claims/hostile/index.html", "sources/evil-source/index.html",
