@@ -151,7 +151,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # A full build renders every page beside a forked worker: there the claims' CSV is one
         # more of their tasks, not a process forked from the whole build now (which copied
         # ~1 GB of its pages at 100,000 claims while the planning went on). After an edit the
-        # few pages are rendered here, and the CSV is made beside the planning.
+        # few pages are rendered here, and the CSV is made here too (below).
         with_pages = ("csv",) if manifest is None and large else ()
         # After an edit, the CSV is made here from the last build's rows (kb.csvmemo): a
         # process forked for it slowed the model's building beside it more than it saved.

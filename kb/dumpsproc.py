@@ -18,12 +18,15 @@ counts (every distinct subject) and the Stat of each file it writes.
 After an edit (below kb.build.STAGGERED_FROM claims), the build forks nothing for the dumps: it
 writes the spill file itself, naming each block the graph cache holds by its key there
 (`by_reference`: 1 MB rather than 130 MB at 10,000 claims), and starts the new interpreter with
-subprocess (`spawn`), which reads those blocks from the cache. A fork, however short the child's
-life, marks every page of the build copy-on-write, and the build then took a fault for each page
-it next wrote: 22,000 while the model was built, 0.04 s of its 0.20 s. Should the cache no
-longer hold a block (another build of the same knowledge base, a cleared cache), the process
-removes what it wrote and answers `Stale`, and the build makes the dumps the forked way
-(kb.produce.Workers), from its own blocks.
+subprocess (`spawn`). That process first copies those blocks out of the cache a shard at a time
+into a nameless file of its own (`fetch`: it holds one shard, not the whole cache, since the
+dumps want the graphs in IRI order and the shards hold them by a hash of it), then reads them
+back in order. A fork, however short the child's life, marks every page of the build
+copy-on-write, and the build then took a fault for each page it next wrote: 22,000 while the
+model was built at 10,000 claims (0.20 s instead of 0.16 s). Should the cache no longer hold a
+block under its key (another build of the same knowledge base, a cleared cache), the process
+answers `Stale` before it writes anything, and the build spawns another, handed every block of
+its own (kb.produce.Workers).
 
 The bytes are those of the dumps made in the build's own process (tested): the same function
 makes them from the same blocks in the same order.
@@ -118,21 +121,52 @@ def read_job(fh: IO[bytes]) -> Job:
     return job
 
 
-def read_graphs(fh: IO[bytes], stored: Callable[[str, str], bytes | None] | None = None
+def read_graphs(fh: IO[bytes], stored: Callable[[str], bytes] | None = None
                 ) -> Iterator[tuple[str, bytes]]:
     """The graphs after the job, one at a time, in the order they were written; a graph given
-    by its key is read with `stored` (kb.graphcache.StoredBlocks.block), or is Stale."""
+    by its key is read with `stored` (see `fetch`)."""
     while size := int.from_bytes(_exactly(fh, 4), "little"):
         graph = _exactly(fh, size).decode("utf-8")
         length = int.from_bytes(_exactly(fh, 8), "little")
         data = _exactly(fh, length & ~_REF)
         if not length & _REF:
             yield graph, data
-            continue
-        block = stored(graph, data.decode("utf-8")) if stored is not None else None
-        if block is None:
-            raise Stale(f"the graph cache no longer holds the block of {graph}")
-        yield graph, block
+        elif stored is None:
+            raise Stale(f"no graph cache to read the block of {graph} from")
+        else:
+            yield graph, stored(graph)
+
+
+def references(fh: IO[bytes]) -> dict[str, str]:
+    """The graphs after the job that are given by their keys: graph IRI → key."""
+    refs: dict[str, str] = {}
+    while size := int.from_bytes(_exactly(fh, 4), "little"):
+        graph = _exactly(fh, size).decode("utf-8")
+        length = int.from_bytes(_exactly(fh, 8), "little")
+        if length & _REF:
+            refs[graph] = _exactly(fh, length & ~_REF).decode("utf-8")
+        else:
+            fh.seek(length, os.SEEK_CUR)
+    return refs
+
+
+def fetch(folder: str, key: tuple[object, ...], refs: dict[str, str],
+          scratch: int) -> Callable[[str], bytes]:
+    """Copy the blocks `refs` names out of the graph cache in `folder` (read under `key`), a
+    shard at a time, into the file `scratch`; then each is read back from there by its graph
+    IRI, in whatever order the dumps want them (IRI order: shards hold graphs by a hash of the
+    IRI, so reading the cache in that order would hold every shard at once). Stale, before
+    anything is written, when the cache does not hold one of them under its key."""
+    from kb.graphcache import copy_blocks
+
+    where, missing = copy_blocks(folder, key, refs, scratch)
+    if missing:
+        raise Stale(f"the graph cache no longer holds the block of {missing[0]}")
+
+    def block(graph: str) -> bytes:
+        offset, length = where[graph]
+        return os.pread(scratch, length, offset)
+    return block
 
 
 def become(fd: int, reply: int) -> None:
@@ -187,10 +221,11 @@ def job_for(g: object, claims: tuple[str, ...], folder: Path | None, staging: Pa
                None if stored is None else (stored.folder, stored.key))
 
 
-def start(job: Job, g: object, scratch: Path) -> tuple[Any, Spawned] | None:
-    """The dumps' process, spawned (`spawn`) from a spill file written here, in `scratch`,
-    of the graphs `by_reference`: the connection its answer comes through, and the process;
-    None when it cannot be started (no room for the file, no interpreter)."""
+def start(job: Job, graphs: Iterable[tuple[str, bytes | str]], scratch: Path
+          ) -> tuple[Any, Spawned] | None:
+    """The dumps' process, spawned (`spawn`) from a spill file of the job and `graphs` (see
+    `spill`) written here, in `scratch`: the connection its answer comes through, and the
+    process; None when it cannot be started (no room for the file, no interpreter)."""
     from multiprocessing import Pipe
 
     from kb.write import scratch_file
@@ -200,10 +235,13 @@ def start(job: Job, g: object, scratch: Path) -> tuple[Any, Spawned] | None:
     proc = None
     try:
         fd = scratch_file(scratch)
-        spill(fd, job, by_reference(g))
+        spill(fd, job, graphs)
         proc = spawn(fd, sender.fileno())
     except OSError:
         proc = None
+    except BaseException:
+        reader.close()
+        raise
     finally:
         if fd is not None:
             os.close(fd)
@@ -218,8 +256,8 @@ def spawn(fd: int, reply: int) -> Spawned | None:
     """A new interpreter that makes the dumps from the spill file `fd` and answers through the
     connection `reply`, started without forking the build (subprocess uses vfork where it
     can): a fork marks every page of the build's memory copy-on-write, and the build then
-    pays a fault for each page it next writes (~30,000 at 10,000 claims, ~0.1 s), however
-    soon the child goes. None when it cannot be started."""
+    pays a fault for each page it next writes, however soon the child goes (see the module's
+    docstring). None when it cannot be started."""
     if not sys.executable:
         return None
     try:
@@ -236,27 +274,25 @@ def main(argv: list[str]) -> None:
 
     from kb import gzdumps
     from kb.namespaces import Iris
-    from kb.write import Done, Recording, SiteWriter, answer
+    from kb.write import Done, Recording, SiteWriter, answer, scratch_file
 
     def dumps() -> Done:
         with open(int(argv[0]), "rb", buffering=1 << 20) as fh:
             fh.seek(0)
             job = read_job(fh)
-            rec = Recording(SiteWriter(Path(job.staging)))
             stored = None
             if job.stored is not None:
-                from kb.graphcache import StoredBlocks
-
-                stored = StoredBlocks(*job.stored).block
+                start = fh.tell()
+                scratch = scratch_file(Path(job.staging).parent)  # closed with the process
+                stored = fetch(*job.stored, references(fh), scratch)
+                fh.seek(start)
+            rec = Recording(SiteWriter(Path(job.staging)))
             try:
                 given = gzdumps.DumpInput(Iris(job.base), read_graphs(fh, stored), job.title,
                                           job.example)
                 gzdumps.write_site_dumps(given, job.claims,
                                          Path(job.folder) if job.folder else None,
                                          rec.put, rec.append)
-            except Stale:  # what was written goes, for the build to make it all again
-                rec.writer.discard()
-                raise
             finally:
                 rec.close()
         rec.done.fresh = True

@@ -208,26 +208,35 @@ def digest_of(*parts: object) -> str:
 KIND = "graph"  # the one kind of entry: (KIND, graph IRI) → (its key, its block)
 
 
-class StoredBlocks:
-    """The blocks a graph cache holds on disk, read back a shard at a time, as they are asked
-    for, by a process that has not the build's memory (kb.dumpsproc, given a
-    kb.kbgraph.Stored's folder and key). A block is given only under the key asked for."""
-
-    def __init__(self, folder: str, key: object) -> None:
-        self.folder, self.key = Path(folder), key
-        self._shards: dict[int, dict[Any, Any]] = {}
-
-    def block(self, graph_iri: str, key: str) -> bytes | None:
-        index = shard_of(graph_iri)
-        entries = self._shards.get(index)
-        if entries is None:
-            value = read_pickle(shard_file(self.folder, index), self.key)
-            entries = self._shards[index] = value if isinstance(value, dict) else {}
-        entry = entries.get((KIND, graph_iri))
-        if (type(entry) is tuple and len(entry) == 2 and entry[0] == key
-                and type(entry[1]) is bytes):
-            return entry[1]
-        return None
+def copy_blocks(folder: str, key: object, wanted: Mapping[str, str], fd: int
+                ) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """Copy the blocks of the graphs `wanted` (graph IRI → its key) out of the graph cache in
+    `folder` (its files read only under the cache's `key`), one shard at a time, into the
+    file `fd` (from its start), for a process that has not the build's memory
+    (kb.dumpsproc): where each block is in the file (graph → offset, length), and the graphs
+    not there under their key."""
+    by_shard: dict[int, list[str]] = {}
+    for graph in wanted:
+        by_shard.setdefault(shard_of(graph), []).append(graph)
+    where: dict[str, tuple[int, int]] = {}
+    missing: list[str] = []
+    offset = 0
+    for index in sorted(by_shard):
+        entries = read_pickle(shard_file(Path(folder), index), key)
+        for graph in by_shard[index]:
+            entry = entries.get((KIND, graph)) if isinstance(entries, dict) else None
+            if not (type(entry) is tuple and len(entry) == 2 and entry[0] == wanted[graph]
+                    and type(entry[1]) is bytes):
+                missing.append(graph)
+                continue
+            block = entry[1]
+            view, at = memoryview(block), offset
+            while view:
+                written = os.pwrite(fd, view, at)
+                view, at = view[written:], at + written
+            where[graph] = (offset, len(block))
+            offset += len(block)
+    return where, missing
 
 
 # Children writing this cache. Only they are waited for before it is read: ParseCache waits

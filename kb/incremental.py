@@ -250,7 +250,7 @@ class Keys:
         lines = self.record_lines(cid) if self.record_lines is not None else None
         if lines is None:
             return None
-        return hashlib.sha256(lines).digest()  # kb.kbgraph's block, hashed as it is
+        return hashlib.sha256(lines).digest()  # the block's cache key, or the block itself
 
     # -- the pages ------------------------------------------------------------------------------
     def claim(self, cid: str) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from kb import render
 from kb.cache import freeze_for_fork
-from kb.dumpsproc import Stale
+from kb.dumpsproc import Job, Stale
 from kb.forks import SIBLING_WAIT, ChildPipe, wait_for_ends
 from kb.render import Extras, Spec
 from kb.write import Done, Page, Recording, SiteWriter, WorkerDied, answer, scratch_file
@@ -175,7 +175,7 @@ def _spill_and_become(task: Task, sender: Any, spilled: ChildPipe | None = None,
     _run_and_send(task, sender)
 
 
-def _job(state: State, task: Task, by_reference: bool) -> Any:
+def _job(state: State, task: Task, by_reference: bool) -> Job:
     from kb import dumpsproc
 
     return dumpsproc.job_for(state.extras.graph, task.claims, dumps_cache(state),
@@ -264,6 +264,9 @@ class Workers:
                     proc.start()
                     theirs.close()
                     self._procs[mine] = proc
+        except BaseException:  # those started are stopped: no build is left to read them
+            self.close()
+            raise
         finally:
             _STATE, _WRITER, _WORK = None, None, []
             render._STATE, render._ENV = None, None
@@ -275,7 +278,7 @@ class Workers:
         All are forked now, never later (see _fill on pagefind).
 
         `staggered`: the RDF dumps' process (first) reads every block of the graph to write
-        them into its file, the others (the claims' CSV after an edit) read the model; they
+        them into its file, the others (the claims' CSV without a cache) read the model; they
         start once it has, so that their copies of the build's pages are not all held at once
         (three processes copying while the planning went on made the 100,000-claim edit
         build's peak)."""
@@ -320,27 +323,28 @@ class Workers:
         while self._procs:
             for ready in wait(list(self._procs)):
                 reader: Any = ready
+                done: Done | None
                 try:
                     done = _received(reader)
-                except Stale:
-                    # The graph cache changed under the dumps' process (another build of the
-                    # same knowledge base, a cleared cache): they are made again from the
-                    # blocks this process holds, as without the cache.
-                    assert self._rdf is not None and self._rdf[0] is reader
-                    self._start_rdf_again(self._rdf[1])
-                    continue
+                except Stale:  # the graph cache changed under the dumps' process
+                    done = self._again()
                 finally:  # its task is over, answered or not
                     self._procs.pop(reader).join()
                     reader.close()
-                yield done
+                if done is not None:
+                    yield done
 
-    def _spawn_rdf(self, task: Task) -> bool:
-        """The RDF dumps' process, started without a fork (kb.dumpsproc.start); False when it
-        cannot be (then it is forked)."""
-        from kb import dumpsproc
+    def _spawn_rdf(self, task: Task, by_reference: bool = True) -> bool:
+        """The RDF dumps' process, started without a fork (kb.dumpsproc.start), handed the
+        blocks the graph cache holds by their keys there, or else every block; False when it
+        cannot be started."""
+        from kb import dumpsproc, gzdumps
 
-        started = dumpsproc.start(_job(self.state, task, True), self.state.extras.graph,
-                                  self.state.staging.parent)
+        g = self.state.extras.graph
+        started = dumpsproc.start(
+            _job(self.state, task, by_reference),
+            dumpsproc.by_reference(g) if by_reference else gzdumps.DumpInput.of(g).graphs,
+            self.state.staging.parent)
         if started is None:
             return False
         reader, proc = started
@@ -348,14 +352,17 @@ class Workers:
         self._rdf = (reader, task)
         return True
 
-    def _start_rdf_again(self, task: Task) -> None:
-        """The dumps' process forked, and handed every block (the cache is not trusted)."""
-        global _STATE
-        self.by_reference, _STATE = False, self.state
-        try:
-            self._fork_per_task(multiprocessing.get_context("fork"), [task], False)
-        finally:
-            _STATE = None
+    def _again(self) -> Done | None:
+        """After the dumps' process found the graph cache changed (another build of the same
+        knowledge base, a cleared cache; it wrote nothing): a new one handed every block of
+        this process's, or the dumps made here. Not forked: pagefind's threads may be running.
+        None when a process was started (its answer comes as any other)."""
+        assert self._rdf is not None
+        task = self._rdf[1]
+        self.by_reference = False
+        if self._spawn_rdf(task, by_reference=False):
+            return None
+        return run_task(self.state, task)
 
     def _shared(self) -> Iterator[Done]:
         """Tasks handed out one at a time, in order, to the workers (two ahead, so that none

@@ -197,15 +197,6 @@ class SiteWriter:
                 os.close(fd)
         return [path for path, _made in files]
 
-    def discard(self) -> None:
-        """Remove every file this writer made, for another attempt to make them again."""
-        self.close_appended()
-        for key in self.stats:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.staging, *PurePosixPath(key).parts))
-            self._seen.discard(key)
-        self.stats = {}
-
     def link(self, item: Link) -> None:
         """Keep a file of the previous site: a hard link, or a copy where links fail."""
         key, target = self._target(item.path)

@@ -13,11 +13,10 @@ from kb import dumpsproc, gzdumps, produce
 from kb.check import check
 from kb.forks import ChildPipe
 from kb.graph import build_graph
-from kb.graphcache import StoredBlocks
 from kb.kbgraph import KBGraph
 from kb.produce import RDF, State, Task, Workers, run_task
 from kb.render import Extras
-from kb.write import Page, SiteWriter, scratch_file
+from kb.write import scratch_file
 
 from conftest import MakeKB
 
@@ -128,25 +127,35 @@ def test_graphs_the_cache_holds_are_spilled_by_their_keys(cached: KBGraph,
     graphs = list(gzdumps.DumpInput.of(cached).graphs)
     refs = list(dumpsproc.by_reference(cached))
     assert [name for name, _ in refs] == [name for name, _ in graphs]
-    assert {name for name, ref in refs if isinstance(ref, str)} == (
-        cached.stored.graphs & {name for name, _ in graphs})
+    named = {name: ref for name, ref in refs if isinstance(ref, str)}
+    assert set(named) == cached.stored.graphs & {name for name, _ in graphs}
     job = dumpsproc.Job(cached.iris.base, None, None, (), None, "/x",
                         (cached.stored.folder, cached.stored.key))
-    fd = scratch_file(tmp_path)
+    fd, scratch = scratch_file(tmp_path), scratch_file(tmp_path)
     try:
+        full = scratch_file(tmp_path)
+        dumpsproc.spill(full, job, graphs)
+        whole = os.fstat(full).st_size
+        os.close(full)
         dumpsproc.spill(fd, job, refs)
-        assert os.fstat(fd).st_size < sum(len(block) for _, block in graphs)
+        saved = sum(len(block) for name, block in graphs if name in named)
+        assert os.fstat(fd).st_size < whole - saved + 200 * len(named)  # keys, not blocks
         with open(fd, "rb", closefd=False) as fh:
             fh.seek(0)
             assert dumpsproc.read_job(fh) == job
-            assert list(dumpsproc.read_graphs(fh, StoredBlocks(*job.stored).block)) == graphs
-            fh.seek(0)
-            dumpsproc.read_job(fh)
-            other = StoredBlocks(cached.stored.folder, ("another key",))
-            with pytest.raises(dumpsproc.Stale):
-                list(dumpsproc.read_graphs(fh, other.block))
+            start = fh.tell()
+            assert dumpsproc.references(fh) == named
+            block = dumpsproc.fetch(cached.stored.folder, cached.stored.key, named, scratch)
+            fh.seek(start)
+            assert list(dumpsproc.read_graphs(fh, block)) == graphs
+            with pytest.raises(dumpsproc.Stale):  # the cache's files under another key
+                dumpsproc.fetch(cached.stored.folder, ("another",), named, scratch)
+            with pytest.raises(dumpsproc.Stale):  # a graph under another key
+                dumpsproc.fetch(cached.stored.folder, cached.stored.key,
+                                {**named, next(iter(named)): "another"}, scratch)
     finally:
         os.close(fd)
+        os.close(scratch)
 
 
 def test_after_an_edit_the_dumps_process_is_spawned_and_reads_the_cache(
@@ -159,33 +168,21 @@ def test_after_an_edit_the_dumps_process_is_spawned_and_reads_the_cache(
 def test_when_the_cache_changed_meanwhile_the_dumps_are_made_again(
         cached: KBGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A key the cache no longer holds (another build of the same knowledge base, a cleared
-    cache) makes the spawned process remove what it wrote and fail; the dumps are then made
-    from the build's own blocks, as without the cache."""
+    cache) makes the spawned process fail before it writes anything; a new one is then
+    spawned and handed every block of the build's, as without the cache."""
     here, _ = _made(cached, tmp_path, "here", parallel=False)
     last = [name for name, ref in dumpsproc.by_reference(cached) if isinstance(ref, str)][-1]
     cached.block_keys[last] = "a key the cache does not hold"
-    again: list[Task] = []
-    start_again = Workers._start_rdf_again
+    spawned: list[bool] = []
+    spawn_rdf = Workers._spawn_rdf
 
-    def spy(self: Workers, task: Task) -> None:
-        again.append(task)
-        start_again(self, task)
+    def spy(self: Workers, task: Task, by_reference: bool = True) -> bool:
+        spawned.append(by_reference)
+        return spawn_rdf(self, task, by_reference)
 
-    monkeypatch.setattr(Workers, "_start_rdf_again", spy)
-    there, _ = _made(cached, tmp_path, "there", parallel=True, by_reference=True)
-    assert len(again) == 1 and there == here
-
-
-def test_a_writer_discards_what_it_wrote(tmp_path: Path) -> None:
-    (tmp_path / "other.txt").write_text("not this writer's")
-    writer = SiteWriter(tmp_path)
-    writer.write(Page("a/one.html", b"1"))
-    writer.append("data/big.gz", b"part")
-    writer.discard()
-    assert _files(tmp_path) == {"other.txt": b"not this writer's"}
-    again = SiteWriter(tmp_path)
-    again.write(Page("a/one.html", b"1"))
-    assert _files(tmp_path)["a/one.html"] == b"1"
+    monkeypatch.setattr(Workers, "_spawn_rdf", spy)
+    there, fresh = _made(cached, tmp_path, "there", parallel=True, by_reference=True)
+    assert spawned == [True, False] and fresh and there == here
 
 
 def test_the_scratch_file_has_no_name_without_o_tmpfile(

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -395,6 +395,48 @@ def test_the_indexes_are_made_again_only_for_what_their_rows_show(kb: Path,
         before = after
     build(kb, tmp_path / "fresh", incremental=False)
     assert_same_site(site, tmp_path / "fresh")
+
+
+def test_after_an_edit_the_dumps_come_from_the_graph_cache(kb: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """With worker processes (few claims here, so their threshold is lowered), an edit build
+    spawns the dumps' process with the graph cache's blocks named by their keys; when the
+    cache does not hold one under its key any more, it is spawned again with every block.
+    Either way the site is the one a full build makes."""
+    from kb import dumpsproc, render
+
+    monkeypatch.setattr(render, "PARALLEL_FROM", 10)
+    started: list[bool] = []
+    start = dumpsproc.start
+
+    def spy(job: dumpsproc.Job, *args: object) -> object:
+        started.append(job.stored is not None)
+        return start(job, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dumpsproc, "start", spy)
+    site = tmp_path / "site"
+    build(kb, site)
+    assert started == []  # a full build forks it, the graph whole
+    _review(kb)
+    build(kb, site)
+    assert started == [True]
+    shutil.copytree(kb, tmp_path / "copy")  # its full build keeps this one's manifest
+    build(tmp_path / "copy", tmp_path / "fresh", incremental=False)
+    assert_same_site(site, tmp_path / "fresh")
+
+    named = dumpsproc.by_reference
+
+    def stale(g: KBGraph) -> Iterator[tuple[str, bytes | str]]:
+        for name, ref in named(g):
+            yield name, "a key the cache does not hold" if isinstance(ref, str) else ref
+
+    monkeypatch.setattr(dumpsproc, "by_reference", stale)
+    _statement(kb)
+    build(kb, site)
+    assert started == [True, True, False]
+    build(kb, tmp_path / "fresh2", incremental=False)
+    assert_same_site(site, tmp_path / "fresh2")
 
 
 def test_a_template_of_the_knowledge_base_may_show_more_than_rows(kb: Path,
