@@ -290,17 +290,22 @@ def read_pickle(path: Path, key: Any) -> Any:
     return value if stored_key == key else None
 
 
-def write_pickle(path: Path, key: Any, value: Any) -> None:
-    """Store `value` under `key`, atomically; a cache that cannot be written only costs time."""
+def write_pickle(path: Path, key: Any, value: Any) -> tuple[int, int, int] | None:
+    """Store `value` under `key`, atomically; a cache that cannot be written only costs time.
+    The Stat (inode, size, mtime) of the file written, or None when it could not be: taken
+    from the file itself, not from `path`, which another process may have replaced since."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.flush()
+                st = os.fstat(fh.fileno())
             os.replace(tmp, path)  # readers see the old file or the whole new one
         except BaseException:
             os.unlink(tmp)
             raise
     except OSError:
-        pass
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

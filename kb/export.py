@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pyoxigraph as ox
 
 from kb import rdfwrite
-from kb.kbgraph import KBGraph, lines_of
+from kb.kbgraph import Blocks, KBGraph, lines_of
 from kb.namespaces import RDF_IRI, RDF_TYPE, SCHEMA_IRI, Iris, dcterms, node
 from kb.namespaces import void as v_
 
@@ -71,8 +71,13 @@ def dump(g: KBGraph, fmt: str) -> bytes:
 
 
 def nonempty(g: KBGraph) -> list[str]:
-    """The named graphs in IRI order, as N-Quads lists them (an empty graph has no quad)."""
-    return [name for name in sorted(g.triples) if g.triples[name]]
+    """The named graphs in IRI order, as N-Quads lists them (an empty graph has no quad);
+    blocks the graph cache has not read are not read for this (kb.kbgraph.Blocks.size)."""
+    triples = g.triples
+    size = triples.size if isinstance(triples, Blocks) else None
+    if size is None:
+        return [name for name in sorted(triples) if triples[name]]
+    return [name for name in sorted(triples) if size(name)]
 
 
 def head(fmt: str, pieces: rdfwrite.Pieces) -> str:

@@ -9,14 +9,16 @@ The terms are those of DESIGN.md §4; docs/graph.md has the full mapping.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 from kb import model as m
 from kb.check import Checked
 from kb.graphcache import GraphCache, Keys
 from kb.history import Commit
-from kb.kbgraph import KBGraph, Stored, block_of, lines_of
+from kb.kbgraph import Blocks, KBGraph, Stored, block_of, lines_of
 from kb.load import kind_of
 from kb.namespaces import (
     CITO_IRI,
@@ -360,15 +362,19 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
     b.out.extend(vocab_triples(iris))
     b.settings()
     reused: dict[str, bytes] = {}
+    unread: dict[str, int] = {}  # blocks the cache holds and has not read: their lengths
     graph_keys: dict[str, str] = {}
     for path, record, kind in records:
         graph_iri = iris.graph(kind, record.id)
         files[graph_iri] = path
         if store is not None:
             key = graph_keys[graph_iri] = keys.graph(path, record, network)
-            block = store.block(graph_iri, key)
-            if block is not None:
-                reused[graph_iri] = block
+            found = store.find(graph_iri, key)
+            if isinstance(found, bytes):
+                reused[graph_iri] = found
+                continue
+            if found is not None:
+                unread[graph_iri] = found
                 continue
         b.start(graph_iri)
         if isinstance(record, m.Claim):
@@ -380,13 +386,18 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
         b.provenance(graph_iri, path, keys.histories.get(path))
     b.finish()
     made = b.blocks
-    triples = dict(sorted({**made, **reused}.items()))
+    blocks: dict[str, bytes | None] = dict(sorted({**made, **reused, **dict.fromkeys(unread)}
+                                                  .items()))
+    triples: MutableMapping[str, bytes] = (
+        Blocks(blocks, unread, partial(store.blocks_of, keys=graph_keys))
+        if unread and store is not None else cast(dict[str, bytes], blocks))
     if store is not None:
         for g, key in graph_keys.items():
-            if g not in reused:
+            if g in made:
                 store.put_block(g, key, made[g])
         store.save_graphs(set(graph_keys))
-    stored = None if store is None else Stored(str(store.folder), store.key, frozenset(reused))
+    stored = None if store is None else Stored(str(store.folder), store.key,
+                                               frozenset(reused) | frozenset(unread))
     return KBGraph(iris, dict(sorted(files.items())), triples, assessments, network,
                    graph_keys, stored)
 

@@ -21,8 +21,9 @@ import os
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
+from kb import graphshards
 from kb import model as m
 from kb.cache import (
     BACKGROUND_MIN,
@@ -296,6 +297,66 @@ class GraphCache(BlobCache):
     def wait_for_saves(self) -> None:
         _wait_for_own_saves()
 
+    # -- shards read when wanted (kb.graphshards) ------------------------------------------------
+    def _load(self) -> None:
+        stats, index = graphshards.read_index(self.folder, self.key)
+        self.stats: dict[int, graphshards.Stat] = {}  # each shard file's, as read or written
+        self._open: dict[int, IO[bytes]] = {}  # shards the index describes: not read yet
+        for i in range(SHARDS):
+            fh, st = graphshards.open_shard(self.shard_path(i))
+            if fh is None or st is None:
+                continue
+            self.stats[i] = st
+            if stats.get(i) == st:
+                self._open[i] = fh
+                continue
+            self.shards[i] = graphshards.read_shard(fh, self.key, self.well_formed)
+            fh.close()
+        self._index = {g: v for g, v in index.items() if shard_of(g) in self._open}
+
+    def _read(self, i: int) -> None:
+        fh = self._open.pop(i, None)
+        if fh is not None:
+            self.shards[i] = graphshards.read_shard(fh, self.key, self.well_formed)
+            fh.close()
+
+    @property
+    def entries(self) -> dict[tuple[str, str], tuple[str, Any]]:
+        for i in list(self._open):
+            self._read(i)
+        return super().entries
+
+    def get(self, kind: str, path: str, digest_: str) -> Any:
+        self._read(shard_of(path))
+        return super().get(kind, path, digest_)
+
+    def put(self, kind: str, path: str, digest_: str, value: Any) -> None:
+        self._read(shard_of(path))
+        super().put(kind, path, digest_, value)
+
+    def keep_only(self, keep: set[tuple[str, str]]) -> None:
+        for graph in self._index:
+            if (KIND, graph) not in keep:
+                self._read(shard_of(graph))
+        super().keep_only(keep)
+
+    def find(self, graph_iri: str, key: str) -> bytes | int | None:
+        """The graph's block when made from the same inputs (as `block`), or, in a shard not
+        read, its length: the block is there, read when asked for (`blocks_of`)."""
+        if shard_of(graph_iri) not in self._open:
+            return self.block(graph_iri, key)
+        entry = self._index.get(graph_iri)
+        if entry is None or entry[0] != key:
+            return None
+        self.hits += 1
+        return entry[1]
+
+    def blocks_of(self, graph_iri: str, keys: Mapping[str, str]) -> dict[str, bytes]:
+        """The blocks of the shard holding the graph, each under the key `keys` gives it."""
+        i = shard_of(graph_iri)
+        self._read(i)
+        return {g: v[1] for (_kind, g), v in self.shards[i].items() if keys.get(g) == v[0]}
+
     def fingerprint(self) -> str:
         return code_fingerprint()
 
@@ -365,7 +426,18 @@ class GraphCache(BlobCache):
             write_pickle(self.folder / "network.pickle", (self.key, key), report)
         if self.new_parts is not None:
             write_pickle(self.folder / "network-parts.pickle", self.key, self.new_parts)
-        super()._write()
-        for index in range(SHARDS, _FORMAT_1_SHARDS):  # format 1 had more shards: not read
+        for i in sorted(self.dirty):
+            st = write_pickle(self.shard_path(i), self.key, self.shards[i])
+            if st is None:
+                self.stats.pop(i, None)
+            else:
+                self.stats[i] = st
+        # The index: every shard as this process read or wrote it (their Stats say which).
+        index = {g: v for g, v in self._index.items() if shard_of(g) in self._open}
+        for i, shard in enumerate(self.shards):
+            if i in self.stats and i not in self._open:
+                index.update({g: (v[0], len(v[1])) for (_kind, g), v in shard.items()})
+        graphshards.write_index(self.folder, self.key, self.stats, index)
+        for i in range(SHARDS, _FORMAT_1_SHARDS):  # format 1 had more shards: not read
             with suppress(OSError):
-                self.shard_path(index).unlink(missing_ok=True)
+                self.shard_path(i).unlink(missing_ok=True)

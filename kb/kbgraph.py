@@ -6,7 +6,7 @@ of how it is made.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain, groupby
@@ -29,6 +29,47 @@ def lines_of(block: bytes) -> list[str]:
     """A block's lines as str (without " ."), for the writers that regroup them: made for a
     graph or a chunk of graphs at a time, and dropped, never for the whole graph at once."""
     return block.decode("utf-8").split(" .\n")[:-1]
+
+
+class Blocks(MutableMapping[str, bytes]):
+    """KBGraph.triples when the graph cache has blocks it has not read (kb.graphshards): the
+    graphs in IRI order, each block read, a shard at a time, when first asked for. `sizes`:
+    the lengths of those not read yet; `load(graph)`: the blocks of that graph's shard."""
+
+    def __init__(self, blocks: dict[str, bytes | None], sizes: dict[str, int],
+                 load: Callable[[str], Mapping[str, bytes]]) -> None:
+        self._blocks, self._sizes, self._load = blocks, sizes, load
+
+    def __getitem__(self, graph: str) -> bytes:
+        block = self._blocks[graph]
+        if block is None:
+            for name, read in self._load(graph).items():
+                if name in self._sizes:
+                    self._blocks[name] = read
+                    del self._sizes[name]
+            block = self._blocks[graph]
+            if block is None:  # the index and the shard disagree: a bug, or a damaged disk
+                raise RuntimeError(f"the graph cache does not hold the block of {graph}")
+        return block
+
+    def __setitem__(self, graph: str, block: bytes) -> None:
+        self._blocks[graph] = block
+        self._sizes.pop(graph, None)
+
+    def __delitem__(self, graph: str) -> None:
+        del self._blocks[graph]
+        self._sizes.pop(graph, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._blocks)
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def size(self, graph: str) -> int:
+        """The length of the graph's block, read or not."""
+        block = self._blocks[graph]
+        return len(block) if block is not None else self._sizes[graph]
 
 
 @dataclass(frozen=True)
@@ -62,7 +103,7 @@ class KBGraph:
 
     iris: Iris
     graphs: dict[str, str]  # named graph IRI → the file it was read from
-    triples: dict[str, bytes]  # named graph IRI → its block (sorted N-Triples, UTF-8)
+    triples: MutableMapping[str, bytes]  # graph IRI → its block (sorted N-Triples, UTF-8)
     assessments: dict[str, Assessment] = field(default_factory=dict)
     network: NetworkReport = field(default_factory=NetworkReport)
     # named graph IRI → the graph cache's key of its block (kb.graphcache: a digest of all the

@@ -49,6 +49,7 @@ def poison(root: Path) -> int:
     report.independent_sources["poison"] = 99
     path.write_bytes(pickle.dumps((key, report)))
     n = 0
+    _ = cache.entries  # every shard read: a cache opens those its index describes
     for index, shard in enumerate(cache.shards):
         for graph, (key, block) in shard.items():
             shard[graph] = (key, block + POISON)
@@ -629,3 +630,86 @@ def test_a_sibling_does_not_wait_for_ever_on_a_save(monkeypatch: pytest.MonkeyPa
     assert 0.3 <= time.monotonic() - start < 5
     os.close(end)
     os.close(held)
+
+
+# -- shards read only when wanted (kb.graphshards) ---------------------------------------------
+def _saved_cache(tmp_path: Path) -> tuple[GraphCache, dict[str, bytes]]:
+    from kb.config import Config
+
+    cache = GraphCache(tmp_path, Config())
+    graphs = {f"https://x.example/graph/claim/c{i}": f"<urn:s{i}> <urn:p> <urn:o> .\n".encode()
+              for i in range(300)}
+    for g, block in graphs.items():
+        cache.put_block(g, "k", block)
+    cache.save_graphs(set(graphs), background=False)
+    return cache, graphs
+
+
+def test_a_reopened_cache_reads_a_shard_only_when_a_block_in_it_is_wanted(
+        tmp_path: Path) -> None:
+    from kb.cache import shard_of
+    from kb.config import Config
+
+    _, graphs = _saved_cache(tmp_path)
+    again = GraphCache(tmp_path, Config())
+    held = {shard_of(g) for g in graphs}
+    assert set(again._open) == held and not any(again.shards)  # opened, none read
+    first, second = sorted(graphs, key=shard_of)[0], sorted(graphs, key=shard_of)[-1]
+    assert again.find(first, "k") == len(graphs[first])  # its length: there, not read
+    assert again.find(first, "another key") is None
+    keys = dict.fromkeys(graphs, "k")
+    read = again.blocks_of(first, keys)
+    assert read == {g: b for g, b in graphs.items() if shard_of(g) == shard_of(first)}
+    assert set(again._open) == held - {shard_of(first)}
+    assert again.blocks_of(first, {**keys, first: "another key"}).get(first) is None
+    assert again.block(second, "k") == graphs[second]  # a read as before reads its shard
+
+
+def test_a_shard_replaced_since_the_index_was_written_is_read_at_once(tmp_path: Path) -> None:
+    """Another process's save replaces a shard's file: its Stat is not the index's, so the
+    shard is read when the cache is opened, and what it holds now is what counts."""
+    from kb.cache import shard_of, write_pickle
+    from kb.config import Config
+
+    cache, graphs = _saved_cache(tmp_path)
+    g = next(iter(graphs))
+    i = shard_of(g)
+    write_pickle(cache.shard_path(i), cache.key, {(graphcache.KIND, g): ("k2", b"other\n")})
+    again = GraphCache(tmp_path, Config())
+    assert i not in again._open and again.find(g, "k2") == b"other\n"
+    assert again.find(g, "k") is None
+    others = [h for h in graphs if shard_of(h) != i]
+    assert all(isinstance(again.find(h, "k"), int) for h in others)
+
+
+def test_an_index_that_cannot_be_trusted_means_every_shard_is_read(tmp_path: Path) -> None:
+    from kb.config import Config
+
+    cache, graphs = _saved_cache(tmp_path)
+    index = cache.folder / "index.memo"
+    index.write_bytes(index.read_bytes()[:-5])
+    again = GraphCache(tmp_path, Config())
+    assert not again._open and {g: again.find(g, "k") for g in graphs} == graphs
+
+
+def test_a_graph_read_from_unread_shards_is_the_graph(make_kb: MakeKB) -> None:
+    """A build after another reads no block it is not asked for (KBGraph.triples is then a
+    kb.kbgraph.Blocks); asked, it gives every block as a build that read them all, and its
+    claims' blocks stand in the page keys as before (kb.extras.record_lines)."""
+    from kb.export import nonempty
+    from kb.extras import record_lines
+    from kb.kbgraph import Blocks
+
+    root = make_kb(RICH)
+    whole = build_graph(check(root), cache=False)
+    build_graph(check(root))  # fills the cache
+    lazy = build_graph(check(root))
+    assert isinstance(lazy.triples, Blocks)
+    assert nonempty(lazy) == nonempty(whole)  # without reading a block
+    assert isinstance(lazy.triples, Blocks) and lazy.triples._sizes
+    lines = record_lines(lazy)
+    assert lines is not None and all(lines(cid) for cid in lazy.assessments)
+    assert dict(lazy.triples.items()) == whole.triples and lazy.ntriples() == whole.ntriples()
+    cid = min(lazy.assessments)
+    lazy.forget([lazy.iris.graph("claim", cid)])
+    assert list(lazy.triples) == [lazy.iris.graph("claim", cid)]
