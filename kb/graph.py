@@ -376,30 +376,50 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
             if found is not None:
                 unread[graph_iri] = found
                 continue
-        b.start(graph_iri)
-        if isinstance(record, m.Claim):
-            b.claim(record)
-        elif isinstance(record, m.Source):
-            b.source(record)
-        else:
-            b.entity(record)
-        b.provenance(graph_iri, path, keys.histories.get(path))
+        _record(b, graph_iri, path, record, keys.histories.get(path))
     b.finish()
     made = b.blocks
     blocks: dict[str, bytes | None] = dict(sorted({**made, **reused, **dict.fromkeys(unread)}
                                                   .items()))
-    triples: MutableMapping[str, bytes] = (
-        Blocks(blocks, unread, partial(store.blocks_of, keys=graph_keys))
-        if unread and store is not None else cast(dict[str, bytes], blocks))
     if store is not None:
         for g, key in graph_keys.items():
             if g in made:
                 store.put_block(g, key, made[g])
         store.save_graphs(set(graph_keys))
+        # Shards read meanwhile (to write one, to drop a graph) hold blocks found unread: taken
+        # now, then forgotten by the cache, so that they are not held twice.
+        for g, block in store.drop_read(unread, graph_keys).items():
+            blocks[g] = block
+            del unread[g]
+    triples: MutableMapping[str, bytes] = cast(dict[str, bytes], blocks)
+    if unread and store is not None:
+        sources = {iris.graph(kind, record.id): (path, record) for path, record, kind in records}
+
+        def remake(graph_iri: str) -> bytes:  # a block the cache turned out not to hold
+            path, record = sources[graph_iri]
+            one = _Builder(checked, assessments, network)
+            _record(one, graph_iri, path, record, keys.histories.get(path))
+            one.finish()
+            return one.blocks[graph_iri]
+
+        triples = Blocks(blocks, unread, partial(store.blocks_of, keys=graph_keys), remake,
+                         store.close)
     stored = None if store is None else Stored(str(store.folder), store.key,
                                                frozenset(reused) | frozenset(unread))
     return KBGraph(iris, dict(sorted(files.items())), triples, assessments, network,
                    graph_keys, stored)
+
+
+def _record(b: _Builder, graph_iri: str, path: str, record: m.Record,
+            history: list[Commit] | None) -> None:
+    b.start(graph_iri)
+    if isinstance(record, m.Claim):
+        b.claim(record)
+    elif isinstance(record, m.Source):
+        b.source(record)
+    else:
+        b.entity(record)
+    b.provenance(graph_iri, path, history)
 
 
 def _open_cache(checked: Checked, cache: bool | None) -> GraphCache | None:

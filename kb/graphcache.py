@@ -316,9 +316,37 @@ class GraphCache(BlobCache):
 
     def _read(self, i: int) -> None:
         fh = self._open.pop(i, None)
-        if fh is not None:
-            self.shards[i] = graphshards.read_shard(fh, self.key, self.well_formed)
+        if fh is None:
+            return
+        self.shards[i] = graphshards.read_shard(fh, self.key, self.well_formed)
+        fh.close()
+        if not self.shards[i] and any(shard_of(g) == i for g in self._index):
+            # Damaged in place (its Stat unchanged): the index goes, so that the next build
+            # reads every shard and writes this one again; this one's blocks are made again.
+            with suppress(OSError):
+                (self.folder / graphshards.INDEX).unlink()
+
+    def drop_read(self, unread: Mapping[str, int], keys: Mapping[str, str]
+                  ) -> dict[str, bytes]:
+        """Forget the shards read (once the cache is saved: their blocks are the graph's now,
+        not to be held twice); the blocks of `unread` graphs they hold, under `keys`."""
+        found = {}
+        for g in unread:
+            i = shard_of(g)
+            if i not in self._open:
+                entry = self.shards[i].get((KIND, g))
+                if entry is not None and entry[0] == keys.get(g):
+                    found[g] = entry[1]
+        for i in range(SHARDS):
+            if i not in self._open:
+                self.shards[i] = {}
+        return found
+
+    def close(self) -> None:
+        """Close the shards not read: their blocks are not wanted any more."""
+        for fh in self._open.values():
             fh.close()
+        self._open = {}
 
     @property
     def entries(self) -> dict[tuple[str, str], tuple[str, Any]]:
@@ -352,10 +380,12 @@ class GraphCache(BlobCache):
         return entry[1]
 
     def blocks_of(self, graph_iri: str, keys: Mapping[str, str]) -> dict[str, bytes]:
-        """The blocks of the shard holding the graph, each under the key `keys` gives it."""
+        """The blocks of the shard holding the graph, each under the key `keys` gives it; the
+        cache then forgets them (once it is saved: kb.kbgraph.Blocks holds them)."""
         i = shard_of(graph_iri)
         self._read(i)
-        return {g: v[1] for (_kind, g), v in self.shards[i].items() if keys.get(g) == v[0]}
+        entries, self.shards[i] = self.shards[i], {}
+        return {g: v[1] for (_kind, g), v in entries.items() if keys.get(g) == v[0]}
 
     def fingerprint(self) -> str:
         return code_fingerprint()
@@ -438,6 +468,8 @@ class GraphCache(BlobCache):
             if i in self.stats and i not in self._open:
                 index.update({g: (v[0], len(v[1])) for (_kind, g), v in shard.items()})
         graphshards.write_index(self.folder, self.key, self.stats, index)
+        with suppress(OSError):  # the one-file cache of claimkb before the shards
+            self.folder.with_suffix(".pickle").unlink(missing_ok=True)
         for i in range(SHARDS, _FORMAT_1_SHARDS):  # format 1 had more shards: not read
             with suppress(OSError):
                 self.shard_path(i).unlink(missing_ok=True)

@@ -34,11 +34,15 @@ def lines_of(block: bytes) -> list[str]:
 class Blocks(MutableMapping[str, bytes]):
     """KBGraph.triples when the graph cache has blocks it has not read (kb.graphshards): the
     graphs in IRI order, each block read, a shard at a time, when first asked for. `sizes`:
-    the lengths of those not read yet; `load(graph)`: the blocks of that graph's shard."""
+    the lengths of those not read yet; `load(graph)`: the blocks of that graph's shard;
+    `make(graph)`: the block made again, should the shard not hold it after all (damaged in
+    place: a stale cache costs time, never correctness); `close()`: the cache's files."""
 
     def __init__(self, blocks: dict[str, bytes | None], sizes: dict[str, int],
-                 load: Callable[[str], Mapping[str, bytes]]) -> None:
+                 load: Callable[[str], Mapping[str, bytes]], make: Callable[[str], bytes],
+                 close: Callable[[], None]) -> None:
         self._blocks, self._sizes, self._load = blocks, sizes, load
+        self._make, self._close = make, close
 
     def __getitem__(self, graph: str) -> bytes:
         block = self._blocks[graph]
@@ -48,9 +52,17 @@ class Blocks(MutableMapping[str, bytes]):
                     self._blocks[name] = read
                     del self._sizes[name]
             block = self._blocks[graph]
-            if block is None:  # the index and the shard disagree: a bug, or a damaged disk
-                raise RuntimeError(f"the graph cache does not hold the block of {graph}")
+            if block is None:
+                block = self._blocks[graph] = self._make(graph)
+                del self._sizes[graph]
         return block
+
+    def release(self, keep: Iterable[str]) -> None:
+        """Read the blocks of `keep` (those still wanted), then close the cache's files."""
+        for graph in keep:
+            if graph in self._blocks:
+                self[graph]
+        self._close()
 
     def __setitem__(self, graph: str, block: bytes) -> None:
         self._blocks[graph] = block
@@ -163,6 +175,8 @@ class KBGraph:
         would otherwise be forked holding them (1.3 GB at 100,000 claims). What is left is no
         longer the knowledge base's graph; nothing but that build may use it."""
         wanted = set(keep)
+        if isinstance(self.triples, Blocks):
+            self.triples.release(wanted)
         for name in [name for name in self.triples if name not in wanted]:
             del self.triples[name]  # in place: what holds the dict holds no block either
             self.block_keys.pop(name, None)

@@ -144,9 +144,11 @@ def _run_and_send(task: Task, sender: Any, after: int | None = None) -> None:
 
 def _spill_and_become(task: Task, sender: Any, spilled: ChildPipe | None = None,
                       by_reference: bool = False) -> None:
-    """The RDF dumps' process: the graph written into a file and a new interpreter in this
-    process's place, which reads it and answers (kb.dumpsproc); where that cannot be done
-    (no room for the file, no interpreter to run), the task is run here, as any other.
+    """The RDF dumps' process: the graph written into a file (its blocks read from the graph
+    cache here, in the child, where the build has not read them: kb.graphshards) and a new
+    interpreter in this process's place, which reads it and answers (kb.dumpsproc); where
+    that cannot be done (no room for the file, no interpreter to run), the task is run here,
+    as any other.
 
     `spilled`: a pipe whose write end this process holds until the graph is in the file (the
     exec closes it), for the data tasks forked beside it to wait on. `by_reference`: the

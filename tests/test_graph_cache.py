@@ -30,7 +30,7 @@ from kb.check import CheckOptions, check
 from kb.graph import build_graph
 from kb.graphcache import FIELDS, SHARDS, GraphCache, assessment, commits, plain
 from kb.history import Commit
-from kb.kbgraph import KBGraph, lines_of
+from kb.kbgraph import Blocks, KBGraph, lines_of
 from kb.load import read_inputs
 from kb.status import Assessment, assess
 
@@ -698,18 +698,45 @@ def test_a_graph_read_from_unread_shards_is_the_graph(make_kb: MakeKB) -> None:
     claims' blocks stand in the page keys as before (kb.extras.record_lines)."""
     from kb.export import nonempty
     from kb.extras import record_lines
-    from kb.kbgraph import Blocks
 
     root = make_kb(RICH)
     whole = build_graph(check(root), cache=False)
     build_graph(check(root))  # fills the cache
     lazy = build_graph(check(root))
     assert isinstance(lazy.triples, Blocks)
-    assert nonempty(lazy) == nonempty(whole)  # without reading a block
-    assert isinstance(lazy.triples, Blocks) and lazy.triples._sizes
+    unread = dict(lazy.triples._sizes)
+    assert len(unread) == len(whole.graphs) - 2  # every record's: not the vocabulary, kb.toml
+    assert nonempty(lazy) == nonempty(whole)
     lines = record_lines(lazy)
     assert lines is not None and all(lines(cid) for cid in lazy.assessments)
+    assert lazy.triples._sizes == unread  # neither read a block
     assert dict(lazy.triples.items()) == whole.triples and lazy.ntriples() == whole.ntriples()
     cid = min(lazy.assessments)
     lazy.forget([lazy.iris.graph("claim", cid)])
     assert list(lazy.triples) == [lazy.iris.graph("claim", cid)]
+
+
+def test_a_shard_damaged_in_place_costs_time_not_correctness(make_kb: MakeKB) -> None:
+    """Bytes of a shard the index describes changed with its Stat kept (a torn write, a bad
+    sector): its blocks are made again, and the index goes, so the next build reads every
+    shard and writes that one again."""
+    from kb.cache import shard_of
+    from kb.graphshards import INDEX
+
+    root = make_kb(RICH)
+    whole = build_graph(check(root), cache=False)
+    build_graph(check(root))
+    graph = next(g for g in whole.graphs if "/claim/" in g)
+    cache = GraphCache(root, check(root).config)
+    path = cache.shard_path(shard_of(graph))
+    st = path.stat()
+    with path.open("r+b") as fh:
+        fh.seek(-8, os.SEEK_END)
+        fh.write(b"\0" * 8)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    lazy = build_graph(check(root))
+    assert dict(lazy.triples.items()) == whole.triples
+    assert not (cache.folder / INDEX).exists()
+    again = build_graph(check(root))  # reads every shard, makes that one's graphs again
+    assert not isinstance(again.triples, Blocks) and dict(again.triples.items()) == whole.triples
+    assert isinstance(build_graph(check(root)).triples, Blocks)  # and the index is back

@@ -439,6 +439,37 @@ def test_after_an_edit_the_dumps_come_from_the_graph_cache(kb: Path, tmp_path: P
     assert_same_site(site, tmp_path / "fresh2")
 
 
+def test_an_edit_build_reads_few_shards_of_the_graph_cache(kb: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """The point of kb.graphshards: after a review is added, the build reads the shard it
+    writes the claim's graph into and the one its rendered page's .ttl and .jsonld come from,
+    not the whole cache; the site is still a full build's. (With worker processes, whose
+    threshold is lowered: without them the dumps are made in the build, from every block.)"""
+    from kb import render
+    from kb.graphcache import GraphCache
+
+    monkeypatch.setattr(render, "PARALLEL_FROM", 10)
+    site = tmp_path / "site"
+    build(kb, site)
+    build(kb, site)  # the index written with every shard described
+    reads: list[int] = []
+    read = GraphCache._read
+
+    def counted(self: GraphCache, i: int) -> None:
+        if i in self._open:
+            reads.append(i)
+        read(self, i)
+
+    monkeypatch.setattr(GraphCache, "_read", counted)
+    _review(kb)
+    build(kb, site)
+    assert 0 < len(set(reads)) <= 2, reads
+    shutil.copytree(kb, tmp_path / "copy")
+    build(tmp_path / "copy", tmp_path / "fresh", incremental=False)
+    assert_same_site(site, tmp_path / "fresh")
+
+
 def test_a_template_of_the_knowledge_base_may_show_more_than_rows(kb: Path,
                                                                   tmp_path: Path) -> None:
     # An override may show anything of a claim in a listing: then a listing's key holds its
