@@ -157,7 +157,7 @@ def fetch(folder: str, key: tuple[object, ...], refs: dict[str, str],
     IRI, in whatever order the dumps want them (IRI order: shards hold graphs by a hash of the
     IRI, so reading the cache in that order would hold every shard at once). Stale, before
     anything is written, when the cache does not hold one of them under its key."""
-    from kb.graphcache import copy_blocks
+    from kb.graphshards import copy_blocks
 
     where, missing = copy_blocks(folder, key, refs, scratch)
     if missing:

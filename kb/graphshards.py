@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
-from kb.cache import paused_gc
+from kb.cache import (
+    SHARDS,
+    BlobCache,
+    paused_gc,
+    read_pickle,
+    shard_file,
+    shard_of,
+    write_pickle,
+)
 from kb.memo import read_memo, write_memo
 
 Stat = tuple[int, int, int]  # inode, size, mtime in ns (kb.write.Stat)
@@ -68,3 +77,155 @@ def read_shard(fh: IO[bytes], key: object,
     if stored_key != key or not isinstance(entries, dict):
         return {}
     return entries if all(map(well_formed, entries.items())) else {}
+
+KIND = "graph"  # the graph cache's one kind of entry: (KIND, graph IRI) → (its key, its block)
+
+
+class IndexedShards(BlobCache):
+    """kb.cache's shards of blocks, each read when one of its blocks is wanted (kb.graphcache's
+    GraphCache is one)."""
+
+    hits = 0  # blocks found
+
+    def _load(self) -> None:
+        stats, index = read_index(self.folder, self.key)
+        self.stats: dict[int, Stat] = {}  # each shard file's, as read or written
+        self._open: dict[int, IO[bytes]] = {}  # shards the index describes: not read yet
+        for i in range(SHARDS):
+            fh, st = open_shard(self.shard_path(i))
+            if fh is None or st is None:
+                continue
+            self.stats[i] = st
+            if stats.get(i) == st:
+                self._open[i] = fh
+                continue
+            self.shards[i] = read_shard(fh, self.key, self.well_formed)
+            fh.close()
+        self._index = {g: v for g, v in index.items() if shard_of(g) in self._open}
+
+    def _read(self, i: int) -> None:
+        fh = self._open.pop(i, None)
+        if fh is None:
+            return
+        self.shards[i] = read_shard(fh, self.key, self.well_formed)
+        fh.close()
+        if not self.shards[i] and any(shard_of(g) == i for g in self._index):
+            # Damaged in place (its Stat unchanged): the index goes, so that the next build
+            # reads every shard and writes this one again; this one's blocks are made again.
+            with suppress(OSError):
+                (self.folder / INDEX).unlink()
+
+    def drop_read(self, unread: Mapping[str, int], keys: Mapping[str, str]
+                  ) -> dict[str, bytes]:
+        """Forget the shards read (once the cache is saved: their blocks are the graph's now,
+        not to be held twice); the blocks of `unread` graphs they hold, under `keys`."""
+        found = {}
+        for g in unread:
+            i = shard_of(g)
+            if i not in self._open:
+                entry = self.shards[i].get((KIND, g))
+                if entry is not None and entry[0] == keys.get(g):
+                    found[g] = entry[1]
+        for i in range(SHARDS):
+            if i not in self._open:
+                self.shards[i] = {}
+        return found
+
+    def close(self) -> None:
+        """Close the shards not read: their blocks are not wanted any more."""
+        for fh in self._open.values():
+            fh.close()
+        self._open = {}
+
+    @property
+    def entries(self) -> dict[tuple[str, str], tuple[str, Any]]:
+        for i in list(self._open):
+            self._read(i)
+        return super().entries
+
+    def get(self, kind: str, path: str, digest_: str) -> Any:
+        self._read(shard_of(path))
+        return super().get(kind, path, digest_)
+
+    def put(self, kind: str, path: str, digest_: str, value: Any) -> None:
+        self._read(shard_of(path))
+        super().put(kind, path, digest_, value)
+
+    def keep_only(self, keep: set[tuple[str, str]]) -> None:
+        for graph in self._index:
+            if (KIND, graph) not in keep:
+                self._read(shard_of(graph))
+        super().keep_only(keep)
+
+    def find(self, graph_iri: str, key: str) -> bytes | int | None:
+        """The graph's block when made from the same inputs (as `block`), or, in a shard not
+        read, its length: the block is there, read when asked for (`blocks_of`)."""
+        if shard_of(graph_iri) not in self._open:
+            return self.block(graph_iri, key)
+        entry = self._index.get(graph_iri)
+        if entry is None or entry[0] != key:
+            return None
+        self.hits += 1
+        return entry[1]
+
+    def blocks_of(self, graph_iri: str, keys: Mapping[str, str]) -> dict[str, bytes]:
+        """The blocks of the shard holding the graph, each under the key `keys` gives it; the
+        cache then forgets them (once it is saved: kb.kbgraph.Blocks holds them)."""
+        i = shard_of(graph_iri)
+        self._read(i)
+        entries, self.shards[i] = self.shards[i], {}
+        return {g: v[1] for (_kind, g), v in entries.items() if keys.get(g) == v[0]}
+
+    def block(self, graph_iri: str, key: str) -> bytes | None:
+        """The graph's block (kb.kbgraph.KBGraph.triples), when made from the same inputs."""
+        block = self.get(KIND, graph_iri, key)
+        if block is None:
+            return None
+        self.hits += 1
+        return cast(bytes, block)
+
+    def _write_shards(self) -> None:
+        """The changed shards, then the index: every shard as this process read or wrote it
+        (their Stats say which)."""
+        for i in sorted(self.dirty):
+            st = write_pickle(self.shard_path(i), self.key, self.shards[i])
+            if st is None:
+                self.stats.pop(i, None)
+            else:
+                self.stats[i] = st
+        index = {g: v for g, v in self._index.items() if shard_of(g) in self._open}
+        for i, shard in enumerate(self.shards):
+            if i in self.stats and i not in self._open:
+                index.update({g: (v[0], len(v[1])) for (_kind, g), v in shard.items()})
+        write_index(self.folder, self.key, self.stats, index)
+
+
+def copy_blocks(folder: str, key: object, wanted: Mapping[str, str], fd: int
+                ) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """Copy the blocks of the graphs `wanted` (graph IRI → its key) out of the graph cache in
+    `folder` (its files read only under the cache's `key`), one shard at a time, into the
+    file `fd` (from its start), for a process that has not the build's memory
+    (kb.dumpsproc): where each block is in the file (graph → offset, length), and the graphs
+    not there under their key."""
+    by_shard: dict[int, list[str]] = {}
+    for graph in wanted:
+        by_shard.setdefault(shard_of(graph), []).append(graph)
+    where: dict[str, tuple[int, int]] = {}
+    missing: list[str] = []
+    offset = 0
+    for index in sorted(by_shard):
+        entries = read_pickle(shard_file(Path(folder), index), key)
+        for graph in by_shard[index]:
+            entry = entries.get((KIND, graph)) if isinstance(entries, dict) else None
+            if not (type(entry) is tuple and len(entry) == 2 and entry[0] == wanted[graph]
+                    and type(entry[1]) is bytes):
+                missing.append(graph)
+                continue
+            block = entry[1]
+            view, at = memoryview(block), offset
+            while view:
+                written = os.pwrite(fd, view, at)
+                view, at = view[written:], at + written
+            where[graph] = (offset, len(block))
+            offset += len(block)
+    return where, missing
