@@ -283,9 +283,18 @@ def read_pickle(path: Path, key: Any) -> Any:
     """The value stored under `key`, or None when the file is missing, corrupt or foreign."""
     try:
         data = path.read_bytes()  # whole, then loads: a little faster than load() in chunks
+    except OSError:
+        return None
+    return unpickle(data, key)
+
+
+def unpickle(data: bytes, key: Any) -> Any:
+    """The value `write_pickle` stored under `key` in `data`, or None when it is truncated,
+    corrupt or foreign."""
+    try:
         with paused_gc():
             stored_key, value = pickle.loads(data)
-    except Exception:  # missing, truncated, corrupt or foreign: start afresh
+    except Exception:  # truncated, corrupt or foreign: start afresh
         return None
     return value if stored_key == key else None
 

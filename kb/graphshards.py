@@ -15,7 +15,6 @@ before; an index that is missing, damaged or of other code describes none.
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
@@ -24,10 +23,10 @@ from typing import IO, Any, cast
 from kb.cache import (
     SHARDS,
     BlobCache,
-    paused_gc,
     read_pickle,
     shard_file,
     shard_of,
+    unpickle,
     write_pickle,
 )
 from kb.memo import read_memo, write_memo
@@ -69,12 +68,10 @@ def read_shard(fh: IO[bytes], key: object,
     """The entries of an open shard file, from its start (empty when it cannot be read, is of
     other code, or holds an entry not shaped as the cache writes them)."""
     try:
-        data = os.pread(fh.fileno(), os.fstat(fh.fileno()).st_size, 0)
-        with paused_gc():
-            stored_key, entries = pickle.loads(data)
-    except Exception:  # truncated, corrupt or foreign: as if there were none
+        entries = unpickle(os.pread(fh.fileno(), os.fstat(fh.fileno()).st_size, 0), key)
+    except OSError:
         return {}
-    if stored_key != key or not isinstance(entries, dict):
+    if not isinstance(entries, dict):
         return {}
     return entries if all(map(well_formed, entries.items())) else {}
 
