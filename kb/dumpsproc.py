@@ -97,8 +97,8 @@ def spill(fd: int, job: Job, graphs: Iterable[tuple[str, bytes | str]]) -> None:
         fh.write(MAGIC + len(head).to_bytes(8, "little") + head)
         for graph, block in graphs:
             name = graph.encode("utf-8")
-            data, size = ((block, len(block)) if isinstance(block, bytes) else
-                          (block.encode("utf-8"), _REF | len(block.encode("utf-8"))))
+            data = block if isinstance(block, bytes) else block.encode("utf-8")
+            size = len(data) if isinstance(block, bytes) else _REF | len(data)
             fh.write(len(name).to_bytes(4, "little") + name + size.to_bytes(8, "little"))
             fh.write(data)
         fh.write(_END)
@@ -121,13 +121,18 @@ def read_job(fh: IO[bytes]) -> Job:
     return job
 
 
+def _heads(fh: IO[bytes]) -> Iterator[tuple[str, int]]:
+    """Each graph's IRI and length field after the job; the caller reads or skips its data
+    before asking for the next."""
+    while size := int.from_bytes(_exactly(fh, 4), "little"):
+        yield _exactly(fh, size).decode("utf-8"), int.from_bytes(_exactly(fh, 8), "little")
+
+
 def read_graphs(fh: IO[bytes], stored: Callable[[str], bytes] | None = None
                 ) -> Iterator[tuple[str, bytes]]:
     """The graphs after the job, one at a time, in the order they were written; a graph given
     by its key is read with `stored` (see `fetch`)."""
-    while size := int.from_bytes(_exactly(fh, 4), "little"):
-        graph = _exactly(fh, size).decode("utf-8")
-        length = int.from_bytes(_exactly(fh, 8), "little")
+    for graph, length in _heads(fh):
         data = _exactly(fh, length & ~_REF)
         if not length & _REF:
             yield graph, data
@@ -140,9 +145,7 @@ def read_graphs(fh: IO[bytes], stored: Callable[[str], bytes] | None = None
 def references(fh: IO[bytes]) -> dict[str, str]:
     """The graphs after the job that are given by their keys: graph IRI → key."""
     refs: dict[str, str] = {}
-    while size := int.from_bytes(_exactly(fh, 4), "little"):
-        graph = _exactly(fh, size).decode("utf-8")
-        length = int.from_bytes(_exactly(fh, 8), "little")
+    for graph, length in _heads(fh):
         if length & _REF:
             refs[graph] = _exactly(fh, length & ~_REF).decode("utf-8")
         else:
