@@ -88,7 +88,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
 
 def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest | None,
                 scanner: SiteScanner | None) -> BuildResult:
-    from kb import search
+    from kb import changed, search
     from kb.extras import DUMPS, LaterResults, graph_extras, record_lines
     from kb.incremental import Keys
     from kb.load import read_inputs
@@ -186,6 +186,11 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             keys.common = keys.whole
         if manifest is not None:
             keys.reuse(manifest.rows_common, manifest.list_rows)
+        # What the claim pages' keys are made from, compared with the last build's: only the
+        # claims an edit can have reached have their key worked out (kb.changed).
+        seen = changed.seen_now(keys)
+        fresh = None if seen is None or manifest is None else changed.to_key(
+            changed.Seen.of_data(manifest.seen), seen, keys)
         with paused_gc():
             all_specs = list(specs(model, extras)) + claim_specs(model)
         # The query pages last: their keys wait for the results (LaterResults), which are
@@ -195,7 +200,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         kept: list[Link] = []
         page_keys: dict[str, str] = {}
         with paused_gc():  # ~100,000 small tuples: the collector would walk the heap again
-            plan(all_specs, keys, manifest, scan, extras, todo, kept, page_keys)
+            plan(all_specs, keys, manifest, scan, extras, todo, kept, page_keys, fresh)
         if isinstance(extras.results, LaterResults):
             extras.results.wait()  # before the graph is forgotten: a failed child's are made here
         # the wait for the queries' child is theirs, not the plan's
@@ -251,7 +256,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         pages = {p: (page_keys.get(p, ""), st) for p, st in written.stats.items()
                  if p not in indexed.files}
     save_manifest(root, Manifest(str(out.resolve()), pages, indexed.keys, indexed.files,
-                                 indexed.digests, keys.common, keys.list_rows()))
+                                 indexed.digests, keys.common, keys.list_rows(),
+                                 None if seen is None else seen.as_data()))
     if memo is not None:
         save_memo(root, memo, model)
     result.written = written

@@ -174,6 +174,8 @@ class Keys:
                          [(cid, a.status) for cid, a in self.assessments.items()])
 
     def graph(self, path: str, record: m.Record, network: NetworkReport) -> str:
+        """A named graph's key. A claim's also stands, in kb.changed, for what its page shows
+        of its path, history, assessment and independent-source count: keep those in it."""
         history = commits(self.histories.get(path))  # provenance: dates and contributors
         if not isinstance(record, m.Claim):
             return digest_of(path, self.content(path, record), history)

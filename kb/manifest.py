@@ -22,9 +22,9 @@ from kb.cache import cache_path
 from kb.memo import read_memo, write_memo
 from kb.write import Link, Stat
 
-FORMAT = 8  # 2: keys hash marshal data; 3: the manifest records every file; 4: and stubs;
+FORMAT = 9  # 2: keys hash marshal data; 3: the manifest records every file; 4: and stubs;
 # 5: marshal, not pickle; 6: a graph's bytes hashed as they are, spans as tuples; 7: list rows;
-# 8: the search index in shards, a key each
+# 8: the search index in shards, a key each; 9: what the claim page keys were made from
 
 
 @dataclass
@@ -80,6 +80,8 @@ class Manifest:
     # `rows_common` (Keys.common: the code, templates, kb.toml, the day …): see Keys.reuse.
     rows_common: str = ""
     list_rows: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    # What the claim pages' keys were made from (kb.changed.Seen.as_data), or None
+    seen: tuple[Any, ...] | None = None
 
     def reusable(self, scan: SiteScan, path: str, key: str) -> Link | None:
         """The last site's file for `path`, when its key matches and nobody touched it."""
@@ -133,18 +135,19 @@ def load_manifest(root: Path, out: Path, folder: Path | None = None) -> Manifest
     marshal data behind its digest (kb.memo): ten times as fast to load and save as the
     pickled dataclass at 46,000 files; a damaged one, or one of another version, is ignored."""
     value = read_memo(manifest_path(root, folder), _manifest_key())
-    if not (isinstance(value, tuple) and len(value) == 7 and value[0] == str(out.resolve())):
+    if not (isinstance(value, tuple) and len(value) == 8 and value[0] == str(out.resolve())):
         return None
-    out_, pages, search_keys, search_files, stubs, rows_common, list_rows = value
+    out_, pages, search_keys, search_files, stubs, rows_common, list_rows, seen = value
     if not (isinstance(pages, dict) and isinstance(search_keys, list)
             and all(isinstance(k, str) for k in search_keys)
             and isinstance(search_files, dict) and isinstance(stubs, dict)
             and isinstance(rows_common, str) and isinstance(list_rows, dict)):
         return None
-    return Manifest(out_, pages, search_keys, search_files, stubs, rows_common, list_rows)
+    return Manifest(out_, pages, search_keys, search_files, stubs, rows_common, list_rows,
+                    seen if isinstance(seen, tuple) else None)
 
 
 def save_manifest(root: Path, manifest: Manifest, folder: Path | None = None) -> None:
     write_memo(manifest_path(root, folder), _manifest_key(),
                (manifest.out, manifest.pages, manifest.search_keys, manifest.search_files,
-                manifest.stubs, manifest.rows_common, manifest.list_rows))
+                manifest.stubs, manifest.rows_common, manifest.list_rows, manifest.seen))

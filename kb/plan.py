@@ -62,14 +62,23 @@ class SiteScanner:
 
 
 def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: SiteScan | None,
-         extras: Extras, todo: list[Spec], kept: list[Link], keyed: dict[str, str]) -> None:
+         extras: Extras, todo: list[Spec], kept: list[Link], keyed: dict[str, str],
+         fresh: set[str] | None = None) -> None:
     """Sort the pages into those to render (`todo`) and those kept from the last site (`scan`:
-    the walk of it, the files as they are now); `keyed`: each output file's page key."""
+    the walk of it, the files as they are now); `keyed`: each output file's page key.
+    `fresh` (kb.changed.to_key): the claims whose page key is worked out; the others' is the
+    one `manifest` recorded, which it would be again. None: every page's is worked out."""
     from kb.render import outputs
 
     reusable = manifest.reusable if manifest is not None and scan is not None else None
+    recorded = {} if manifest is None or fresh is None else manifest.pages
+    worked_out = fresh or set()
     for spec in all_specs:
-        key = keys.key(spec.path, spec.template, spec.extra)
+        entry = None
+        if recorded and spec.template == "claim.html" and \
+                dict(spec.extra)["id"] not in worked_out:
+            entry = recorded.get(spec.path)
+        key = entry[0] if entry is not None else keys.key(spec.path, spec.template, spec.extra)
         paths = outputs(spec, extras)
         for p in paths:
             keyed[p] = key

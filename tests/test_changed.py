@@ -1,0 +1,140 @@
+"""After an edit, the claim page keys taken from the last build (kb.changed) are the keys a
+build working out every one gives, and only the claims the edit can reach are worked out."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_incremental import (
+    CHANGES,
+    _claim_moved,
+    _link_added,
+    _snapshot_added,
+    build,
+    edit,
+    first,
+    git,
+    needs_git,
+)
+
+from kb.changed import Seen, _changed, to_key
+from kb.incremental import Keys
+from kb.manifest import load_manifest
+
+GENERATED = (50, 3)  # as tests/test_incremental.py: its edits are written for this one
+
+
+
+def _unit(root: Path) -> None:
+    """A quantity claim in a unit of its own: the claims whose peers it was lose it, and
+    nothing they show of themselves changes."""
+    for f in sorted((root / "claims").rglob("*.yaml")):
+        text = f.read_text(encoding="utf-8")
+        found = re.search(r'unit: "[^"]+"', text)
+        if found:
+            f.write_text(text.replace(found.group(0), 'unit: "bushels a fortnight"', 1), "utf-8")
+            return
+    raise AssertionError("no quantity claim")
+
+
+EDITS: dict[str, Callable[[Path], None]] = {
+    **CHANGES, "claim-moved": _claim_moved, "link-added": _link_added,
+    "snapshot-added": _snapshot_added, "unit": _unit}
+# Edits of one file whose claim pages are few: most keys must come from the last build.
+LOCAL = {"evidence", "statement", "source", "entity", "snapshot", "quantity", "relation",
+         "review", "comment", "tag", "period", "link-added", "deleted-claim", "added-claim",
+         "unit"}
+
+
+def page_keys(root: Path, site: Path) -> dict[str, str]:
+    manifest = load_manifest(root, site)
+    assert manifest is not None
+    return {path: key for path, (key, _stat) in manifest.pages.items()}
+
+
+def reference_keys(root: Path, tmp_path: Path) -> dict[str, str]:
+    """Every key worked out: the first build of a copy (its own, empty, cache)."""
+    copy, site = tmp_path / "copy", tmp_path / "reference"
+    shutil.copytree(root, copy)
+    build(copy, site)
+    return page_keys(copy, site)
+
+
+def counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    worked_out: list[str] = []
+    claim = Keys.claim
+
+    def counted(self: Keys, cid: str) -> str:
+        worked_out.append(cid)
+        return claim(self, cid)
+
+    monkeypatch.setattr(Keys, "claim", counted)
+    return worked_out
+
+
+@pytest.mark.parametrize("change", sorted(EDITS))
+def test_the_keys_taken_from_the_last_build_are_those_worked_out(
+        kb: Path, tmp_path: Path, change: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    build(kb, site)
+    claims = len(list((site / "claims").glob("*/index.html")))
+    EDITS[change](kb)
+    worked_out = counting(monkeypatch)
+    build(kb, site)
+    count = len(worked_out)
+    assert page_keys(kb, site) == reference_keys(kb, tmp_path)
+    if change in LOCAL:
+        assert 0 < count < claims / 2, (count, claims)
+    if change in ("kb.toml", "template"):  # in every page's key: every key is worked out
+        assert count >= claims
+
+
+def test_a_commit_changes_the_keys_of_the_claims_it_touched(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    needs_git()
+    site = tmp_path / "site"
+    git(kb, "init", "-q")
+    git(kb, "add", "-A")
+    git(kb, "commit", "-q", "-m", "First version")
+    build(kb, site)
+    claim = first(kb, "claims")
+    text = claim.read_text(encoding="utf-8")
+    edit(claim, "claim: \"", "claim: \"Reportedly, ")
+    git(kb, "commit", "-q", "-am", "Reword a claim")
+    claim.write_text(text, encoding="utf-8")  # the file as it was; its history is longer
+    git(kb, "commit", "-q", "-am", "Undo")
+    worked_out = counting(monkeypatch)
+    build(kb, site)
+    assert claim.stem in worked_out and len(worked_out) < 10, worked_out
+    assert page_keys(kb, site) == reference_keys(kb, tmp_path)
+
+
+def test_nothing_changed_works_out_no_claim_key(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    build(kb, site)
+    worked_out = counting(monkeypatch)
+    assert build(kb, site).rendered == 0
+    assert worked_out == []
+
+
+def test_what_is_compared() -> None:
+    assert _changed({"a": 1, "b": 2}, {"a": 1, "b": 2}) == set()
+    assert _changed({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}) == {"b", "c"}
+    assert _changed({"a": 1, "b": [2]}, {"a": 1}) == {"b"}
+    seen = Seen("common", {}, {}, {}, {}, {}, "peers")
+    assert Seen.of_data(seen.as_data()) == seen
+    assert Seen.of_data(("common", {}, {})) is None  # another version's: not trusted
+    assert Seen.of_data(("common", {}, {}, {}, {}, {}, {})) is None
+    assert Seen.of_data(None) is None
+
+
+def test_without_a_last_build_or_with_another_common_every_key_is_worked_out() -> None:
+    now = Seen("this build", {}, {}, {}, {}, {}, "peers")
+    keys: Keys = None  # type: ignore[assignment]  # not read when there is nothing to compare
+    assert to_key(None, now, keys) is None
+    assert to_key(Seen("another day", {}, {}, {}, {}, {}, "peers"), now, keys) is None
