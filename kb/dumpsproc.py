@@ -15,18 +15,17 @@ site, about the size of the N-Triples dump (1.3 GB at 100,000 claims), and, unti
 writes it back, page cache (on a tmpfs, memory); the new interpreter holds one chunk, the VoID
 counts (every distinct subject) and the Stat of each file it writes.
 
-After an edit (below kb.build.STAGGERED_FROM claims), the build forks nothing for the dumps: it
-writes the spill file itself, naming each block the graph cache holds by its key there
-(`by_reference`: 1 MB rather than 130 MB at 10,000 claims), and starts the new interpreter with
-subprocess (`spawn`). That process first copies those blocks out of the cache a shard at a time
-into a nameless file of its own (`fetch`: it holds one shard, not the whole cache, since the
-dumps want the graphs in IRI order and the shards hold them by a hash of it), then reads them
-back in order. A fork, however short the child's life, marks every page of the build
-copy-on-write, and the build then took a fault for each page it next wrote: 22,000 while the
-model was built at 10,000 claims (0.20 s instead of 0.16 s). Should the cache no longer hold a
-block under its key (another build of the same knowledge base, a cleared cache), the process
-answers `Stale` before it writes anything, and the build spawns another, handed every block of
-its own (kb.produce.Workers).
+After an edit, the build forks nothing for the dumps: it writes the spill file itself, naming
+each block the graph cache holds by its key there (`by_reference`: 1 MB rather than 130 MB at
+10,000 claims), and starts the new interpreter with subprocess (`spawn`). That process first
+copies those blocks out of the cache a shard at a time into a nameless file of its own
+(`fetch`: it holds one shard, not the whole cache, since the dumps want the graphs in IRI order
+and the shards hold them by a hash of it), then reads them back in order. A fork, however short
+the child's life, marks every page of the build copy-on-write, and the build then took a fault
+for each page it next wrote: 22,000 while the model was built at 10,000 claims (0.20 s instead
+of 0.16 s). Should the cache no longer hold a block under its key (another build of the same
+knowledge base, a cleared cache), the process answers `Stale` before it writes anything, and
+the build spawns another, handed every block of its own (kb.produce.Workers).
 
 The bytes are those of the dumps made in the build's own process (tested): the same function
 makes them from the same blocks in the same order.
