@@ -15,14 +15,17 @@ A claim page's key is made of (Keys.claim), besides what every page's key holds 
 
 Those values, for every claim, source and entity, are kept with the manifest (`Seen`) and
 compared with this build's as whole maps (at C speed when they are equal). A changed value
-marks the claims whose key reads it, found through the model's indexes: who cites a source,
-who names an entity, who relates to a claim or is related to by it, whose peers include it.
-Every other claim page's key is the one the last build recorded for it. The indexes are this
-build's: a link an edit removed changed the file that held it (its claim is marked) and the
-list on the other side (`related_in`: marked by its own compare; peers: every quantity claim is
-marked when what decides them changed). Without the graph cache's keys (`--no-cache`) every key
-is worked out. tests/test_changed.py holds the keys taken this way to those worked out in full,
-after each kind of edit the incremental tests make.
+marks the claims whose key reads it, found through the model's indexes: who cites a source, who
+names an entity, who relates to a claim or is related to by it, whose peers include it. Every
+other claim page's key is the one the last build recorded for it. The indexes are this build's:
+a link an edit removed changed the file that held it (its claim is marked) and the list on the
+other side (`related_in`: marked by its own compare; peers: every quantity claim is marked when
+what decides them changed). An entity page's key (Keys.entity_page) is the entity's file, the
+rows of the claims it made and is named in, the files of the sources it published or wrote, and
+the entities those claims name: it is worked out again when one of those changed, or the lists
+themselves (`lists`, a digest of each entity's). Without the graph cache's keys (`--no-cache`)
+every key is worked out. tests/test_changed.py holds the keys taken this way to those worked
+out in full, after each kind of edit the incremental tests make.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
+
+from kb.incremental import _d
 
 if TYPE_CHECKING:
     from kb.incremental import Keys
@@ -46,16 +51,18 @@ class Seen:
     entities: dict[str, bytes]  # entity → Keys.entity
     related_in: dict[str, list[tuple[str, str]]]  # claim → (claim relating to it, relation)
     peers_key: str  # kb.pages.SiteModel.peers_key: "" when not worked out
+    lists: dict[str, bytes]  # entity → a digest of its made_by, about and published_by lists
 
     def as_data(self) -> tuple[Any, ...]:
         return (self.common, self.rows, self.blocks, self.sources, self.entities,
-                self.related_in, self.peers_key)
+                self.related_in, self.peers_key, self.lists)
 
     @classmethod
     def of_data(cls, value: object) -> Seen | None:
         """From `as_data`'s tuple as the manifest read it back; None when it is not one."""
-        if not (isinstance(value, tuple) and len(value) == 7 and isinstance(value[0], str)
-                and all(isinstance(v, dict) for v in value[1:6]) and isinstance(value[6], str)):
+        if not (isinstance(value, tuple) and len(value) == 8 and isinstance(value[0], str)
+                and all(isinstance(v, dict) for v in value[1:6]) and isinstance(value[6], str)
+                and isinstance(value[7], dict)):
             return None
         return cls(*value)
 
@@ -72,16 +79,23 @@ def seen_now(keys: Keys) -> Seen | None:
     blocks = {cid: lines(cid) for cid in m.kb.claims}
     if not all(b is not None and b.startswith(_KEYED) for b in blocks.values()):
         return None
+    made, about, published = m.made_by, m.about, m.published_by
     return Seen(keys.common, dict(keys._rows), cast(dict[str, bytes], blocks),
                 {sid: keys.source(sid) for sid in m.kb.sources},
                 {eid: keys.entity(eid) for eid in m.kb.entities},
-                m.related_in, m.peers_key)
+                m.related_in, m.peers_key,
+                {eid: _d(made.get(eid), about.get(eid), published.get(eid))
+                 for eid in m.kb.entities})
 
 
 def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
     """The keys whose value differs, or that only one of the two holds."""
     if old == new:
         return set()
+    try:  # the items that only one of the two holds, as sets: at C speed
+        return {k for k, _v in new.items() ^ old.items()}
+    except TypeError:  # values that cannot be hashed (lists)
+        pass
     out = {k for k, v in new.items() if old.get(k, _MISSING) != v}
     out.update(k for k in old if k not in new)
     return out
@@ -90,20 +104,32 @@ def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
 _MISSING: Hashable = object()
 
 
-def to_key(last: Seen | None, now: Seen, keys: Keys) -> set[str] | None:
-    """The claims whose page key must be worked out; the others' is the one the last build
-    recorded. None: every claim's (no last build to compare with, or what every page's key
-    holds has changed)."""
+@dataclass(frozen=True)
+class Fresh:
+    """The pages whose key is worked out, by id: the others' is the one last recorded."""
+
+    claims: set[str]
+    entities: set[str]
+
+
+def to_key(last: Seen | None, now: Seen, keys: Keys) -> Fresh | None:
+    """The claim and entity pages whose key must be worked out; the others' is the one the
+    last build recorded. None: every page's (no last build to compare with, or what every
+    page's key holds has changed)."""
     if last is None or last.common != now.common:
         return None
     m = keys.m
-    claims = m.kb.claims
+    claims, sources = m.kb.claims, m.kb.sources
     rows = _changed(last.rows, now.rows)
+    changed_sources = _changed(last.sources, now.sources)
+    changed_entities = _changed(last.entities, now.entities)
     out = rows | _changed(last.blocks, now.blocks) | _changed(last.related_in, now.related_in)
-    for sid in _changed(last.sources, now.sources):
+    for sid in changed_sources:
         out.update(m.appears_in.get(sid, ()), m.evidence_from.get(sid, ()))
-    for eid in _changed(last.entities, now.entities):
-        out.update(m.made_by.get(eid, ()), m.about.get(eid, ()))
+    naming: set[str] = set()  # the claims that name a changed entity
+    for eid in changed_entities:
+        naming.update(m.made_by.get(eid, ()), m.about.get(eid, ()))
+    out |= naming
     quantities = [cid for cid, c in claims.items() if c.quantity is not None]
     if not now.peers_key or now.peers_key != last.peers_key:
         out.update(quantities)  # any claim's peers may have changed
@@ -118,4 +144,15 @@ def to_key(last: Seen | None, now: Seen, keys: Keys) -> set[str] | None:
     if peers:
         want = set(peers)
         out.update(x for x in quantities if not want.isdisjoint(m.quantity_peers(x)))
-    return out & claims.keys()
+
+    # An entity page lists the rows of the claims naming it, and the entities those name.
+    entities = changed_entities | _changed(last.lists, now.lists)
+    for cid in rows | naming:
+        c = claims.get(cid)
+        if c is not None:
+            entities.update(r.id for r in (c.claimant, *c.about) if r is not None)
+    for sid in changed_sources:
+        s = sources.get(sid)
+        if s is not None:
+            entities.update(r.id for r in (s.publisher, *s.authors) if r is not None)
+    return Fresh(out & claims.keys(), entities & m.kb.entities.keys())

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kb.changed import Fresh
 from kb.forks import Forked
 from kb.incremental import Keys
 from kb.manifest import Manifest, SiteScan, scan_site
@@ -63,20 +64,21 @@ class SiteScanner:
 
 def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: SiteScan | None,
          extras: Extras, todo: list[Spec], kept: list[Link], keyed: dict[str, str],
-         fresh: set[str] | None = None) -> None:
+         fresh: Fresh | None = None) -> None:
     """Sort the pages into those to render (`todo`) and those kept from the last site (`scan`:
     the walk of it, the files as they are now); `keyed`: each output file's page key.
-    `fresh` (kb.changed.to_key): the claims whose page key is worked out; the others' is the
-    one `manifest` recorded, which it would be again. None: every page's is worked out."""
+    `fresh` (kb.changed.to_key): the claim and entity pages whose key is worked out; the
+    others' is the one `manifest` recorded, which it would be again. None: every page's is."""
     from kb.render import outputs
 
     reusable = manifest.reusable if manifest is not None and scan is not None else None
     recorded = {} if manifest is None or fresh is None else manifest.pages
-    worked_out = fresh or set()
+    worked_out = {"claim.html": fresh.claims if fresh else set(),
+                  "entity.html": fresh.entities if fresh else set()}
     for spec in all_specs:
         entry = None
-        if recorded and spec.template == "claim.html" and \
-                dict(spec.extra)["id"] not in worked_out:
+        ids = worked_out.get(spec.template) if recorded else None
+        if ids is not None and dict(spec.extra)["id"] not in ids:
             entry = recorded.get(spec.path)
         key = entry[0] if entry is not None else keys.key(spec.path, spec.template, spec.extra)
         paths = outputs(spec, extras)
