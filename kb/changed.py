@@ -20,7 +20,10 @@ names an entity, who relates to a claim or is related to by it, whose peers incl
 other claim page's key is the one the last build recorded for it. The indexes are this build's:
 a link an edit removed changed the file that held it (its claim is marked) and the list on the
 other side (`related_in`: marked by its own compare; peers: every quantity claim is marked when
-what decides them changed). An entity page's key (Keys.entity_page) is the entity's file, the
+what decides them changed). A source page's key (Keys.source_page) is the source as
+Keys.source gives it, the claims quoting it or citing it as evidence (`source_lists`), where
+their quotes are in its text (a function of the text, in Keys.source, and of those claims'
+files) and their rows. An entity page's key (Keys.entity_page) is the entity's file, the
 rows of the claims it made and is named in, the files of the sources it published or wrote, and
 the entities those claims name: it is worked out again when one of those changed, or the lists
 themselves (`lists`, a digest of each entity's). Without the graph cache's keys (`--no-cache`)
@@ -52,17 +55,18 @@ class Seen:
     related_in: dict[str, list[tuple[str, str]]]  # claim → (claim relating to it, relation)
     peers_key: str  # kb.pages.SiteModel.peers_key: "" when not worked out
     lists: dict[str, bytes]  # entity → a digest of its made_by, about and published_by lists
+    source_lists: dict[str, bytes]  # source → a digest of its appears_in and evidence_from
 
     def as_data(self) -> tuple[Any, ...]:
         return (self.common, self.rows, self.blocks, self.sources, self.entities,
-                self.related_in, self.peers_key, self.lists)
+                self.related_in, self.peers_key, self.lists, self.source_lists)
 
     @classmethod
     def of_data(cls, value: object) -> Seen | None:
         """From `as_data`'s tuple as the manifest read it back; None when it is not one."""
-        if not (isinstance(value, tuple) and len(value) == 8 and isinstance(value[0], str)
+        if not (isinstance(value, tuple) and len(value) == 9 and isinstance(value[0], str)
                 and all(isinstance(v, dict) for v in value[1:6]) and isinstance(value[6], str)
-                and isinstance(value[7], dict)):
+                and all(isinstance(v, dict) for v in value[7:])):
             return None
         return cls(*value)
 
@@ -80,12 +84,14 @@ def seen_now(keys: Keys) -> Seen | None:
     if not all(b is not None and b.startswith(_KEYED) for b in blocks.values()):
         return None
     made, about, published = m.made_by, m.about, m.published_by
+    appears, evidence = m.appears_in, m.evidence_from
     return Seen(keys.common, dict(keys._rows), cast(dict[str, bytes], blocks),
                 {sid: keys.source(sid) for sid in m.kb.sources},
                 {eid: keys.entity(eid) for eid in m.kb.entities},
                 m.related_in, m.peers_key,
                 {eid: _d(made.get(eid), about.get(eid), published.get(eid))
-                 for eid in m.kb.entities})
+                 for eid in m.kb.entities},
+                {sid: _d(appears.get(sid), evidence.get(sid)) for sid in m.kb.sources})
 
 
 def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
@@ -110,6 +116,7 @@ class Fresh:
 
     claims: set[str]
     entities: set[str]
+    sources: set[str]
 
 
 def to_key(last: Seen | None, now: Seen, keys: Keys) -> Fresh | None:
@@ -155,4 +162,11 @@ def to_key(last: Seen | None, now: Seen, keys: Keys) -> Fresh | None:
         s = sources.get(sid)
         if s is not None:
             entities.update(r.id for r in (s.publisher, *s.authors) if r is not None)
-    return Fresh(out & claims.keys(), entities & m.kb.entities.keys())
+    # A source page lists the rows of the claims quoting or citing it.
+    cited = changed_sources | _changed(last.source_lists, now.source_lists)
+    for cid in rows:
+        c = claims.get(cid)
+        if c is not None:
+            cited.update(a.source.id for a in c.appearances)
+            cited.update(e.source.id for e in c.evidence)
+    return Fresh(out & claims.keys(), entities & m.kb.entities.keys(), cited & sources.keys())

@@ -67,14 +67,15 @@ def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: Sit
          fresh: Fresh | None = None) -> None:
     """Sort the pages into those to render (`todo`) and those kept from the last site (`scan`:
     the walk of it, the files as they are now); `keyed`: each output file's page key.
-    `fresh` (kb.changed.to_key): the claim and entity pages whose key is worked out; the
-    others' is the one `manifest` recorded, which it would be again. None: every page's is."""
+    `fresh` (kb.changed.to_key): the claim, entity and source pages whose key is worked out;
+    the others' is the one `manifest` recorded, which it would be again. None: every page's is."""
     from kb.render import outputs
 
     reusable = manifest.reusable if manifest is not None and scan is not None else None
     recorded = {} if manifest is None or fresh is None else manifest.pages
     worked_out = {"claim.html": fresh.claims if fresh else set(),
-                  "entity.html": fresh.entities if fresh else set()}
+                  "entity.html": fresh.entities if fresh else set(),
+                  "source.html": fresh.sources if fresh else set()}
     for spec in all_specs:
         entry = None
         ids = worked_out.get(spec.template) if recorded else None

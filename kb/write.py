@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class WriteError(Exception):
@@ -39,9 +39,9 @@ class Page:
 Stat = tuple[int, int, int]
 
 
-@dataclass(frozen=True)
-class Link:
-    """A file of the previous site that is kept as it is: linked into the new one."""
+class Link(NamedTuple):
+    """A file of the previous site that is kept as it is: linked into the new one (a named
+    tuple: an edit build makes one for each of ~33,000 kept files at 10,000 claims)."""
 
     path: str
     source: str | Path  # the file in the previous site (a str: cheaper, by the ten thousand)

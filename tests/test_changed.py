@@ -84,18 +84,21 @@ def test_the_keys_taken_from_the_last_build_are_those_worked_out(
     build(kb, site)
     claims = len(list((site / "claims").glob("*/index.html")))
     entities = len(list((site / "entities").glob("*/index.html")))
+    sources = len(list((site / "sources").glob("*/index.html")))
     EDITS[change](kb)
     worked_out, entity_pages = counting(monkeypatch), counting(monkeypatch, "entity_page")
+    source_pages = counting(monkeypatch, "source_page")
     build(kb, site)
-    count, entity_count = len(worked_out), len(entity_pages)
+    count, entity_count, source_count = len(worked_out), len(entity_pages), len(source_pages)
     assert page_keys(kb, site) == reference_keys(kb, tmp_path)
     if change in LOCAL:
         assert 0 < count < claims / 2, (count, claims)
         # an entity's edit reaches the pages of the entities named beside it
         assert entity_count < (entities if change == "entity" else entities / 2), \
             (entity_count, entities)
+        assert source_count < sources / 2, (source_count, sources)
     if change in ("kb.toml", "template"):  # in every page's key: every key is worked out
-        assert count >= claims and entity_count >= entities
+        assert count >= claims and entity_count >= entities and source_count >= sources
 
 
 def test_a_commit_changes_the_keys_of_the_claims_it_touched(
@@ -118,28 +121,29 @@ def test_a_commit_changes_the_keys_of_the_claims_it_touched(
     assert page_keys(kb, site) == reference_keys(kb, tmp_path)
 
 
-def test_nothing_changed_works_out_no_claim_or_entity_key(
+def test_nothing_changed_works_out_no_claim_entity_or_source_key(
         kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = tmp_path / "site"
     build(kb, site)
     claims, entities = counting(monkeypatch), counting(monkeypatch, "entity_page")
+    sources = counting(monkeypatch, "source_page")
     assert build(kb, site).rendered == 0
-    assert claims == [] and entities == []
+    assert claims == [] and entities == [] and sources == []
 
 
 def test_what_is_compared() -> None:
     assert _changed({"a": 1, "b": 2}, {"a": 1, "b": 2}) == set()
     assert _changed({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}) == {"b", "c"}
     assert _changed({"a": 1, "b": [2]}, {"a": 1}) == {"b"}
-    seen = Seen("common", {}, {}, {}, {}, {}, "peers", {})
+    seen = Seen("common", {}, {}, {}, {}, {}, "peers", {}, {})
     assert Seen.of_data(seen.as_data()) == seen
     assert Seen.of_data(("common", {}, {})) is None  # another version's: not trusted
-    assert Seen.of_data(("common", {}, {}, {}, {}, {}, {}, {})) is None
+    assert Seen.of_data(("common", {}, {}, {}, {}, {}, {}, {}, {})) is None
     assert Seen.of_data(None) is None
 
 
 def test_without_a_last_build_or_with_another_common_every_key_is_worked_out() -> None:
-    now = Seen("this build", {}, {}, {}, {}, {}, "peers", {})
+    now = Seen("this build", {}, {}, {}, {}, {}, "peers", {}, {})
     keys: Keys = None  # type: ignore[assignment]  # not read when there is nothing to compare
     assert to_key(None, now, keys) is None
-    assert to_key(Seen("another day", {}, {}, {}, {}, {}, "peers", {}), now, keys) is None
+    assert to_key(Seen("another day", {}, {}, {}, {}, {}, "peers", {}, {}), now, keys) is None
