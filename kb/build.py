@@ -188,8 +188,9 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             keys.common = keys.whole
         if manifest is not None:
             keys.reuse(manifest.rows_common, manifest.list_rows)
-        # What the claim pages' keys are made from, compared with the last build's: only the
-        # claims an edit can have reached have their key worked out (kb.changed).
+        # What the claim, source and entity pages' keys are made from, compared with the last
+        # build's: only the pages an edit can have reached have their key worked out
+        # (kb.changed).
         seen = changed.seen_now(keys)
         fresh = None if seen is None or manifest is None else changed.to_key(
             changed.Seen.of_data(manifest.seen), seen, keys)

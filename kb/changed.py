@@ -1,4 +1,4 @@
-"""Which claim pages' keys an edit can have changed, found without working out every key.
+"""Which pages' keys an edit can have changed, found without working out every key.
 
 After one edit nearly every claim page keeps its key, and working each out (kb.incremental.
 Keys.claim, ~18 µs a claim: 0.18 s at 10,000 claims, 3 s at 100,000) was most of the planning.
@@ -6,8 +6,10 @@ A claim page's key is made of (Keys.claim), besides what every page's key holds 
 
 - the claim's row (its id, file digest and status);
 - what decides its graph's block: the graph cache's key of the block, which digests the file's
-  path and git history (the status steps are made from that history and kb.toml), the claim's
-  assessment and its independent-source count (kb.graphcache.Keys.graph);
+  path and git history, the claim's assessment and its independent-source count
+  (kb.graphcache.Keys.graph);
+- its status at each commit (`steps`): made from the file's history and kb.toml, and from each
+  version git gave back (a version it could not read makes a step of its own);
 - what the sources it cites show of themselves (Keys.source), and the entities it names
   (Keys.entity);
 - the rows of the claims it relates to, of those that relate to it (`related_in`), and of its
@@ -45,11 +47,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Seen:
-    """What this build's claim page keys are made from, as plain data (kb.manifest keeps it)."""
+    """What this build's claim, source and entity page keys are made from, as plain data
+    (kb.manifest keeps it)."""
 
     common: str  # Keys.common: when it differs, every key is worked out
     rows: dict[str, bytes]  # claim → Keys.row
-    blocks: dict[str, bytes]  # claim → its graph block's key (Keys.lines before it is hashed)
+    blocks: dict[str, bytes]  # claim → its graph block's key in the graph cache
+    steps: dict[str, bytes]  # claim file → a digest of its status steps (kb.history)
     sources: dict[str, bytes]  # source → Keys.source
     entities: dict[str, bytes]  # entity → Keys.entity
     related_in: dict[str, list[tuple[str, str]]]  # claim → (claim relating to it, relation)
@@ -58,15 +62,15 @@ class Seen:
     source_lists: dict[str, bytes]  # source → a digest of its appears_in and evidence_from
 
     def as_data(self) -> tuple[Any, ...]:
-        return (self.common, self.rows, self.blocks, self.sources, self.entities,
+        return (self.common, self.rows, self.blocks, self.steps, self.sources, self.entities,
                 self.related_in, self.peers_key, self.lists, self.source_lists)
 
     @classmethod
     def of_data(cls, value: object) -> Seen | None:
         """From `as_data`'s tuple as the manifest read it back; None when it is not one."""
-        if not (isinstance(value, tuple) and len(value) == 9 and isinstance(value[0], str)
-                and all(isinstance(v, dict) for v in value[1:6]) and isinstance(value[6], str)
-                and all(isinstance(v, dict) for v in value[7:])):
+        if not (isinstance(value, tuple) and len(value) == 10 and isinstance(value[0], str)
+                and all(isinstance(v, dict) for v in value[1:7]) and isinstance(value[7], str)
+                and all(isinstance(v, dict) for v in value[8:])):
             return None
         return cls(*value)
 
@@ -80,12 +84,15 @@ def seen_now(keys: Keys) -> Seen | None:
     m, lines = keys.m, keys.record_lines
     if lines is None:
         return None
-    blocks = {cid: lines(cid) for cid in m.kb.claims}
-    if not all(b is not None and b.startswith(_KEYED) for b in blocks.values()):
+    lined = {cid: lines(cid) for cid in m.kb.claims}
+    if not all(b is not None and b.startswith(_KEYED) for b in lined.values()):
         return None
+    blocks = {cid: cast(bytes, b)[len(_KEYED):] for cid, b in lined.items()}
     made, about, published = m.made_by, m.about, m.published_by
     appears, evidence = m.appears_in, m.evidence_from
-    return Seen(keys.common, dict(keys._rows), cast(dict[str, bytes], blocks),
+    steps = {path: _d([(s.commit.sha, s.status, s.derived, s.reason, s.deleted) for s in made_of])
+             for path, made_of in m.steps.items()}
+    return Seen(keys.common, dict(keys._rows), blocks, steps,
                 {sid: keys.source(sid) for sid in m.kb.sources},
                 {eid: keys.entity(eid) for eid in m.kb.entities},
                 m.related_in, m.peers_key,
@@ -131,6 +138,9 @@ def to_key(last: Seen | None, now: Seen, keys: Keys) -> Fresh | None:
     changed_sources = _changed(last.sources, now.sources)
     changed_entities = _changed(last.entities, now.entities)
     out = rows | _changed(last.blocks, now.blocks) | _changed(last.related_in, now.related_in)
+    paths = _changed(last.steps, now.steps)
+    if paths:
+        out.update(cid for cid, c in claims.items() if c.loc.path in paths)
     for sid in changed_sources:
         out.update(m.appears_in.get(sid, ()), m.evidence_from.get(sid, ()))
     naming: set[str] = set()  # the claims that name a changed entity

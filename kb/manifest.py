@@ -80,7 +80,7 @@ class Manifest:
     # `rows_common` (Keys.common: the code, templates, kb.toml, the day …): see Keys.reuse.
     rows_common: str = ""
     list_rows: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
-    # What the claim pages' keys were made from (kb.changed.Seen.as_data), or None
+    # What the claim, source and entity pages' keys were made from (kb.changed.Seen.as_data)
     seen: tuple[Any, ...] | None = None
 
     def reusable(self, scan: SiteScan, path: str, key: str) -> Link | None:

@@ -73,9 +73,8 @@ def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: Sit
 
     reusable = manifest.reusable if manifest is not None and scan is not None else None
     recorded = {} if manifest is None or fresh is None else manifest.pages
-    worked_out = {"claim.html": fresh.claims if fresh else set(),
-                  "entity.html": fresh.entities if fresh else set(),
-                  "source.html": fresh.sources if fresh else set()}
+    worked_out = {} if fresh is None else {
+        "claim.html": fresh.claims, "entity.html": fresh.entities, "source.html": fresh.sources}
     for spec in all_specs:
         entry = None
         ids = worked_out.get(spec.template) if recorded else None
