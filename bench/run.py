@@ -260,7 +260,7 @@ def compile_kb(folder: Path | None = None) -> str:
 
         folder = Path(kb.__file__).resolve().parent
     if not compileall.compile_dir(folder, quiet=1):
-        return f"not compiled: {folder} could not be written"
+        return f"not compiled: compileall failed on {folder} (see its messages above)"
     return f"compiled first (`compileall {folder.name}/`), as an install does"
 
 
