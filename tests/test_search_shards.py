@@ -30,9 +30,9 @@ SMALL = 20  # SHARD_PAGES for those 78 pages: 4 shards
 
 # -- which shard -----------------------------------------------------------------------------------
 def test_shard_count_as_specified(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert searchshards.SHARD_PAGES == 2500 and searchshards.MAX_SHARDS == 32
-    cases = {0: 1, 1: 1, 78: 1, 1300: 1, 2500: 1, 2501: 2, 5000: 2, 5001: 4, 13_000: 8,
-             20_000: 8, 20_001: 16, 80_001: 32, 130_000: 32, 10**9: 32}
+    assert searchshards.SHARD_PAGES == 1000 and searchshards.MAX_SHARDS == 32
+    cases = {0: 1, 1: 1, 78: 1, 1000: 1, 1001: 2, 2000: 2, 2001: 4, 4001: 8, 13_000: 16,
+             16_000: 16, 16_001: 32, 130_000: 32, 10**9: 32}
     assert {n: searchshards.shard_count(n) for n in cases} == cases
     monkeypatch.setattr(searchshards, "SHARD_PAGES", SMALL)  # read at each call
     assert searchshards.shard_count(78) == 4 and searchshards.shard_count(20) == 1
