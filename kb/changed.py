@@ -92,7 +92,7 @@ def seen_now(keys: Keys) -> Seen | None:
     appears, evidence = m.appears_in, m.evidence_from
     steps = {path: _d([(s.commit.sha, s.status, s.derived, s.reason, s.deleted) for s in made_of])
              for path, made_of in m.steps.items()}
-    return Seen(keys.common, dict(keys._rows), blocks, steps,
+    return Seen(keys.common, keys.claim_rows(), blocks, steps,
                 {sid: keys.source(sid) for sid in m.kb.sources},
                 {eid: keys.entity(eid) for eid in m.kb.entities},
                 m.related_in, m.peers_key,
@@ -127,8 +127,8 @@ class Fresh:
 
 
 def to_key(last: Seen | None, now: Seen, keys: Keys) -> Fresh | None:
-    """The claim and entity pages whose key must be worked out; the others' is the one the
-    last build recorded. None: every page's (no last build to compare with, or what every
+    """The claim, entity and source pages whose key must be worked out; the others' is the one
+    the last build recorded. None: every page's (no last build to compare with, or what every
     page's key holds has changed)."""
     if last is None or last.common != now.common:
         return None

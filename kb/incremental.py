@@ -189,6 +189,10 @@ class Keys:
                     and isinstance(entry[1], bytes)):
                 mine[cid] = entry[1]
 
+    def claim_rows(self) -> dict[str, bytes]:
+        """Every claim's row (`row`), as the pages' keys hold it (kb.changed keeps them)."""
+        return dict(self._rows)
+
     def list_rows(self) -> dict[str, tuple[bytes, bytes]]:
         """The list rows worked out (or reused), for the next build (`reuse`)."""
         rows = self._rows

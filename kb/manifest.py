@@ -24,7 +24,8 @@ from kb.write import Link, Stat
 
 FORMAT = 9  # 2: keys hash marshal data; 3: the manifest records every file; 4: and stubs;
 # 5: marshal, not pickle; 6: a graph's bytes hashed as they are, spans as tuples; 7: list rows;
-# 8: the search index in shards, a key each; 9: what the claim page keys were made from
+# 8: the search index in shards, a key each; 9: what claim, source and entity page keys
+# were made from (kb.changed)
 
 
 @dataclass
