@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 # A shard holds at most SHARD_PAGES pages while there are at most MAX_SHARDS: small enough that
 # pagefind re-indexes one in under a second, few enough that the browser's first search (a
 # pagefind-entry.json and a metadata file per shard, then an index chunk per shard and word)
-# stays a handful of small requests. Pagefind takes ~0.9 ms a page here, most of it creating
-# its files (one fragment a page): 2,500 made a shard of 1,625 pages at 10,000 claims, 1.45 s
-# of a statement edit's build; 1,000 makes 16 shards of ~810 pages there (0.9 s).
+# stays a handful of small requests. In a build pagefind takes ~0.9 ms a page here (0.4 ms on
+# an idle machine: it shares two cores with the rendering and the dumps), and re-indexing the
+# edited page's shard is a statement edit's critical path: 2,500 made a shard of 1,625 pages at
+# 10,000 claims (1.4-1.7 s), 1,000 makes 16 shards of ~810 pages there (0.85-0.9 s).
 SHARD_PAGES = 1000
 MAX_SHARDS = 32
 PARALLEL = 2  # pagefind processes at a time: each uses every core it is given
