@@ -1,5 +1,6 @@
-"""After an edit, the claim page keys taken from the last build (kb.changed) are the keys a
-build working out every one gives, and only the claims the edit can reach are worked out."""
+"""After an edit, the claim, entity and source page keys taken from the last build
+(kb.changed) are the keys a build working out every one gives, and only the pages the edit can
+reach have theirs worked out."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ from kb.incremental import Keys
 from kb.manifest import load_manifest
 
 GENERATED = (50, 3)  # as tests/test_incremental.py: its edits are written for this one
-
 
 
 def _unit(root: Path) -> None:
@@ -71,7 +71,7 @@ EDITS: dict[str, Callable[[Path], None]] = {
     "snapshot-added": _snapshot_added, "unit": _unit, "link-removed": _link_removed,
     "publisher": lambda root: _swap(root, "sources", "publisher"),
     "claimant": lambda root: _swap(root, "claims", "claimant")}
-# Edits of one file whose claim pages are few: most keys must come from the last build.
+# Edits of one file that reach few pages: most keys must come from the last build.
 LOCAL = {"evidence", "statement", "source", "entity", "snapshot", "quantity", "relation",
          "review", "comment", "tag", "period", "link-added", "deleted-claim", "added-claim",
          "unit", "link-removed", "publisher", "claimant"}
@@ -92,7 +92,8 @@ def reference_keys(root: Path, tmp_path: Path) -> dict[str, str]:
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, method: str = "claim") -> list[str]:
-    """The ids whose page key Keys works out (`method`: claim, entity_page) from now on."""
+    """The ids whose page key Keys works out from now on (`method`: claim, entity_page or
+    source_page)."""
     worked_out: list[str] = []
     work_out = getattr(Keys, method)
 
@@ -202,3 +203,15 @@ def test_without_a_last_build_or_with_another_common_every_key_is_worked_out() -
     keys: Keys = None  # type: ignore[assignment]  # not read when there is nothing to compare
     assert to_key(None, now, keys) is None
     assert to_key(_seen("another day"), now, keys) is None
+
+
+def test_without_the_graph_cache_no_key_is_taken(kb: Path, tmp_path: Path) -> None:
+    """`--no-cache`: a claim's key holds its graph's block, not the cache's key of it, and
+    kb.changed relies on that key; the manifest keeps nothing to take keys from."""
+    site = tmp_path / "site"
+    build(kb, site, incremental=False)  # trusts no cache, the graph cache included
+    manifest = load_manifest(kb, site)
+    assert manifest is not None and manifest.pages and manifest.seen is None
+    build(kb, site)
+    manifest = load_manifest(kb, site)
+    assert manifest is not None and Seen.of_data(manifest.seen) is not None
