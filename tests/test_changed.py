@@ -21,6 +21,7 @@ from test_incremental import (
     first,
     git,
     needs_git,
+    replace_first,
 )
 
 from kb.changed import Seen, _changed, to_key
@@ -33,37 +34,22 @@ GENERATED = (50, 3)  # as tests/test_incremental.py: its edits are written for t
 def _unit(root: Path) -> None:
     """A quantity claim in a unit of its own: the claims whose peers it was lose it, and
     nothing they show of themselves changes."""
-    for f in sorted((root / "claims").rglob("*.yaml")):
-        text = f.read_text(encoding="utf-8")
-        found = re.search(r'unit: "[^"]+"', text)
-        if found:
-            f.write_text(text.replace(found.group(0), 'unit: "bushels a fortnight"', 1), "utf-8")
-            return
-    raise AssertionError("no quantity claim")
+    replace_first(root, "claims", r'unit: "[^"]+"', lambda m: 'unit: "bushels a fortnight"',
+                  "quantity claim")
 
 
 def _swap(root: Path, folder: str, field: str) -> None:
     """One record's `field` names another entity: the one it named loses it, that one gains it."""
     entities = sorted(f.stem for f in (root / "entities").glob("*.yaml"))
-    for f in sorted((root / folder).rglob("*.yaml")):
-        text = f.read_text(encoding="utf-8")
-        found = re.search(rf"^{field}: (\S+)$", text, flags=re.M)
-        if found:
-            other = next(e for e in entities if e != found.group(1))
-            f.write_text(text.replace(found.group(0), f"{field}: {other}", 1), "utf-8")
-            return
-    raise AssertionError(f"no {field} in {folder}")
+    replace_first(root, folder, rf"^{field}: (\S+)$",
+                  lambda m: f"{field}: {next(e for e in entities if e != m.group(1))}",
+                  f"{field} in {folder}", re.M)
 
 
 def _link_removed(root: Path) -> None:
     """A claim no longer relates to others, which stay: their pages lose it."""
-    for f in sorted((root / "claims").rglob("*.yaml")):
-        text = f.read_text(encoding="utf-8")
-        new = re.sub(r"^related:\n(  - .*\n)+", "", text, flags=re.M)
-        if new != text:
-            f.write_text(new, "utf-8")
-            return
-    raise AssertionError("no related claims")
+    replace_first(root, "claims", r"^related:\n(  - .*\n)+", lambda m: "", "related claims",
+                  re.M)
 
 
 EDITS: dict[str, Callable[[Path], None]] = {

@@ -136,45 +136,41 @@ def _snapshot(root: Path) -> None:  # the source page's text; the quotes' contex
         fh.write("\nA sentence added to the end of the text.\n")
 
 
-def _quantity(root: Path) -> None:  # shown in the charts of the claim's peers
-    for f in sorted((root / "claims").rglob("*.yaml")):
+def replace_first(root: Path, folder: str, pattern: str, new: Callable[[re.Match[str]], str],
+                  what: str, flags: int = 0, when: Callable[[str], bool] = lambda text: True
+                  ) -> None:
+    """In the first file of `folder` (in path order) where `pattern` matches and `when` holds,
+    the matched text becomes `new(match)`; `what` names the file looked for, if there is none."""
+    for f in sorted((root / folder).rglob("*.yaml")):
         text = f.read_text(encoding="utf-8")
-        found = re.search(r"quantity: \{value: ([^,]+),", text)
-        if found:
-            f.write_text(text.replace(found.group(0), "quantity: {value: 123456789,", 1), "utf-8")
+        found = re.search(pattern, text, flags=flags)
+        if found and when(text):
+            f.write_text(text.replace(found.group(0), new(found), 1), "utf-8")
             return
-    raise AssertionError("no quantity claim")
+    raise AssertionError(f"no {what}")
+
+
+def _quantity(root: Path) -> None:  # shown in the charts of the claim's peers
+    replace_first(root, "claims", r"quantity: \{value: ([^,]+),",
+                  lambda m: "quantity: {value: 123456789,", "quantity claim")
 
 
 def _relation(root: Path) -> None:  # shown on the page of the claim it points at, too
-    for f in sorted((root / "claims").rglob("*.yaml")):
-        text = f.read_text(encoding="utf-8")
-        found = re.search(r"relation: ([a-z-]+)\}", text)
-        if found:
-            other = "context" if found.group(1) != "context" else "refines"
-            f.write_text(text.replace(found.group(0), f"relation: {other}}}", 1), "utf-8")
-            return
-    raise AssertionError("no related claims")
+    replace_first(root, "claims", r"relation: ([a-z-]+)\}",
+                  lambda m: "relation: {}}}".format(
+                      "context" if m.group(1) != "context" else "refines"),
+                  "related claims")
 
 
 def _tag(root: Path) -> None:  # a quantity claim's tags decide its peers (the memo keeps them)
-    for f in sorted((root / "claims").rglob("*.yaml")):
-        text = f.read_text(encoding="utf-8")
-        found = re.search(r"^tags: \[([^\]]*)\]", text, flags=re.M)
-        if found and "quantity:" in text and "period:" in text:
-            f.write_text(text.replace(found.group(0), "tags: [retagged]", 1), "utf-8")
-            return
-    raise AssertionError("no tagged quantity claim")
+    replace_first(root, "claims", r"^tags: \[([^\]]*)\]", lambda m: "tags: [retagged]",
+                  "tagged quantity claim", re.M,
+                  lambda text: "quantity:" in text and "period:" in text)
 
 
 def _period(root: Path) -> None:  # a quantity claim's time decides its peers and theirs
-    for f in sorted((root / "claims").rglob("*.yaml")):
-        text = f.read_text(encoding="utf-8")
-        found = re.search(r"^period: .*$", text, flags=re.M)
-        if found and "quantity:" in text:
-            f.write_text(text.replace(found.group(0), 'period: "1999"', 1), "utf-8")
-            return
-    raise AssertionError("no quantity claim with a period")
+    replace_first(root, "claims", r"^period: .*$", lambda m: 'period: "1999"',
+                  "quantity claim with a period", re.M, lambda text: "quantity:" in text)
 
 
 def _text_moved(root: Path) -> None:  # every quote of the text is found elsewhere now
