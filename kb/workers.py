@@ -196,6 +196,17 @@ class WorkerGone(Exception):
     """The worker died or stopped answering (killed, or out of memory)."""
 
 
+def _widen_pipe(stream: IO[bytes] | None) -> None:
+    """Give the answers' pipe 1 MiB rather than 64 KiB: a large answer then crosses in a
+    sixteenth of the reads and context switches. Where Linux refuses, the default serves."""
+    import fcntl
+
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+    if stream is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(stream.fileno(), set_size, 1 << 20)
+
+
 class Worker:
     def __init__(self, dump: Path, memory_mb: int) -> None:
         self.proc = subprocess.Popen(
@@ -204,7 +215,10 @@ class Worker:
             # client's 503 says what happened.
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             close_fds=True)
-        self._buffer = b""
+        # A bytearray: a pipe gives at most 64 KiB a read, and re-making an immutable buffer
+        # for each made a 23 MB answer cost about 0.5 s of copying.
+        self._buffer = bytearray()
+        _widen_pipe(self.proc.stdout)
 
     def _recv(self, deadline: float) -> Any:
         assert self.proc.stdout is not None
@@ -212,10 +226,11 @@ class Worker:
         need: int | None = None
         while True:
             if need is None and len(self._buffer) >= _HEADER.size:
-                need = _HEADER.size + _HEADER.unpack(self._buffer[:_HEADER.size])[0]
+                need = _HEADER.size + _HEADER.unpack_from(self._buffer)[0]
             if need is not None and len(self._buffer) >= need:
-                message = pickle.loads(self._buffer[_HEADER.size:need])
-                self._buffer = self._buffer[need:]
+                with memoryview(self._buffer) as view:
+                    message = pickle.loads(view[_HEADER.size:need])
+                del self._buffer[:need]
                 return message
             remaining = deadline - time.monotonic()
             if remaining <= 0:
