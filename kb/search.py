@@ -198,6 +198,7 @@ class Indexing:
         self._error: SearchError | None = None
         self._done = False
         self._stop = threading.Event()
+        self.written = threading.Event()  # set once the stubs are written (or will never be)
         self._lock = threading.Lock()  # held while the process starts or is killed
         self._thread = threading.Thread(target=self._run, args=(stubs,), name="kb-pagefind",
                                         daemon=True)
@@ -213,6 +214,7 @@ class Indexing:
                 _write_stubs(self.folder, self._kept.pages(self._digests), self._stop)
             else:
                 _write_stubs(self.folder, stubs, self._stop)
+            self.written.set()
             self._log = tempfile.TemporaryFile(dir=_scratch_parent())  # noqa: SIM115 (see wait)
             cmd = [self._executable, "--site", str(self.folder), "--output-path",
                    str(self.output.absolute()), *OPTIONS]
@@ -230,6 +232,7 @@ class Indexing:
         except (OSError, subprocess.SubprocessError) as exc:
             self._failure = f"pagefind could not run: {exc}"
         finally:
+            self.written.set()
             shutil.rmtree(self.folder, ignore_errors=True)
             if self._on_end is not None:
                 self._on_end()
