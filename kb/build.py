@@ -352,26 +352,22 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
             stubs, folder = for_pagefind(model, checked.kb.root, stubs, digests, cache, wanted)
     timings["search"] = time.perf_counter() - t
     pages: Workers | None = None
-    parallel = len(todo) >= PARALLEL_FROM
     try:
         t = time.perf_counter()
-        if indexed.redone and not parallel:
-            # The pages are rendered in this process, which forks no worker: pagefind can start
-            # now, and its first stubs are written before the rendering competes for the GIL.
-            indexing = searchshards.start_shards(
-                executable, indexed.redone, indexed.count, stubs, staging.path / search.OUTPUT,
-                folder, indexed.digests)
-            indexing.settle()
         model.warm()  # work every worker would otherwise repeat after the fork
         state = State(model, extras, checked.kb.root, staging.path, checked)
         work = page_tasks(todo, jobs or 2, records, with_pages)
-        pages = Workers(state, work, jobs, parallel=parallel)
+        pages = Workers(state, work, jobs, parallel=len(todo) >= PARALLEL_FROM)
         # Only after the fork: a process forked while pagefind's is being started would hold
         # the pipe subprocess waits on for the exec, and both would wait for ever.
-        if indexed.redone and parallel:
+        if indexed.redone:
             indexing = searchshards.start_shards(
                 executable, indexed.redone, indexed.count, stubs, staging.path / search.OUTPUT,
                 folder, indexed.digests)
+            if not pages.forked:
+                # The pages are rendered here (in results(), below), holding the GIL: the
+                # first shards' stubs are written before that, not beside it.
+                indexing.settle()
         del stubs
         for running in (pages, dumps):
             for done in running.results():

@@ -146,17 +146,19 @@ class ShardIndexing:
                     for job in self.jobs:
                         job.written.wait()
                     self._first.set()
-        except (OSError, SearchError) as exc:
+        except Exception as exc:  # kept for wait(): a thread's error would otherwise be lost
             self._failure = exc
         finally:
             self._first.set()
 
     def settle(self) -> None:
-        """Wait until the first shards' stubs are written and their pagefind is started.
+        """Wait until the stubs of the first shards (PARALLEL at most) are written, or their
+        runs have ended; their pagefind processes are then being started.
 
         A caller about to render in this process calls it first: writing ~800 stub files took
         0.3 s beside the rendering, which holds the GIL, and 0.02 s alone; pagefind then runs
-        on the other core while the pages are rendered."""
+        on the other core while the pages are rendered. The caller must not fork meanwhile
+        (kb.build._fill)."""
         self._first.wait()
 
     def wait(self) -> None:

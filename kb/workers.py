@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 _HEADER = struct.Struct(">Q")
+PIPE_BYTES = 1 << 20  # the answers' pipe (see _widen_pipe)
 
 
 @dataclass(frozen=True)
@@ -201,10 +202,10 @@ def _widen_pipe(stream: IO[bytes] | None) -> None:
     sixteenth of the reads and context switches. Where Linux refuses, the default serves."""
     import fcntl
 
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-    if stream is not None:
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+    if stream is not None and set_size is not None:
         with contextlib.suppress(OSError):
-            fcntl.fcntl(stream.fileno(), set_size, 1 << 20)
+            fcntl.fcntl(stream.fileno(), set_size, PIPE_BYTES)
 
 
 class Worker:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +137,48 @@ def test_cancel_stops_every_shard(tmp_path: Path) -> None:
     assert all(j._process is not None and j._process.poll() is not None for j in job.jobs)
     assert not any(j.folder.exists() for j in job.jobs)
 
+
+
+def _settles(job: searchshards.ShardIndexing, seconds: float) -> bool:
+    """Whether job.settle() returns within `seconds` (in a thread: a hang fails, not stalls)."""
+    waiting = threading.Thread(target=job.settle, daemon=True)
+    waiting.start()
+    waiting.join(seconds)
+    return not waiting.is_alive()
+
+
+def test_settle_waits_for_the_stubs_not_for_pagefind(tmp_path: Path) -> None:
+    """A build that renders in its own process waits for the first shards' stubs, then renders
+    while pagefind runs."""
+    done = tmp_path / "done"
+    exe = _script(tmp_path, f'sleep 3\nmkdir -p "$4" && echo {{}} > "$4/pagefind-entry.json"\n'
+                            f'touch {done}\n')
+    job = searchshards.start_shards(exe, [0, 1, 2], 4, _stubs(100), tmp_path / "pagefind")
+    try:
+        assert _settles(job, 2.5)
+        assert not done.exists()  # pagefind is still running
+        assert len(job.jobs) == 2 and all(j.written.is_set() for j in job.jobs)
+        assert all(any(j.folder.rglob("*.html")) for j in job.jobs)
+    finally:
+        job.cancel()
+
+
+@pytest.mark.parametrize("failure", ["stubs", "start"])
+def test_settle_returns_when_a_shard_cannot_start(tmp_path: Path, failure: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stubs that cannot be written, or an unforeseen error starting a run: settle() returns
+    (a build never hangs on it) and wait() raises SearchError."""
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("no space left") if failure == "stubs" else RuntimeError("no thread")
+
+    monkeypatch.setattr(search if failure == "stubs" else searchshards,
+                        "_write_stubs" if failure == "stubs" else "start_pagefind", broken)
+    exe = _script(tmp_path, 'mkdir -p "$4" && echo {} > "$4/pagefind-entry.json"\n')
+    job = searchshards.start_shards(exe, [0, 1], 2, _stubs(50), tmp_path / "pagefind")
+    assert _settles(job, 5)
+    with pytest.raises(search.SearchError):
+        job.wait()
+    job.cancel()
 
 # -- in a build ------------------------------------------------------------------------------------
 def _bundles(site: Path) -> list[str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import pyoxigraph as ox
 
-from kb.workers import Job, WorkerPool, evaluate
+from kb.workers import PIPE_BYTES, Job, WorkerPool, evaluate
 
 QUERY = "SELECT ?s ?o WHERE { ?s <http://example.org/p> ?o } ORDER BY ?s"
 JSON = "application/sparql-results+json"
@@ -22,6 +23,13 @@ def _dump(path: Path, rows: int, width: int) -> ox.Store:
     return store
 
 
+def _pipe_max() -> int:
+    try:
+        return int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    except (OSError, ValueError):
+        return 0
+
+
 def test_a_large_answer_crosses_whole_and_the_next_one_too(tmp_path: Path) -> None:
     # ~5 MB: many times the pipe's capacity, so it arrives in many reads
     store = _dump(tmp_path / "kb.nq", rows=2500, width=2000)
@@ -33,6 +41,11 @@ def test_a_large_answer_crosses_whole_and_the_next_one_too(tmp_path: Path) -> No
     pool = WorkerPool(tmp_path / "kb.nq", size=1)
     pool.start()
     try:
+        worker = pool._idle.get_nowait()
+        pool._idle.put(worker)
+        if hasattr(fcntl, "F_GETPIPE_SZ") and _pipe_max() >= PIPE_BYTES:
+            assert worker.proc.stdout is not None
+            assert fcntl.fcntl(worker.proc.stdout.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
         # one worker, so these are consecutive messages through the same buffer
         for want in (expected, expected_small, expected):
             answer = pool.run(job if want is expected else small, 30, 30)
