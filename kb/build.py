@@ -352,6 +352,7 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
             stubs, folder = for_pagefind(model, checked.kb.root, stubs, digests, cache, wanted)
     timings["search"] = time.perf_counter() - t
     pages: Workers | None = None
+    settled = 0.0  # waiting for pagefind's stubs: the search's time, not the rendering's
     try:
         t = time.perf_counter()
         model.warm()  # work every worker would otherwise repeat after the fork
@@ -367,13 +368,16 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
             if not pages.forked:
                 # The pages are rendered here (in results(), below), holding the GIL: the
                 # first shards' stubs are written before that, not beside it.
+                settled = time.perf_counter()
                 indexing.settle()
+                settled = time.perf_counter() - settled
         del stubs
         for running in (pages, dumps):
             for done in running.results():
                 stats.update(done.stats)
                 size += done.bytes
-        timings["render"] = time.perf_counter() - t  # the workers: pages, alternates, dumps
+        timings["render"] = time.perf_counter() - t - settled  # pages, alternates, dumps
+        timings["search"] += settled
         t = time.perf_counter()
         if indexing is not None:
             indexing.wait()
