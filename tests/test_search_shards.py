@@ -138,7 +138,6 @@ def test_cancel_stops_every_shard(tmp_path: Path) -> None:
     assert not any(j.folder.exists() for j in job.jobs)
 
 
-
 def _settles(job: searchshards.ShardIndexing, seconds: float) -> bool:
     """Whether job.settle() returns within `seconds` (in a thread: a hang fails, not stalls)."""
     waiting = threading.Thread(target=job.settle, daemon=True)
@@ -179,6 +178,7 @@ def test_settle_returns_when_a_shard_cannot_start(tmp_path: Path, failure: str,
     with pytest.raises(search.SearchError):
         job.wait()
     job.cancel()
+
 
 # -- in a build ------------------------------------------------------------------------------------
 def _bundles(site: Path) -> list[str]:
