@@ -368,9 +368,9 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
             if not pages.forked:
                 # The pages are rendered here (in results(), below), holding the GIL: the
                 # first shards' stubs are written before that, not beside it.
-                settled = time.perf_counter()
+                waiting = time.perf_counter()
                 indexing.settle()
-                settled = time.perf_counter() - settled
+                settled = time.perf_counter() - waiting
         del stubs
         for running in (pages, dumps):
             for done in running.results():
