@@ -364,7 +364,8 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
         if indexed.redone:
             indexing = searchshards.start_shards(
                 executable, indexed.redone, indexed.count, stubs, staging.path / search.OUTPUT,
-                folder, indexed.digests)
+                folder, indexed.digests,
+                last=None if manifest is None else staging.out / search.OUTPUT)
             if not pages.forked:
                 # The pages are rendered here (in results(), below), holding the GIL: the
                 # first shards' stubs are written before that, not beside it.

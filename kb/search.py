@@ -36,7 +36,7 @@ import jinja2
 
 from kb.pages import SiteModel
 from kb.stubs import StubCache
-from kb.write import Page, Stat, file_stat
+from kb.write import Page, Stat, file_stat, place_folder
 
 
 class SearchError(Exception):
@@ -184,9 +184,14 @@ class Indexing:
 
     def __init__(self, executable: str, stubs: list[Page], output: Path, folder: Path,
                  kept: StubCache | None = None, digests: Mapping[str, str] | None = None,
-                 on_end: Callable[[], None] | None = None) -> None:
+                 on_end: Callable[[], None] | None = None, last: Path | None = None,
+                 on_made: Callable[[Path], None] | None = None) -> None:
         self.folder = folder
         self._on_end = on_end  # called by the thread as it ends, whatever happened
+        self._on_made = on_made  # called with pagefind's folder once it has ended well
+        # With the last site's copy of this index: pagefind writes on tmpfs, and its files are
+        # placed in `output` from there, those it made as they were linked (kb.write.place_folder).
+        self._last = last
         self._kept, self._digests = kept, digests  # with a StubCache: `stubs` are the changed
         self.output = output
         self.seconds = 0.0  # wall time from start to pagefind's end
@@ -205,6 +210,7 @@ class Indexing:
         self._thread.start()
 
     def _run(self, stubs: list[Page]) -> None:
+        made = self.output  # where pagefind writes
         try:
             if self._kept is not None and self._digests is not None:
                 # Pagefind's index depends on the order it finds the files in, which is the
@@ -216,8 +222,11 @@ class Indexing:
                 _write_stubs(self.folder, stubs, self._stop)
             self.written.set()
             self._log = tempfile.TemporaryFile(dir=_scratch_parent())  # noqa: SIM115 (see wait)
+            scratch = _scratch_parent()
+            if self._last is not None and scratch is not None:
+                made = Path(tempfile.mkdtemp(prefix="kb-pagefind-out-", dir=scratch))
             cmd = [self._executable, "--site", str(self.folder), "--output-path",
-                   str(self.output.absolute()), *OPTIONS]
+                   str(made.absolute()), *OPTIONS]
             with self._lock:
                 if self._stop.is_set():
                     return
@@ -229,13 +238,27 @@ class Indexing:
                 self._failure = f"pagefind took longer than {TIMEOUT:.0f} s"
                 self._kill()
             self.seconds = time.monotonic() - self._started
+            if self._process.returncode == 0 and not self._failure:
+                self._finish(made)
         except (OSError, subprocess.SubprocessError) as exc:
             self._failure = f"pagefind could not run: {exc}"
         finally:
             self.written.set()
             shutil.rmtree(self.folder, ignore_errors=True)
+            if made != self.output:
+                shutil.rmtree(made, ignore_errors=True)
             if self._on_end is not None:
                 self._on_end()
+
+    def _finish(self, made: Path) -> None:
+        """After pagefind ended well: on_made, then its files into `output` if made elsewhere."""
+        if self._on_made is not None:
+            self._on_made(made)
+        if made != self.output:
+            try:
+                place_folder(made, self.output, self._last)
+            except OSError as exc:
+                self._failure = f"the search index could not be written to {self.output}: {exc}"
 
     def _kill(self) -> None:
         with self._lock:
@@ -300,7 +323,8 @@ class Indexing:
 def start_pagefind(executable: str, stubs: list[Page], output: Path,
                    kept: StubCache | None = None,
                    digests: Mapping[str, str] | None = None,
-                   on_end: Callable[[], None] | None = None) -> Indexing:
+                   on_end: Callable[[], None] | None = None, last: Path | None = None,
+                   on_made: Callable[[Path], None] | None = None) -> Indexing:
     """Write the stubs into a folder and run pagefind on it; return at once.
 
     Pagefind reads a private temporary folder under /dev/shm when that is writable (tmpfs),
@@ -309,13 +333,17 @@ def start_pagefind(executable: str, stubs: list[Page], output: Path,
     they are kept there, and the folder is filled from it; otherwise `stubs` are all of them.
     Pagefind writes its index into `output` (the staging site's pagefind/ folder), and its
     messages into an unnamed temporary file, which cannot fill up and block it as a pipe can.
+    With `last` (the last site's copy of this index, after an edit), pagefind writes on tmpfs
+    and its files are placed in `output`, those it made as they were hard-linked from `last`
+    (kb.write.place_folder): 0.03 s rather than 0.3-0.5 s for a shard of 840 files here.
+    `on_made` is called with pagefind's folder once it has ended well, before that.
     Errors (stubs not written, pagefind not started or failed) are raised by wait().
     """
     try:
         folder = Path(tempfile.mkdtemp(prefix="kb-pagefind-", dir=_scratch_parent()))
     except OSError as exc:
         raise SearchError(f"no folder for the search stubs: {exc}") from exc
-    return Indexing(executable, stubs, output, folder, kept, digests, on_end)
+    return Indexing(executable, stubs, output, folder, kept, digests, on_end, last, on_made)
 
 
 def json_index(model: SiteModel) -> Page:

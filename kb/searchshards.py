@@ -98,8 +98,9 @@ class ShardIndexing:
 
     def __init__(self, executable: str, shards: list[int], count: int, stubs: list[Page],
                  output: Path, kept: StubCache | None = None,
-                 digests: Mapping[str, str] | None = None) -> None:
+                 digests: Mapping[str, str] | None = None, last: Path | None = None) -> None:
         self.shards, self.count, self.output = shards, count, output
+        self._last = last  # the last site's index folder (kb.search.start_pagefind)
         self.jobs: list[Indexing] = []
         self._executable = executable
         self._kept, self._digests = kept, digests
@@ -139,9 +140,12 @@ class ShardIndexing:
                     if self._stop or any(job.failed() for job in self.jobs):
                         self._slots.release()
                         return
+                    last = None if self._last is None else self._last / str(shard)
                     self.jobs.append(start_pagefind(
                         self._executable, part, self.output / str(shard),
-                        on_end=self._slots.release))
+                        on_end=self._slots.release,
+                        last=last if last is not None and last.is_dir() else None,
+                        on_made=None if shard == 0 else prune_merged))
                 if len(self.jobs) == first:
                     for job in self.jobs:
                         job.written.wait()
@@ -162,8 +166,8 @@ class ShardIndexing:
         self._first.wait()
 
     def wait(self) -> None:
-        """Wait for every shard; raise SearchError if any failed. The merged shards' bundles
-        lose the files the browser loads from shard 0 only (prune_merged)."""
+        """Wait for every shard; raise SearchError if any failed. (The merged shards' bundles
+        lost the files the browser loads from shard 0 only as their runs ended: prune_merged.)"""
         if not self._done:
             self._thread.join()
             self._done = True
@@ -171,9 +175,6 @@ class ShardIndexing:
             raise SearchError(f"the search stubs could not be written: {self._failure}")
         for job in self.jobs:
             job.wait()
-        for shard in self.shards:
-            if shard != 0:
-                prune_merged(self.output / str(shard))
 
     def cancel(self) -> None:
         """Stop every shard's run (the build failed elsewhere)."""
@@ -190,11 +191,14 @@ class ShardIndexing:
 
 def start_shards(executable: str, shards: list[int], count: int, stubs: list[Page],
                  output: Path, kept: StubCache | None = None,
-                 digests: Mapping[str, str] | None = None) -> ShardIndexing:
+                 digests: Mapping[str, str] | None = None,
+                 last: Path | None = None) -> ShardIndexing:
     """Index `shards` (of `count`) into output/<n> each, in the background; return at once.
 
     With `kept` (kb.stubs.StubCache) and `digests` (every indexed page's stub digest), `stubs`
     are only the ones that changed (and those the cache lacks), as for start_pagefind;
-    otherwise `stubs` hold at least every stub of those shards.
+    otherwise `stubs` hold at least every stub of those shards. With `last`, the last site's
+    index folder: each shard's files equal to those of last/<n> are linked from there
+    (start_pagefind).
     """
-    return ShardIndexing(executable, shards, count, stubs, output, kept, digests)
+    return ShardIndexing(executable, shards, count, stubs, output, kept, digests, last)

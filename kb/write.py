@@ -333,6 +333,46 @@ def write_site(pages: Iterable[Page | Link], out: Path,
     return WriteResult(staging.out, writer.files, writer.bytes, writer.stats, writer.linked)
 
 
+def place_folder(made: Path, dst: Path, last: Path | None) -> tuple[int, int]:
+    """Put the files of a folder made outside the site (pagefind's index, on tmpfs) at `dst`
+    in the staging folder; return how many were linked and how many copied.
+
+    A file whose bytes are those of the file at the same place under `last` (the last site's
+    copy) is hard-linked from there; any other is copied. Creating a file with its bytes costs
+    ~0.4 ms on this machine's disk and a link ~0.03 ms, and after an edit all but a few of a
+    re-indexed shard's ~840 files are the last build's (pagefind names most by a hash of their
+    bytes). Bytes are compared, not names or Stats, so only an equal file is ever linked.
+    """
+    linked = copied = 0
+    for dirpath, _dirs, files in os.walk(made):
+        rel = os.path.relpath(dirpath, made)
+        target = dst if rel == "." else dst / rel
+        target.mkdir(parents=True, exist_ok=True)
+        for name in sorted(files):
+            new = os.path.join(dirpath, name)
+            old = None if last is None else os.path.join(last, rel, name)
+            if old is not None and _same_bytes(old, new):
+                with contextlib.suppress(OSError):  # another file system, or no links: copy
+                    os.link(old, target / name, follow_symlinks=False)
+                    linked += 1
+                    continue
+            shutil.copyfile(new, target / name)
+            copied += 1
+    return linked, copied
+
+
+def _same_bytes(old: str, new: str) -> bool:
+    """Whether the regular file `old` (never a symbolic link) holds the bytes of `new`."""
+    try:
+        fd = os.open(old, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    with open(fd, "rb") as a, open(new, "rb") as b:
+        if os.fstat(a.fileno()).st_size != os.fstat(b.fileno()).st_size:
+            return False
+        return a.read() == b.read()
+
+
 def set_aside_prefix(out: Path) -> str:
     """The name beside `out` of what a build replaced (the previous site, or the folders an
     in-place commit swapped out) while a detached process deletes it."""

@@ -205,9 +205,10 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     calls: list[list[int]] = []
     real = searchshards.start_shards
 
-    def recording(executable: str, shards: list[int], *args: Any) -> searchshards.ShardIndexing:
+    def recording(executable: str, shards: list[int], *args: Any,
+                  **kwargs: Any) -> searchshards.ShardIndexing:
         calls.append(list(shards))
-        return real(executable, shards, *args)
+        return real(executable, shards, *args, **kwargs)
 
     monkeypatch.setattr(searchshards, "start_shards", recording)
     return calls
