@@ -202,8 +202,9 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         todo: list[Spec] = []
         kept: list[Link] = []
         page_keys: dict[str, str] = {}
+        remade: list[str] = []  # claims whose .ttl and .jsonld are made again
         with paused_gc():  # ~100,000 small tuples: the collector would walk the heap again
-            plan(all_specs, keys, manifest, scan, extras, todo, kept, page_keys, fresh)
+            plan(all_specs, keys, manifest, scan, extras, todo, kept, page_keys, fresh, remade)
         if isinstance(extras.results, LaterResults):
             extras.results.wait()  # before the graph is forgotten: a failed child's are made here
         # the wait for the queries' child is theirs, not the plan's
@@ -216,8 +217,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
                       "sitemap.xml", *(["search/index.json"] if engine == "json" else [])])
         if csv_memo:
             statics.append(_claims_csv(root, checked, g))
-        records = () if every or not extras.record_alternates else tuple(
-            dict(s.extra)["id"] for s in todo if s.template == "claim.html")
+        records = () if every or not extras.record_alternates else tuple(remade)
         if (not options.keep_graph and dumps.forked and not dumps.by_reference
                 and len(todo) >= PARALLEL_FROM):
             # The dumps' processes have their own; the page worker forked next needs only

@@ -257,6 +257,13 @@ class Keys:
         return hashlib.sha256(lines).digest()  # the block's cache key, or the block itself
 
     # -- the pages ------------------------------------------------------------------------------
+    def alternates(self, cid: str) -> str:
+        """The key of a claim's .ttl and .jsonld: they are written from its named graph alone,
+        so a page made again for what it shows of other claims keeps them. Without a view of
+        the graph (`lines` None), the page's key."""
+        lines = self.lines(cid)
+        return self.claim(cid) if lines is None else _key(self.common, "alternates", lines)
+
     def claim(self, cid: str) -> str:
         m = self.m
         c = m.kb.claims[cid]

@@ -64,11 +64,13 @@ class SiteScanner:
 
 def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: SiteScan | None,
          extras: Extras, todo: list[Spec], kept: list[Link], keyed: dict[str, str],
-         fresh: Fresh | None = None) -> None:
+         fresh: Fresh | None = None, records: list[str] | None = None) -> None:
     """Sort the pages into those to render (`todo`) and those kept from the last site (`scan`:
     the walk of it, the files as they are now); `keyed`: each output file's page key.
     `fresh` (kb.changed.to_key): the claim, entity and source pages whose key is worked out;
-    the others' is the one `manifest` recorded, which it would be again. None: every page's is."""
+    the others' is the one `manifest` recorded, which it would be again. None: every page's is.
+    A claim's .ttl and .jsonld have a key of their own (Keys.alternates): `records` gets the
+    claims whose two files are made again, whether their page is or not."""
     from kb.render import outputs
 
     reusable = manifest.reusable if manifest is not None and scan is not None else None
@@ -81,11 +83,23 @@ def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: Sit
         if ids is not None and dict(spec.extra)["id"] not in ids:
             entry = recorded.get(spec.path)
         key = entry[0] if entry is not None else keys.key(spec.path, spec.template, spec.extra)
-        paths = outputs(spec, extras)
-        for p in paths:
-            keyed[p] = key
-        found = [reusable(scan, p, key) for p in paths] if reusable and scan else [None]
-        if all(found):
-            kept += [link for link in found if link is not None]
+        page, *alternates = outputs(spec, extras)
+        keyed[page] = key
+        found = reusable(scan, page, key) if reusable and scan else None
+        if found is not None:
+            kept.append(found)
         else:
             todo.append(spec)
+        if not alternates:
+            continue
+        cid = dict(spec.extra)["id"]
+        known = recorded.get(alternates[0]) if entry is not None else None
+        alternates_key = known[0] if known is not None else keys.alternates(cid)
+        links = []
+        for p in alternates:
+            keyed[p] = alternates_key
+            links.append(reusable(scan, p, alternates_key) if reusable and scan else None)
+        if all(links):
+            kept += [link for link in links if link is not None]
+        elif records is not None:
+            records.append(cid)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_incremental import assert_same_site, build, files
+from test_incremental import SEARCH, assert_same_site, build, files
+
+from kb import search
 
 GENERATED = (40, 5)  # claims, seed: the conftest's `generated` and `kb`
 
@@ -77,3 +79,33 @@ def test_a_failed_incremental_build_changes_nothing(kb: Path, tmp_path: Path) ->
         build(kb, site)
     assert files(site) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")]
+
+
+def test_a_statement_edit_makes_only_its_own_graph_files_again(kb: Path, tmp_path: Path) -> None:
+    """The pages of claims related to the edited one are made again (they show its statement);
+    their .ttl and .jsonld, written from their own graphs alone, are kept (Keys.alternates)."""
+    site = tmp_path / "site"
+    build(kb, site)
+    claims = sorted((kb / "claims").rglob("*.yaml"))
+    edited, other = next((f, g) for f in claims for g in claims
+                         if g != f and f"{{claim: {f.stem}," in g.read_text("utf-8"))
+    before = {p: p.stat().st_ino for p in site.rglob("*") if p.is_file()}
+    edited.write_text(edited.read_text("utf-8").replace('claim: "', 'claim: "Reworded, ', 1),
+                      "utf-8")
+    build(kb, site)
+
+    def same(path: Path) -> bool:
+        return path.stat().st_ino == before[path]
+
+    claims_dir = site / "claims"
+    assert not same(claims_dir / other.stem / "index.html")  # shows the new statement
+    assert same(claims_dir / f"{other.stem}.ttl") and same(claims_dir / f"{other.stem}.jsonld")
+    assert not same(claims_dir / f"{edited.stem}.ttl")
+    assert not same(claims_dir / f"{edited.stem}.jsonld")
+    if SEARCH == "pagefind" and search._scratch_parent() is not None:
+        index = [p for p in before if p.parent.parent.name == "pagefind"
+                 or p.parent.parent.parent.name == "pagefind"]
+        kept = [p for p in index if p.is_file() and same(p)]
+        assert len(kept) > len(index) / 2  # re-indexed, and linked where unchanged
+    build(kb, tmp_path / "full", incremental=False)
+    assert_same_site(site, tmp_path / "full")
