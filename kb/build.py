@@ -88,7 +88,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
 
 def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest | None,
                 scanner: SiteScanner | None) -> BuildResult:
-    from kb import changed, search
+    from kb import changed, lastrows, search
     from kb.extras import DUMPS, LaterResults, graph_extras, record_lines
     from kb.incremental import Keys
     from kb.load import read_inputs
@@ -230,6 +230,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # Only for a few changes: moving most files one by one costs more than a new folder.
         in_place = (manifest is not None and len(todo) <= max(200, len(all_specs) // 4)
                     and _as_recorded(manifest, scan))
+        if in_place and manifest is not None and any(s.path == lastrows.PATH for s in todo):
+            model.take_rows(lastrows.last_rows(out, keys, manifest))
         written, indexed = _fill(
             staging, model, extras, checked, todo, kept, statics, dumps, records, page_keys,
             engine, executable or "", manifest, options.jobs, timings, in_place, scan,
