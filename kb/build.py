@@ -367,7 +367,8 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
             indexing = searchshards.start_shards(
                 executable, indexed.redone, indexed.count, stubs, staging.path / search.OUTPUT,
                 folder, indexed.digests,
-                last=None if manifest is None else staging.out / search.OUTPUT)
+                # the last site, only where it is as the last build left it (no links out)
+                last=staging.out / search.OUTPUT if in_place else None)
             if not pages.forked:
                 # The pages are rendered here (in results(), below), holding the GIL: the
                 # first shards' stubs are written before that, not beside it.

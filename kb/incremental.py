@@ -351,7 +351,7 @@ class Keys:
             for unit, ids in self.m.quantity_groups.items()])
 
     def key(self, path: str, template: str, extra: tuple[tuple[str, Any], ...]) -> str:
-        """The key of one page (for a claim: of its page, .ttl and .jsonld together)."""
+        """The key of one page (a claim's .ttl and .jsonld have their own: `alternates`)."""
         values = dict(extra)
         if template == "claim.html":
             return self.claim(values["id"])

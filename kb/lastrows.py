@@ -13,18 +13,16 @@ the same either way (tests/test_last_rows.py compares it with a full build).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from kb.pages import KEPT_ROOT
+from kb.pages import LAST_ROWS_ROOT
 from kb.write import file_stat
 
 PATH = "claims/index.html"
 _START, _END = b'<ul class="claims">\n', b"</ul>"
 _ROW, _CLOSE = b'<li class="claim-row" ', b"</li>\n"
-# A row's link, the first in it: no other holds `<a` (its texts are escaped).
-_LINK = re.compile(rb'<a href="' + re.escape(KEPT_ROOT.encode()) + rb'claims/([^/"<]+)/"')
+_LINK = b'<a href="' + LAST_ROWS_ROOT.encode() + b"claims/"  # a row's link to its claim
 
 
 def last_rows(site: Path, keys: Any, manifest: Any) -> dict[str, str]:
@@ -49,16 +47,21 @@ def last_rows(site: Path, keys: Any, manifest: Any) -> dict[str, str]:
     if start < len(_START) or end < 0:
         return {}
     rows = data[start:end].split(_CLOSE)  # each row ends so, and holds no other
-    ids = _LINK.findall(data, start, end)
-    if rows.pop() or len(ids) != len(rows):
+    if rows.pop():
         return {}
     list_row, claims = keys.list_row, keys.m.kb.claims
     found: dict[str, str] = {}
     try:
-        for name, row in zip(ids, rows, strict=True):
-            cid = name.decode()
+        for row in rows:
+            # One link a row (its texts are escaped: `<a` is the row's own), to its claim.
+            at = row.find(_LINK) + len(_LINK)
+            close = row.find(b'/">', at)
+            if not (row.startswith(_ROW) and at >= len(_LINK) and close > at
+                    and row.count(b"<a") == 1):
+                return {}  # not a list SiteModel.row made
+            cid = row[at:close].decode()
             old = old_rows.get(cid)
-            if (old is not None and row.startswith(_ROW) and cid in claims
+            if (type(old) is tuple and len(old) == 2 and cid in claims
                     and old[1] == list_row(cid)):
                 found[cid] = (row + _CLOSE).decode()
     except UnicodeDecodeError:

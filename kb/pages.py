@@ -69,11 +69,11 @@ def entity_link(m: SiteModel, root: str, eid: str) -> Markup:
 def claim_list(m: SiteModel, root: str, ids: list[str], empty: str = "None.") -> Markup:
     if not ids:
         return Markup(f'<p class="empty">{escape(empty)}</p>')
-    row = m.row
-    return Markup('<ul class="claims">\n' + "".join([row(cid, root) for cid in ids]) + "</ul>")
+    row = m.row_html
+    return Markup("".join(['<ul class="claims">\n', *[row(cid, root) for cid in ids], "</ul>"]))
 
 
-KEPT_ROOT = "../"  # the `root` of the list of every claim, claims/index.html (kb.lastrows)
+LAST_ROWS_ROOT = "../"  # the `root` of the list of every claim, claims/index.html (kb.lastrows)
 _HREF = '<a href="'  # a row's link: the first in it (its texts are escaped)
 
 
@@ -137,9 +137,9 @@ class SiteModel(QuantityViews):
     _peers_known: bool = field(default=False, repr=False)  # _peers holds every claim's
     peers_key: str = field(default="", repr=False)  # kb.modelmemo.peers_key_of, with a memo
     _rows: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
-    # Rows of the last site's list of every claim, as written there with `root` KEPT_ROOT
+    # Rows of the last site's list of every claim, as written there with `root` LAST_ROWS_ROOT
     # (kb.lastrows): used as they are on that page, split in two parts for others.
-    _kept: dict[str, str] = field(default_factory=dict, repr=False)
+    _last_rows: dict[str, str] = field(default_factory=dict, repr=False)
     _legend_rows: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     # -- lookups the templates use ------------------------------------------------------------
@@ -208,22 +208,25 @@ class SiteModel(QuantityViews):
         """Compute the cached indexes now (before rendering forks into several processes)."""
         _ = self.spans_of, self.quantity_groups, self._quantity_topics, self._mids
 
-    def row(self, cid: str, root: str) -> str:
-        """One claim in a list, as HTML (escaped: claim_list joins rows into one Markup, which
-        cost a copy of each row made alone): badge, link, kind and period, with the data the
-        filter reads.
+    def row(self, cid: str, root: str) -> Markup:
+        """One claim in a list: badge, link, kind and period, with the data the filter reads."""
+        return Markup(self.row_html(cid, root))
+
+    def row_html(self, cid: str, root: str) -> str:
+        """`row` as a str (escaped HTML): claim_list joins thousands into one Markup, and a
+        Markup made for each copied each row once more.
 
         Written in Python, not a template macro, and kept: listings of thousands of claims are
         most of the site's bytes. Kept once a claim, in two parts around the page's `root` (one
         per page depth took 37 MB in each worker at 10,000 claims).
         """
         hit = self._rows.get(cid)
-        if hit is None and cid in self._kept:
-            kept = self._kept[cid]
-            if root == KEPT_ROOT:
-                return kept
-            at = kept.index(_HREF) + len(_HREF)
-            hit = self._rows[cid] = (kept[:at], kept[at + len(KEPT_ROOT):])
+        if hit is None and cid in self._last_rows:
+            last = self._last_rows[cid]
+            if root == LAST_ROWS_ROOT:
+                return last
+            at = last.index(_HREF) + len(_HREF)
+            hit = self._rows[cid] = (last[:at], last[at + len(LAST_ROWS_ROOT):])
         if hit is None:
             c = self.kb.claims[cid]
             st = self.status(cid)
@@ -241,9 +244,14 @@ class SiteModel(QuantityViews):
 
     def take_rows(self, rows: dict[str, str]) -> None:
         """Rows of the last site's list of every claim, for claims whose row shows what it did
-        (kb.lastrows): taken only if the first of them is the one made now, byte for byte."""
-        if rows and self.row(sample := next(iter(rows)), KEPT_ROOT) == rows[sample]:
-            self._kept = rows
+        (kb.lastrows): taken only if the first, the last and one with an escaped character
+        are those made now, byte for byte (a guard: their keys cover all a row shows)."""
+        if not rows:
+            return
+        ids = list(rows)
+        samples = {ids[0], ids[-1], next((c for c in ids if "&" in rows[c]), ids[0])}
+        if all(self.row_html(cid, LAST_ROWS_ROOT) == rows[cid] for cid in samples):
+            self._last_rows = rows
 
     def legend(self, peers: list[str], root: str) -> Markup:
         """A quantity chart's key, the chart as text: each peer's badge, link, period and value.

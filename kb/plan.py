@@ -64,12 +64,12 @@ class SiteScanner:
 
 def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: SiteScan | None,
          extras: Extras, todo: list[Spec], kept: list[Link], keyed: dict[str, str],
-         fresh: Fresh | None = None, records: list[str] | None = None) -> None:
+         fresh: Fresh | None = None, remade: list[str] | None = None) -> None:
     """Sort the pages into those to render (`todo`) and those kept from the last site (`scan`:
     the walk of it, the files as they are now); `keyed`: each output file's page key.
     `fresh` (kb.changed.to_key): the claim, entity and source pages whose key is worked out;
     the others' is the one `manifest` recorded, which it would be again. None: every page's is.
-    A claim's .ttl and .jsonld have a key of their own (Keys.alternates): `records` gets the
+    A claim's .ttl and .jsonld have a key of their own (Keys.alternates): `remade` gets the
     claims whose two files are made again, whether their page is or not."""
     from kb.render import outputs
 
@@ -101,5 +101,5 @@ def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: Sit
             links.append(reusable(scan, p, alternates_key) if reusable and scan else None)
         if all(links):
             kept += [link for link in links if link is not None]
-        elif records is not None:
-            records.append(cid)
+        elif remade is not None:
+            remade.append(cid)

@@ -155,6 +155,19 @@ def _scratch_parent() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
+# Free space that tmpfs must have for pagefind to write an index there (a shard's is ~4 MB at
+# 10,000 claims, ~20 MB at 100,000); a smaller one (Docker's /dev/shm is 64 MB) is not used.
+ROOM = 256 * 2**20
+
+
+def _room(folder: str) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize >= ROOM
+
+
 def _write_stubs(folder: Path, stubs: Iterable[Page], stop: threading.Event) -> None:
     made: set[str] = set()
     for page in stubs:
@@ -190,7 +203,7 @@ class Indexing:
         self._on_end = on_end  # called by the thread as it ends, whatever happened
         self._on_made = on_made  # called with pagefind's folder once it has ended well
         # With the last site's copy of this index: pagefind writes on tmpfs, and its files are
-        # placed in `output` from there, those it made as they were linked (kb.write.place_folder).
+        # placed in `output` from there, those equal to last's hard-linked (kb.write.place_folder).
         self._last = last
         self._kept, self._digests = kept, digests  # with a StubCache: `stubs` are the changed
         self.output = output
@@ -223,7 +236,7 @@ class Indexing:
             self.written.set()
             self._log = tempfile.TemporaryFile(dir=_scratch_parent())  # noqa: SIM115 (see wait)
             scratch = _scratch_parent()
-            if self._last is not None and scratch is not None:
+            if self._last is not None and scratch is not None and _room(scratch):
                 made = Path(tempfile.mkdtemp(prefix="kb-pagefind-out-", dir=scratch))
             cmd = [self._executable, "--site", str(self.folder), "--output-path",
                    str(made.absolute()), *OPTIONS]
@@ -251,14 +264,15 @@ class Indexing:
                 self._on_end()
 
     def _finish(self, made: Path) -> None:
-        """After pagefind ended well: on_made, then its files into `output` if made elsewhere."""
-        if self._on_made is not None:
-            self._on_made(made)
-        if made != self.output:
-            try:
+        """After pagefind ended well: on_made, then its files into `output` if made elsewhere.
+        Any error fails the run: `output` may hold part of the index."""
+        try:
+            if self._on_made is not None:
+                self._on_made(made)
+            if made != self.output:
                 place_folder(made, self.output, self._last)
-            except OSError as exc:
-                self._failure = f"the search index could not be written to {self.output}: {exc}"
+        except Exception as exc:
+            self._failure = f"the search index could not be written to {self.output}: {exc}"
 
     def _kill(self) -> None:
         with self._lock:
@@ -333,10 +347,11 @@ def start_pagefind(executable: str, stubs: list[Page], output: Path,
     they are kept there, and the folder is filled from it; otherwise `stubs` are all of them.
     Pagefind writes its index into `output` (the staging site's pagefind/ folder), and its
     messages into an unnamed temporary file, which cannot fill up and block it as a pipe can.
-    With `last` (the last site's copy of this index, after an edit), pagefind writes on tmpfs
-    and its files are placed in `output`, those it made as they were hard-linked from `last`
-    (kb.write.place_folder): 0.03 s rather than 0.3-0.5 s for a shard of 840 files here.
-    `on_made` is called with pagefind's folder once it has ended well, before that.
+    With `last` (the last site's copy of this index, as the last build left it), pagefind
+    writes on tmpfs when it has ROOM, and its files are placed in `output` from there: those
+    whose bytes equal last's are hard-linked from it, the others copied (kb.write.place_folder:
+    0.03 s rather than 0.3-0.5 s for a shard of 840 files on the benchmark's disk). `on_made`
+    is called with the folder pagefind wrote once it has ended well, before any placing.
     Errors (stubs not written, pagefind not started or failed) are raised by wait().
     """
     try:

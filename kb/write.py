@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -337,20 +338,24 @@ def place_folder(made: Path, dst: Path, last: Path | None) -> tuple[int, int]:
     """Put the files of a folder made outside the site (pagefind's index, on tmpfs) at `dst`
     in the staging folder; return how many were linked and how many copied.
 
-    A file whose bytes are those of the file at the same place under `last` (the last site's
-    copy) is hard-linked from there; any other is copied. Creating a file with its bytes costs
-    ~0.4 ms on this machine's disk and a link ~0.03 ms, and after an edit all but a few of a
-    re-indexed shard's ~840 files are the last build's (pagefind names most by a hash of their
-    bytes). Bytes are compared, not names or Stats, so only an equal file is ever linked.
+    A file whose bytes are those of the regular file at the same place under `last` (the last
+    site's copy, which the caller knows to be as the last build left it) is hard-linked from
+    there; any other is copied. After an edit nearly all of a re-indexed shard's files are the
+    last build's (pagefind names most by a hash of their bytes), and a link costs a tenth of a
+    new file on some disks (docs/site.md). Bytes are compared, not names, so only an equal file
+    is ever linked.
     """
     linked = copied = 0
     for dirpath, _dirs, files in os.walk(made):
         rel = os.path.relpath(dirpath, made)
         target = dst if rel == "." else dst / rel
         target.mkdir(parents=True, exist_ok=True)
+        here = None if last is None else os.path.join(last, rel)
+        if here is not None and _links_out(last, rel):
+            here = None  # a folder of the last site that leads elsewhere: nothing taken from it
         for name in sorted(files):
             new = os.path.join(dirpath, name)
-            old = None if last is None else os.path.join(last, rel, name)
+            old = None if here is None else os.path.join(here, name)
             if old is not None and _same_bytes(old, new):
                 with contextlib.suppress(OSError):  # another file system, or no links: copy
                     os.link(old, target / name, follow_symlinks=False)
@@ -361,16 +366,33 @@ def place_folder(made: Path, dst: Path, last: Path | None) -> tuple[int, int]:
     return linked, copied
 
 
+def _links_out(last: Path | None, rel: str) -> bool:
+    """Whether `last` or a folder on the way to last/rel is a symbolic link."""
+    if last is None:
+        return True
+    path = str(last)
+    for part in [] if rel == "." else rel.split(os.sep):
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            return True
+    return os.path.islink(last)
+
+
 def _same_bytes(old: str, new: str) -> bool:
-    """Whether the regular file `old` (never a symbolic link) holds the bytes of `new`."""
+    """Whether `old` is a regular file (not a symbolic link, a pipe or a folder) that holds the
+    bytes of `new`."""
     try:
-        fd = os.open(old, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(old, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return False
-    with open(fd, "rb") as a, open(new, "rb") as b:
-        if os.fstat(a.fileno()).st_size != os.fstat(b.fileno()).st_size:
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != os.stat(new).st_size:
             return False
-        return a.read() == b.read()
+        with open(fd, "rb", closefd=False) as a, open(new, "rb") as b:
+            return a.read() == b.read()
+    finally:
+        os.close(fd)
 
 
 def set_aside_prefix(out: Path) -> str:

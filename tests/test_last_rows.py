@@ -32,7 +32,7 @@ def test_a_statement_edit_takes_every_other_row_back(kb: Path, tmp_path: Path) -
     _reword(edited)
     result = build(kb, site)
     model = result.held[0]
-    assert sorted(model._kept) == sorted(c for c in model.claim_ids if c != edited.stem)
+    assert sorted(model._last_rows) == sorted(c for c in model.claim_ids if c != edited.stem)
     assert "Reworded, " in (site / lastrows.PATH).read_text("utf-8")
     build(kb, tmp_path / "full", incremental=False)
     assert_same_site(site, tmp_path / "full")
@@ -63,22 +63,36 @@ def test_rows_come_only_from_the_page_the_last_build_wrote(kb: Path, tmp_path: P
     assert cid not in lastrows.last_rows(site, keys, dataclasses.replace(manifest,
                                                                         list_rows=changed))
 
+    # an entry of the manifest that is not what Keys.list_rows writes
+    broken = {**manifest.list_rows, cid: b"not a pair"}
+    found = lastrows.last_rows(site, keys, dataclasses.replace(manifest, list_rows=broken))
+    assert cid not in found and len(found) == len(rows) - 1
+
     # the file touched since (its Stat), or rows that are not SiteModel's
     os.utime(page, ns=(page.stat().st_atime_ns, page.stat().st_mtime_ns + 10**9))
     assert lastrows.last_rows(site, keys, manifest) == {}
-    odd = text.replace('<li class="claim-row" ', '<li class="claim-row" data-odd="1" ', 1)
-    page.write_text(odd.replace(f'<a href="../claims/{cid}/">', "<a>", 1), "utf-8")
-    pages = {**manifest.pages, lastrows.PATH: ("", file_stat(page.stat()))}
-    assert lastrows.last_rows(site, keys, dataclasses.replace(manifest, pages=pages)) == {}
+    second = sorted(rows)[1]
+    for odd in (text.replace(f'<a href="../claims/{cid}/">', "<a>", 1),  # no link
+                text.replace(f'<a href="../claims/{cid}/">',  # two
+                             f'<a href="../claims/{second}/"><a href="../claims/{cid}/">', 1)):
+        page.write_text(odd, "utf-8")
+        pages = {**manifest.pages, lastrows.PATH: ("", file_stat(page.stat()))}
+        assert lastrows.last_rows(site, keys, dataclasses.replace(manifest, pages=pages)) == {}
 
 
 def test_rows_unlike_those_made_now_are_not_taken(kb: Path, tmp_path: Path) -> None:
     result = build(kb, tmp_path / "site")
     model = result.held[0]
-    cid = model.claim_ids[0]
-    made = model.row(cid, lastrows.KEPT_ROOT)
-    model._rows.clear()
-    model.take_rows({cid: made.replace("claim-row", "claim-row old", 1)})
-    assert model._kept == {}
-    model.take_rows({cid: made})
-    assert model._kept == {cid: made}
+    rows = {cid: model.row_html(cid, lastrows.LAST_ROWS_ROOT) for cid in model.claim_ids}
+    plain = [cid for cid, row in rows.items() if "&" not in row]
+    escaped = [cid for cid, row in rows.items() if "&" in row]
+    assert len(plain) >= 2 and escaped
+    # first and last without an escaped character, so that the third compared is another
+    order = [plain[0], *escaped, *plain[2:], plain[1]]
+    made = {cid: rows[cid] for cid in order}
+    for cid in (order[0], order[-1], escaped[0]):  # the three compared
+        model._rows.clear()
+        model.take_rows({**made, cid: made[cid].replace("claim-row", "claim-row old", 1)})
+        assert model._last_rows == {}, cid
+    model.take_rows(made)
+    assert model._last_rows == made

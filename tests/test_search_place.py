@@ -61,6 +61,23 @@ def test_without_a_last_site_or_links_every_file_is_copied(tmp_path: Path,
     assert files(tmp_path / "one") == files(tmp_path / "two") == files(made)
 
 
+def test_nothing_but_regular_files_of_the_last_site_is_taken(tmp_path: Path) -> None:
+    """A pipe (opening it could wait for ever), a folder, or a folder that is a link out of the
+    site: their places are filled with copies."""
+    made, last, outside = tmp_path / "made", tmp_path / "last", tmp_path / "outside"
+    write(made, {"pipe": b"x", "folder": b"y", "out/file": b"z", "in/file": b"w"})
+    write(outside, {"file": b"z"})
+    write(last, {"in/file": b"w"})
+    last.joinpath("folder").mkdir()
+    os.mkfifo(last / "pipe")
+    (last / "out").symlink_to(outside)
+    dst = tmp_path / "site"
+    assert place_folder(made, dst, last) == (1, 3)
+    assert files(dst) == files(made)
+    assert (dst / "out" / "file").stat().st_ino != (outside / "file").stat().st_ino
+    assert (dst / "in" / "file").stat().st_ino == (last / "in" / "file").stat().st_ino
+
+
 def _out_folders() -> set[str]:
     parent = Path(search._scratch_parent() or tempfile.gettempdir())
     return {f.name for f in parent.glob("kb-pagefind-out-*")}
@@ -114,6 +131,32 @@ def test_a_merged_shard_is_pruned_before_it_is_placed(rich: Rich,  # noqa: F811
     search.start_pagefind(PAGEFIND, _edited(rich.stubs), placed, last=last, on_made=prune).wait()
     assert seen and "pagefind-ui.js" in seen[0]  # called with pagefind's whole bundle
     assert not (placed / "pagefind-ui.js").exists() and (placed / "pagefind-entry.json").is_file()
+
+
+@needs_pagefind
+def test_without_room_on_tmpfs_the_index_is_written_in_place(rich: Rich,  # noqa: F811
+                                                              tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    assert PAGEFIND is not None
+    last = tmp_path / "last" / "pagefind"
+    search.start_pagefind(PAGEFIND, rich.stubs, last).wait()
+    monkeypatch.setattr(search, "ROOM", 2**62)
+    placed = tmp_path / "placed" / "pagefind"
+    search.start_pagefind(PAGEFIND, _edited(rich.stubs), placed, last=last).wait()
+    assert not [p for p in files(placed)  # written by pagefind, nothing linked
+                if (last / p).is_file() and (last / p).stat().st_ino == (placed / p).stat().st_ino]
+
+
+def test_an_error_before_placing_fails_the_run(rich: Rich, tmp_path: Path) -> None:  # noqa: F811
+    exe = _script(tmp_path, 'mkdir -p "$4" && echo {} > "$4/pagefind-entry.json"\n')
+
+    def broken(folder: Path) -> None:
+        raise ValueError("not what was expected")
+
+    job = search.start_pagefind(exe, rich.stubs, tmp_path / "pf", on_made=broken)
+    with pytest.raises(search.SearchError, match=r"could not be written.*not what was expected"):
+        job.wait()
 
 
 def test_an_index_that_cannot_be_placed_fails_the_run(rich: Rich,  # noqa: F811
