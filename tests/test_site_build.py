@@ -216,8 +216,25 @@ def test_entity_and_listing_pages(site: Path) -> None:
     everything = page(site, "claims/index.html")
     assert len(everything.cssselect("li.claim-row")) == 3
     assert everything.cssselect("form#filter select[name=status]")
+    entities = [(o.get("value"), o.text) for o in
+                everything.cssselect("form#filter select[name=entities] option")]
+    assert entities[0] == ("", "any") and entities[1:] == sorted(entities[1:])
+    assert ("russia", "Russia") in entities and "someone" in dict(entities)
+    sources = dict((o.get("value"), o.text) for o in
+                   everything.cssselect("form#filter select[name=sources] option"))
+    assert "report" in sources and "evil-source" in sources
     tag = page(site, "claims/tag/trade/index.html")
     assert len(tag.cssselect("li.claim-row")) == 2
+
+
+@pytest.mark.parametrize("text", ["", "short", "x" * 65, "x" * 66, "word " * 13, "word " * 14,
+                                  "a" * 57 + " bb cc dd ee", "é" * 70, " leading" * 10])
+def test_titles_are_cut_as_jinjas_truncate_cuts_them(text: str) -> None:
+    import jinja2
+
+    from kb.pages import truncate
+
+    assert truncate(text) == jinja2.Environment().from_string("{{ t|truncate(60) }}").render(t=text)
 
 
 def test_query_pages(site: Path) -> None:
