@@ -9,6 +9,7 @@ process among it and the children it waited for; pages a forked worker shares co
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -36,6 +37,7 @@ class Sample:
     cpu: float  # user + system seconds of the process and the workers it waited for
     max_rss_mb: float  # ru_maxrss: the largest resident set of one process of the tree
     tree_pss_mb: float = 0.0  # the peak of the sampled PSS sum of the whole tree (0: not known)
+    timed: bool = True  # False: a run for the memory figures only (run_stage)
 
 
 @dataclass
@@ -47,8 +49,13 @@ class Result:
     skipped: str = ""
 
     @property
+    def timed(self) -> list[Sample]:
+        """The runs whose times count (all but a run made for the memory figures only)."""
+        return [s for s in self.samples if s.timed] or self.samples
+
+    @property
     def median(self) -> float:
-        return statistics.median(s.seconds for s in self.samples)
+        return statistics.median(s.seconds for s in self.timed)
 
 
 @dataclass(frozen=True)
@@ -94,10 +101,11 @@ def ensure_corpus(workdir: Path, claims: int, seed: int) -> Corpus:
 
 
 def measure(argv: list[str], env: dict[str, str], log: Path,
-            curve: Path | None = None) -> Sample:
+            curve: Path | None = None, sampled: bool = True) -> Sample:
     """Run a command once; its wall time (or the figure it reports) and its peak memory.
 
     With `curve`, the sampled PSS of every process of the tree is written there (bench.memory).
+    Not `sampled`: no PSS sampler runs beside the command (tree_pss_mb is 0).
     """
     result = Path(env["BENCH_RESULT"])
     result.unlink(missing_ok=True)
@@ -105,7 +113,8 @@ def measure(argv: list[str], env: dict[str, str], log: Path,
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
         sampler = TreeSampler(proc.pid)
-        sampler.start()
+        if sampled:
+            sampler.start()
         try:
             # Wait for the exit without reaping, so the sampler stops while the pid is still
             # the process's (a reaped pid can be reused by another process).
@@ -115,7 +124,7 @@ def measure(argv: list[str], env: dict[str, str], log: Path,
             sampler.stop()
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if curve is not None:
+    if curve is not None and sampled:
         sampler.write_curve(curve)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
@@ -156,15 +165,24 @@ def run_stage(stage: Stage, corpus: Corpus, workdir: Path, repeat: int) -> Resul
     env = dict(os.environ, KB_TODAY=KB_TODAY, KB_CACHE_DIR=str(work / "cache"),
                BENCH_RESULT=str(work / "result"))
     bench = Bench(corpus.root, corpus.claims, corpus.files, work, env)
-    for i in range(repeat):
+    # The PSS sampler takes up to 1/8 of a core (bench.memory): beside a command that uses both
+    # cores here, it made a 2.3 s edit build ~0.14 s longer. So with several runs, those are
+    # timed without it, and one more, sampled and not timed, gives the tree's peak memory; a
+    # single run is both.
+    runs = repeat + 1 if repeat > 1 else repeat
+    for i in range(runs):
+        timed = i < repeat
         if stage.prepare is not None:
             stage.prepare(bench)
         # the knowledge base, and the stage's copies of it (edited by `prepare`)
         warm_files(corpus.root, *(p.parent for p in sorted(work.glob("*/kb.toml"))))
-        sample = measure(stage.command(bench), env, work / f"run-{i}.log",
-                         work / f"run-{i}.memory.tsv")
+        sampled = runs == 1 or not timed
+        sample = dataclasses.replace(
+            measure(stage.command(bench), env, work / f"run-{i}.log",
+                    work / f"run-{i}.memory.tsv", sampled=sampled), timed=timed)
         res.samples.append(sample)
-        print(f"  {stage.name:<14} {corpus.claims:>7} claims  run {i + 1}/{repeat}: "
+        what = f"run {i + 1}/{repeat}" if timed else "memory run"
+        print(f"  {stage.name:<14} {corpus.claims:>7} claims  {what}: "
               f"{sample.seconds:7.2f} s  {sample.cpu:7.2f} s CPU  "
               f"{_mb(sample.tree_pss_mb):>8} PSS of the tree  "
               f"{sample.max_rss_mb:7.0f} MB max RSS of one process", file=sys.stderr)
@@ -190,7 +208,9 @@ def render(results: list[Result], corpora: list[Corpus], repeat: int,
         "median): on a shared machine it shows the work done when the wall time shows the "
         "queue. Peak memory (the largest of the runs) is given twice: \"tree PSS\" is the "
         "peak of the sum of the proportional set sizes of the process and all its "
-        "descendants, sampled every 50 ms — what the machine must hold at once; \"max RSS of "
+        "descendants, sampled every 50 ms or more — what the machine must hold at once (with "
+        "more than one run, the timed runs are not sampled: the sampler takes up to 1/8 of a "
+        "core; one more run, untimed, is); \"max RSS of "
         "one process\" is ru_maxrss, the largest resident set of the process or of one worker "
         "(pages a forked worker shares with its parent count in both; processes alive together "
         "are not added).", "",
@@ -216,14 +236,14 @@ def render(results: list[Result], corpora: list[Corpus], repeat: int,
             lines.append(f"| {r.claims:,} | {r.stage.name} | skipped ({r.skipped}) "
                          "| | | | | | |")
             continue
-        times = [s.seconds for s in r.samples]
+        times = [s.seconds for s in r.timed]
         target = r.stage.targets.get(r.claims)
         verdict = "" if target is None else (
             f"< {target:g} s: {'met' if r.median < target else '**missed**'}")
         lines.append(
             f"| {r.claims:,} | {r.stage.name} | {_seconds(r.median)} s | "
             f"{_seconds(min(times))} – {_seconds(max(times))} s | "
-            f"{_seconds(statistics.median(s.cpu for s in r.samples))} s | "
+            f"{_seconds(statistics.median(s.cpu for s in r.timed))} s | "
             f"{r.files / r.median:,.0f} | {_mb(max(s.tree_pss_mb for s in r.samples))} | "
             f"{max(s.max_rss_mb for s in r.samples):,.0f} MB | {verdict} |")
     lines += ["", "## Stages", ""]

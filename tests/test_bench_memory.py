@@ -82,3 +82,37 @@ def test_descendants_and_a_finished_tree(tmp_path: Path) -> None:
     sampler = TreeSampler(2**22 + 12345)  # no such process (above the default pid_max)
     point = sampler.sample()
     assert point.total_kib == 0 and sampler.peak_mb == 0
+
+
+def test_with_several_runs_the_timed_ones_are_not_sampled(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """The sampler takes up to 1/8 of a core: with --repeat 2, two runs are timed without it
+    and a third, not timed, gives the tree's peak memory."""
+    import statistics
+
+    from bench import run
+    from bench.run import Corpus, render, run_stage
+    from bench.stages import Bench, Stage
+
+    prepared: list[int] = []
+
+    def command(b: Bench) -> list[str]:
+        return [sys.executable, "-c", "import time; x = b'1' * (50 * 2**20); time.sleep(0.4)"]
+
+    stage = Stage("fake", "a process holding 50 MB", command,
+                  prepare=lambda b: prepared.append(1))
+    monkeypatch.setitem(run.STAGES, "fake", stage)
+    corpus = Corpus(10, tmp_path / "kb", 10, 1, 1, 0, 0.0)
+    result = run_stage(stage, corpus, tmp_path, repeat=2)
+    assert len(prepared) == 3 and len(result.samples) == 3
+    assert [s.timed for s in result.samples] == [True, True, False]
+    assert [s.tree_pss_mb > 40 for s in result.samples] == [False, False, True]
+    assert result.median == statistics.median(s.seconds for s in result.samples[:2])
+    table = render([result], [corpus], 2, "", "", "python -m bench")
+    row = next(line for line in table.splitlines() if "| fake |" in line)
+    assert "n/a" not in row  # the memory run's peak is in the table
+
+    single = run_stage(stage, corpus, tmp_path, repeat=1)
+    assert len(single.samples) == 1 and single.samples[0].timed
+    assert single.samples[0].tree_pss_mb > 40  # one run: timed and sampled
