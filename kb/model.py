@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, SupportsIndex
 
-from kb.problems import Loc
+from kb.problems import Loc, unpickled_by_tuple
 
 CLAIM_KINDS = ("fact", "quantity", "quote", "opinion", "prediction")
 STANCES = ("supports", "partly-supports", "partly-refutes", "refutes", "context")
@@ -50,6 +50,9 @@ class Ref(NamedTuple):
 
     id: str
     loc: Loc = _NOWHERE
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return unpickled_by_tuple(self)
 
 
 _NO_REF = Ref("")  # a tuple, so one shared default is safe

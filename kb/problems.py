@@ -10,7 +10,7 @@ import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Severity(enum.Enum):
@@ -31,6 +31,16 @@ class Loc(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return unpickled_by_tuple(self)
+
+
+def unpickled_by_tuple(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    """How a named tuple is pickled so that it is unpickled by tuple.__new__ itself: its own
+    __new__ is a Python function, called ~240,000 times for the Locs and Refs of the parse
+    cache at 10,000 claims (0.21 → 0.16 s to read it)."""
+    return (tuple.__new__, (type(value), tuple(value)))
 
 
 @dataclass(frozen=True)
