@@ -234,8 +234,8 @@ class Indexing:
             else:
                 _write_stubs(self.folder, stubs, self._stop)
             self.written.set()
-            self._log = tempfile.TemporaryFile(dir=_scratch_parent())  # noqa: SIM115 (see wait)
             scratch = _scratch_parent()
+            self._log = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115 (see wait)
             if self._last is not None and scratch is not None and _room(scratch):
                 made = Path(tempfile.mkdtemp(prefix="kb-pagefind-out-", dir=scratch))
             cmd = [self._executable, "--site", str(self.folder), "--output-path",
