@@ -51,7 +51,9 @@ class Result:
     @property
     def timed(self) -> list[Sample]:
         """The runs whose times count (all but a run made for the memory figures only)."""
-        return [s for s in self.samples if s.timed] or self.samples
+        timed = [s for s in self.samples if s.timed]
+        assert timed, "a stage ran no timed run"
+        return timed
 
     @property
     def median(self) -> float:
@@ -124,8 +126,11 @@ def measure(argv: list[str], env: dict[str, str], log: Path,
             sampler.stop()
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if curve is not None and sampled:
-        sampler.write_curve(curve)
+    if curve is not None:
+        if sampled:
+            sampler.write_curve(curve)
+        else:  # not one left by an earlier run under the same name
+            curve.unlink(missing_ok=True)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}:\n{tail}")

@@ -89,6 +89,7 @@ def test_with_several_runs_the_timed_ones_are_not_sampled(tmp_path: Path,
                                                           ) -> None:
     """The sampler takes up to 1/8 of a core: with --repeat 2, two runs are timed without it
     and a third, not timed, gives the tree's peak memory."""
+    import dataclasses
     import statistics
 
     from bench import run
@@ -109,9 +110,17 @@ def test_with_several_runs_the_timed_ones_are_not_sampled(tmp_path: Path,
     assert [s.timed for s in result.samples] == [True, True, False]
     assert [s.tree_pss_mb > 40 for s in result.samples] == [False, False, True]
     assert result.median == statistics.median(s.seconds for s in result.samples[:2])
+    # The table's times and CPU are the timed runs', its tree PSS the memory run's: that run is
+    # given a time and a CPU no timed run has.
+    first, second, memory = result.samples
+    result.samples[:] = [dataclasses.replace(first, seconds=1.0, cpu=1.0),
+                         dataclasses.replace(second, seconds=3.0, cpu=3.0),
+                         dataclasses.replace(memory, seconds=100.0, cpu=50.0)]
     table = render([result], [corpus], 2, "", "", "python -m bench")
     row = next(line for line in table.splitlines() if "| fake |" in line)
-    assert "n/a" not in row  # the memory run's peak is in the table
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[3:6] == ["2.00 s", "1.00 – 3.00 s", "2.00 s"], cells  # median, range, CPU
+    assert cells[7] == f"{memory.tree_pss_mb:,.0f} MB"
 
     single = run_stage(stage, corpus, tmp_path, repeat=1)
     assert len(single.samples) == 1 and single.samples[0].timed

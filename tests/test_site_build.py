@@ -227,6 +227,28 @@ def test_entity_and_listing_pages(site: Path) -> None:
     assert len(tag.cssselect("li.claim-row")) == 2
 
 
+def test_the_filter_choices_are_those_the_template_loop_made(tmp_path: Path) -> None:
+    """SiteModel.entity_options and source_options replaced a loop of templates/filters.html:
+    the same options, in the same order, escaped alike (names and titles with markup in them)."""
+    import jinja2
+
+    files = dict(RICH)
+    files["entities/evil.yaml"] = files["entities/evil.yaml"].replace(
+        f"name: '{HOSTILE_JS}'", "name: '<b>Evil</b> & \"Co\" <script>'")
+    root = write_kb(tmp_path / "kb", files)
+    result = build(root, tmp_path / "site")
+    assert result.ok, list(result.checked.report)
+    model = result.held[0]
+    loop = jinja2.Environment(autoescape=True).from_string(
+        "{% for e in kb.entities|sort %}{% if e in m.made_by or e in m.about %}"
+        '<option value="{{ e }}">{{ kb.entities[e].name }}</option>{% endif %}{% endfor %}|'
+        "{% for s in kb.sources|sort %}{% if s in m.appears_in or s in m.evidence_from %}"
+        '<option value="{{ s }}">{{ kb.sources[s].title|truncate(60) }}</option>{% endif %}'
+        "{% endfor %}").render(m=model, kb=model.kb)
+    assert f"{model.entity_options()}|{model.source_options()}" == loop
+    assert "&lt;b&gt;Evil&lt;/b&gt; &amp; &#34;Co&#34;" in loop
+
+
 @pytest.mark.parametrize("text", ["", "short", "x" * 65, "x" * 66, "word " * 13, "word " * 14,
                                   "a" * 57 + " bb cc dd ee", "é" * 70, " leading" * 10])
 def test_titles_are_cut_as_jinjas_truncate_cuts_them(text: str) -> None:
