@@ -350,9 +350,8 @@ def place_folder(made: Path, dst: Path, last: Path | None) -> tuple[int, int]:
         rel = os.path.relpath(dirpath, made)
         target = dst if rel == "." else dst / rel
         target.mkdir(parents=True, exist_ok=True)
-        here = None if last is None else os.path.join(last, rel)
-        if here is not None and _links_out(last, rel):
-            here = None  # a folder of the last site that leads elsewhere: nothing taken from it
+        # a folder of the last site that leads elsewhere: nothing is taken from it
+        here = None if last is None or _links_out(last, rel) else os.path.join(last, rel)
         for name in sorted(files):
             new = os.path.join(dirpath, name)
             old = None if here is None else os.path.join(here, name)
@@ -366,16 +365,16 @@ def place_folder(made: Path, dst: Path, last: Path | None) -> tuple[int, int]:
     return linked, copied
 
 
-def _links_out(last: Path | None, rel: str) -> bool:
+def _links_out(last: Path, rel: str) -> bool:
     """Whether `last` or a folder on the way to last/rel is a symbolic link."""
-    if last is None:
-        return True
     path = str(last)
+    if os.path.islink(path):
+        return True
     for part in [] if rel == "." else rel.split(os.sep):
         path = os.path.join(path, part)
         if os.path.islink(path):
             return True
-    return os.path.islink(last)
+    return False
 
 
 def _same_bytes(old: str, new: str) -> bool:
