@@ -15,17 +15,19 @@ site, about the size of the N-Triples dump (1.3 GB at 100,000 claims), and, unti
 writes it back, page cache (on a tmpfs, memory); the new interpreter holds one chunk, the VoID
 counts (every distinct subject) and the Stat of each file it writes.
 
-After an edit, the build forks nothing for the dumps: it writes the spill file itself, naming
-each block the graph cache holds by its key there (`by_reference`: 1 MB rather than 130 MB at
-10,000 claims), and starts the new interpreter with subprocess (`spawn`). That process first
-copies those blocks out of the cache a shard at a time into a nameless file of its own
-(`fetch`: it holds one shard, not the whole cache, since the dumps want the graphs in IRI order
-and the shards hold them by a hash of it), then reads them back in order. A fork, however short
-the child's life, marks every page of the build copy-on-write, and the build then took a fault
-for each page it next wrote: 22,000 while the model was built at 10,000 claims (0.20 s instead
-of 0.16 s). Should the cache no longer hold a block under its key (another build of the same
-knowledge base, a cleared cache), the process answers `Stale` before it writes anything, and
-the build spawns another, handed every block of its own (kb.produce.Workers).
+After an edit, the build forks nothing for the dumps: it writes the spill file itself, with
+each block's key in the graph cache, and without the blocks the cache holds (`graphs_of`,
+by_reference: 1 MB rather than 130 MB at 10,000 claims), and starts the new interpreter with
+subprocess (`spawn`). A fork, however short the child's life, marks every page of the build
+copy-on-write, and the build then took a fault for each page it next wrote: 22,000 while the
+model was built at 10,000 claims (0.20 s instead of 0.16 s). A chunk of the dumps whose members
+the dumps' cache keeps is known by its blocks' keys (kb.gzdumps), so that process reads only
+the blocks of the chunks made again: it copies those out of the graph cache first, a shard at a
+time, into a nameless file of its own (`SpillBlocks`: it holds one shard, not the whole cache,
+since the dumps want the graphs in IRI order and the shards hold them by a hash of it). Should
+the cache no longer hold a block under its key (another build of the same knowledge base, a
+cleared cache), the process answers `Stale`, leaving nothing of what it wrote (`make`), and the
+build spawns another, handed every block of its own (kb.produce.Workers).
 
 The bytes are those of the dumps made in the build's own process (tested): the same function
 makes them from the same blocks in the same order.
@@ -38,17 +40,20 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-MAGIC = b"kb-dumps 1\n"
+if TYPE_CHECKING:
+    from kb.write import Done
+
+MAGIC = b"kb-dumps 2\n"  # 2: each graph's head has its block's key
 # The new interpreter finds kb as the build did: on the build's sys.path, put first.
 BOOT = ("import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
         "from kb.dumpsproc import main; main(sys.argv[2:])")
 _END = (0).to_bytes(4, "little")  # a graph's IRI is never empty: a zero length ends the file
-_REF = 1 << 63  # in a graph's length: what follows is its key in the graph cache, not its block
+_REF = 1 << 63  # as a graph's length: no block follows, the graph cache has it under its key
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Job:
     # the graph cache (kb.kbgraph.Stored's folder and key), where the graphs the file names
     # by their key rather than gives are read
     stored: tuple[str, tuple[object, ...]] | None = None
+    salt: str = ""  # kb.gzdumps.DumpInput.salt
 
 
 class Stale(Exception):
@@ -72,34 +78,39 @@ class Stale(Exception):
     changed or removed meanwhile): the build makes the dumps again from its own blocks."""
 
 
-def by_reference(g: object) -> Iterator[tuple[str, bytes | str]]:
-    """The non-empty named graphs in IRI order, each as its block or, when the graph cache
-    holds the block (kb.kbgraph.Stored), as its key there: after one edit the spill file is
-    the keys and one block, not the whole graph (130 MB at 10,000 claims)."""
+Graph = tuple[str, str | None, bytes | None]  # IRI, its block's key, the block (None: by key)
+
+
+def graphs_of(g: object, by_reference: bool = False) -> Iterator[Graph]:
+    """The non-empty named graphs in IRI order, each with its block's key in the graph cache
+    (None: none) and its block; `by_reference`: no block where the cache holds it
+    (kb.kbgraph.Stored), for it to be read there: after one edit the spill file is the keys
+    and one block, not the whole graph (130 MB at 10,000 claims)."""
     from kb.export import nonempty
     from kb.kbgraph import KBGraph
 
     assert isinstance(g, KBGraph)
-    stored, keys, triples = g.stored, g.block_keys, g.triples
-    held = stored.graphs if stored is not None else frozenset()
+    stored, triples = g.stored, g.triples
+    keys = g.block_keys if stored is not None else {}
+    held = stored.graphs if stored is not None and by_reference else frozenset()
     for name in nonempty(g):
-        key = keys.get(name) if name in held else None
-        yield name, triples[name] if key is None else key
+        key = keys.get(name)
+        yield name, key, None if key is not None and name in held else triples[name]
 
 
-def spill(fd: int, job: Job, graphs: Iterable[tuple[str, bytes | str]]) -> None:
-    """Write the job and the graphs (IRI, block, or its key in `job.stored`) into the file
-    `fd`, from its start."""
+def spill(fd: int, job: Job, graphs: Iterable[Graph]) -> None:
+    """Write the job and the graphs (graphs_of's) into the file `fd`, from its start."""
     os.lseek(fd, 0, os.SEEK_SET)
     head = pickle.dumps(job)
     with open(fd, "wb", buffering=1 << 20, closefd=False) as fh:
         fh.write(MAGIC + len(head).to_bytes(8, "little") + head)
-        for graph, block in graphs:
-            name = graph.encode("utf-8")
-            data = block if isinstance(block, bytes) else block.encode("utf-8")
-            size = len(data) if isinstance(block, bytes) else _REF | len(data)
-            fh.write(len(name).to_bytes(4, "little") + name + size.to_bytes(8, "little"))
-            fh.write(data)
+        for graph, key, block in graphs:
+            name, code = graph.encode("utf-8"), (key or "").encode("utf-8")
+            size = _REF if block is None else len(block)
+            fh.write(len(name).to_bytes(4, "little") + name + len(code).to_bytes(2, "little")
+                     + code + size.to_bytes(8, "little"))
+            if block is not None:
+                fh.write(block)
         fh.write(_END)
 
 
@@ -120,55 +131,79 @@ def read_job(fh: IO[bytes]) -> Job:
     return job
 
 
-def _heads(fh: IO[bytes]) -> Iterator[tuple[str, int]]:
-    """Each graph's IRI and length field after the job; the caller reads or skips its data
-    before asking for the next."""
+@dataclass(frozen=True)
+class Entry:
+    graph: str
+    key: str | None
+    offset: int  # of its block in the spill file; -1: the graph cache has it
+    length: int
+
+
+def read_index(fh: IO[bytes]) -> list[Entry]:
+    """The graphs after the job, in order, each with where its block is; no block is read."""
+    entries: list[Entry] = []
     while size := int.from_bytes(_exactly(fh, 4), "little"):
-        yield _exactly(fh, size).decode("utf-8"), int.from_bytes(_exactly(fh, 8), "little")
-
-
-def read_graphs(fh: IO[bytes], stored: Callable[[str], bytes] | None = None
-                ) -> Iterator[tuple[str, bytes]]:
-    """The graphs after the job, one at a time, in the order they were written; a graph given
-    by its key is read with `stored` (see `fetch`)."""
-    for graph, length in _heads(fh):
-        data = _exactly(fh, length & ~_REF)
-        if not length & _REF:
-            yield graph, data
-        elif stored is None:
-            raise Stale(f"no graph cache to read the block of {graph} from")
+        graph = _exactly(fh, size).decode("utf-8")
+        key = _exactly(fh, int.from_bytes(_exactly(fh, 2), "little")).decode("utf-8") or None
+        length = int.from_bytes(_exactly(fh, 8), "little")
+        if length == _REF:
+            entries.append(Entry(graph, key, -1, 0))
         else:
-            yield graph, stored(graph)
-
-
-def references(fh: IO[bytes]) -> dict[str, str]:
-    """The graphs after the job that are given by their keys: graph IRI → key."""
-    refs: dict[str, str] = {}
-    for graph, length in _heads(fh):
-        if length & _REF:
-            refs[graph] = _exactly(fh, length & ~_REF).decode("utf-8")
-        else:
+            entries.append(Entry(graph, key, fh.tell(), length))
             fh.seek(length, os.SEEK_CUR)
-    return refs
+    return entries
 
 
-def fetch(folder: str, key: tuple[object, ...], refs: dict[str, str],
-          scratch: int) -> Callable[[str], bytes]:
-    """Copy the blocks `refs` names out of the graph cache in `folder` (read under `key`), a
-    shard at a time, into the file `scratch`; then each is read back from there by its graph
-    IRI, in whatever order the dumps want them (IRI order: shards hold graphs by a hash of the
-    IRI, so reading the cache in that order would hold every shard at once). Stale, before
-    anything is written, when the cache does not hold one of them under its key."""
-    from kb.graphshards import copy_blocks
+class SpillBlocks:
+    """The blocks of a spill file's graphs, read when asked for (kb.gzdumps.DumpInput.blocks):
+    those the file holds from it; those it names by key out of the graph cache (`stored`),
+    copied into a scratch file in `scratch_dir` a shard of the cache at a time, when first
+    asked for or said beforehand (`prefetch`: all at once, so each shard is read once; the
+    shards hold graphs by a hash of the IRI, and the dumps want them in IRI order). Stale when
+    the cache does not hold one under its key: before anything is written, for those said
+    beforehand."""
 
-    where, missing = copy_blocks(folder, key, refs, scratch)
-    if missing:
-        raise Stale(f"the graph cache no longer holds the block of {missing[0]}")
+    def __init__(self, fd: int, entries: list[Entry],
+                 stored: tuple[str, tuple[object, ...]] | None, scratch_dir: Path) -> None:
+        self.fd, self.stored, self.scratch_dir = fd, stored, scratch_dir
+        self.held = {e.graph: (e.offset, e.length) for e in entries if e.offset >= 0}
+        self.refs = {e.graph: e.key or "" for e in entries if e.offset < 0}
+        self.copied: dict[str, tuple[int, int]] = {}
+        self._scratch: int | None = None  # closed with the process
+        self._end = 0
 
-    def block(graph: str) -> bytes:
-        offset, length = where[graph]
-        return os.pread(scratch, length, offset)
-    return block
+    def prefetch(self, graphs: Iterable[str]) -> None:
+        self._copy(graphs)
+
+    def _copy(self, graphs: Iterable[str]) -> None:
+        from kb.graphshards import copy_blocks
+        from kb.write import scratch_file
+
+        wanted = {g: self.refs[g] for g in graphs if g in self.refs and g not in self.copied}
+        if not wanted:
+            return
+        if self.stored is None:
+            raise Stale(f"no graph cache to read the block of {next(iter(wanted))} from")
+        if self._scratch is None:
+            self._scratch = scratch_file(self.scratch_dir)
+        where, missing = copy_blocks(*self.stored, wanted, self._scratch, self._end)
+        if missing:
+            raise Stale(f"the graph cache no longer holds the block of {missing[0]}")
+        self.copied.update(where)
+        self._end = max((at + n for at, n in where.values()), default=self._end)
+
+    def __call__(self, graphs: Sequence[str]) -> dict[str, bytes]:
+        self._copy(graphs)
+        out: dict[str, bytes] = {}
+        for graph in graphs:
+            if graph in self.held:
+                offset, length = self.held[graph]
+                out[graph] = os.pread(self.fd, length, offset)
+            else:
+                offset, length = self.copied[graph]
+                assert self._scratch is not None
+                out[graph] = os.pread(self._scratch, length, offset)
+        return out
 
 
 def become(fd: int, reply: int) -> None:
@@ -220,10 +255,10 @@ def job_for(g: object, claims: tuple[str, ...], folder: Path | None, staging: Pa
     stored = g.stored if by_reference else None
     return Job(given.iris.base, given.title, given.example, claims,
                None if folder is None else str(folder), str(staging),
-               None if stored is None else (stored.folder, stored.key))
+               None if stored is None else (stored.folder, stored.key), given.salt)
 
 
-def start(job: Job, graphs: Iterable[tuple[str, bytes | str]], scratch: Path
+def start(job: Job, graphs: Iterable[Graph], scratch: Path
           ) -> tuple[Any, Spawned] | None:
     """The dumps' process, spawned (`spawn`) from a spill file of the job and `graphs` (see
     `spill`) written here, in `scratch`: the connection its answer comes through, and the
@@ -269,37 +304,41 @@ def spawn(fd: int, reply: int) -> Spawned | None:
         return None
 
 
-def main(argv: list[str]) -> None:
-    """The new interpreter: the dumps from the spill file, written into the staging folder; the
-    kb.write.Done, or the error, sent back."""
-    from multiprocessing.connection import Connection
-
+def make(fd: int) -> Done:
+    """The dumps of the spill file `fd`, written into its job's staging folder: the
+    kb.write.Done. On Stale, nothing it wrote is left (the build makes them again)."""
     from kb import gzdumps
     from kb.namespaces import Iris
-    from kb.write import Done, Recording, SiteWriter, answer, scratch_file
+    from kb.write import Recording, SiteWriter
 
-    def dumps() -> Done:
-        with open(int(argv[0]), "rb", buffering=1 << 20) as fh:
-            fh.seek(0)
-            job = read_job(fh)
-            stored = None
-            if job.stored is not None:
-                start = fh.tell()
-                scratch = scratch_file(Path(job.staging).parent)  # closed with the process
-                stored = fetch(*job.stored, references(fh), scratch)
-                fh.seek(start)
-            rec = Recording(SiteWriter(Path(job.staging)))
-            try:
-                given = gzdumps.DumpInput(Iris(job.base), read_graphs(fh, stored), job.title,
-                                          job.example)
-                gzdumps.write_site_dumps(given, job.claims,
-                                         Path(job.folder) if job.folder else None,
-                                         rec.put, rec.append)
-            finally:
-                rec.close()
-        rec.done.fresh = True
-        return rec.done
+    with open(fd, "rb", buffering=1 << 20, closefd=False) as fh:
+        fh.seek(0)
+        job = read_job(fh)
+        entries = read_index(fh)
+    blocks = SpillBlocks(fd, entries, job.stored, Path(job.staging).parent)
+    rec = Recording(SiteWriter(Path(job.staging)))
+    try:
+        given = gzdumps.DumpInput(Iris(job.base), [(e.graph, e.key) for e in entries],
+                                  blocks, job.title, job.example, job.salt, blocks.prefetch)
+        del entries
+        gzdumps.write_site_dumps(given, job.claims, Path(job.folder) if job.folder else None,
+                                 rec.put, rec.append)
+    except Stale:
+        rec.writer.discard()
+        raise
+    finally:
+        rec.close()
+    rec.done.fresh = True
+    return rec.done
+
+
+def main(argv: list[str]) -> None:
+    """The new interpreter: the dumps from the spill file (`make`); the kb.write.Done, or the
+    error, sent back."""
+    from multiprocessing.connection import Connection
+
+    from kb.write import answer
 
     conn = Connection(int(argv[1]))
-    answer(conn, dumps)
+    answer(conn, lambda: make(int(argv[0])))
     conn.close()

@@ -197,11 +197,11 @@ class IndexedShards(BlobCache):
         write_index(self.folder, self.key, self.stats, index)
 
 
-def copy_blocks(folder: str, key: object, wanted: Mapping[str, str], fd: int
+def copy_blocks(folder: str, key: object, wanted: Mapping[str, str], fd: int, start: int = 0
                 ) -> tuple[dict[str, tuple[int, int]], list[str]]:
     """Copy the blocks of the graphs `wanted` (graph IRI → its key) out of the graph cache in
     `folder` (its files read only under the cache's `key`), one shard at a time, into the
-    file `fd` (from its start), for a process that has not the build's memory
+    file `fd` (from offset `start`), for a process that has not the build's memory
     (kb.dumpsproc): where each block is in the file (graph → offset, length), and the graphs
     not there under their key."""
     by_shard: dict[int, list[str]] = {}
@@ -209,7 +209,7 @@ def copy_blocks(folder: str, key: object, wanted: Mapping[str, str], fd: int
         by_shard.setdefault(shard_of(graph), []).append(graph)
     where: dict[str, tuple[int, int]] = {}
     missing: list[str] = []
-    offset = 0
+    offset = start
     for index in sorted(by_shard):
         entries = read_pickle(shard_file(Path(folder), index), key)
         for graph in by_shard[index]:

@@ -152,10 +152,10 @@ def _spill_and_become(task: Task, sender: Any, spilled: ChildPipe | None = None,
 
     `spilled`: a pipe whose write end this process holds until the graph is in the file (the
     exec closes it), for the data tasks forked beside it to wait on. `by_reference`: the
-    graphs the graph cache holds are named by their keys there (kb.dumpsproc.by_reference),
+    graphs the graph cache holds are named by their keys there (kb.dumpsproc.graphs_of),
     so that this process, which shares the build's memory and so makes the build copy each
     page it writes meanwhile, lives milliseconds instead of the time to write every block."""
-    from kb import dumpsproc, graphcache, gzdumps
+    from kb import dumpsproc, graphcache
 
     assert _STATE is not None
     fd: int | None = None
@@ -165,8 +165,7 @@ def _spill_and_become(task: Task, sender: Any, spilled: ChildPipe | None = None,
     try:
         job = _job(_STATE, task, by_reference)
         fd = scratch_file(_STATE.staging.parent)
-        dumpsproc.spill(fd, job, dumpsproc.by_reference(_STATE.extras.graph) if job.stored
-                        else gzdumps.DumpInput.of(_STATE.extras.graph).graphs)
+        dumpsproc.spill(fd, job, dumpsproc.graphs_of(_STATE.extras.graph, job.stored is not None))
         dumpsproc.become(fd, sender.fileno())
     except Exception:  # no room for the file …: the dumps are made here, as any task
         pass
@@ -340,12 +339,12 @@ class Workers:
         """The RDF dumps' process, started without a fork (kb.dumpsproc.start), handed the
         blocks the graph cache holds by their keys there, or else every block; False when it
         cannot be started."""
-        from kb import dumpsproc, gzdumps
+        from kb import dumpsproc
 
         g = self.state.extras.graph
         started = dumpsproc.start(
             _job(self.state, task, by_reference),
-            dumpsproc.by_reference(g) if by_reference else gzdumps.DumpInput.of(g).graphs,
+            dumpsproc.graphs_of(g, by_reference),
             self.state.staging.parent)
         if started is None:
             return False

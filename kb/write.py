@@ -146,6 +146,7 @@ class SiteWriter:
         self.linked = 0
         self.stats: dict[str, Stat] = {}
         self._open: dict[str, tuple[str, int]] = {}  # path → key, descriptor: `append`'s files
+        self._made: list[str] = []  # the files it created (write, append), for `discard`
 
     def _target(self, path: str) -> tuple[str, str]:
         rel = _checked_path(path)
@@ -165,9 +166,11 @@ class SiteWriter:
         """A new file at `path`: its key and an open descriptor."""
         key, target = self._target(path)
         try:
-            return key, os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:  # another process of the build wrote it
             raise WriteError(f"refusing to write {key!r} twice") from None
+        self._made.append(target)
+        return key, fd
 
     def write(self, page: Page) -> None:
         key, fd = self._create(page.path)
@@ -197,6 +200,20 @@ class SiteWriter:
             for _path, (_key, fd) in files:  # every one, whatever failed
                 os.close(fd)
         return [path for path, _made in files]
+
+    def discard(self) -> None:
+        """Remove the files `write` and `append` made (a task that is done again from its
+        start, in another process: kb.dumpsproc); they may then be made again."""
+        for _key, fd in self._open.values():
+            os.close(fd)
+        self._open = {}
+        for target in self._made:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+            key = os.path.relpath(target, self.staging).replace(os.sep, "/")
+            self._seen.discard(key)
+            self.stats.pop(key, None)
+        self._made = []
 
     def link(self, item: Link) -> None:
         """Keep a file of the previous site: a hard link, or a copy where links fail."""

@@ -38,9 +38,15 @@ def _state(g: KBGraph, staging: Path) -> State:
     return State(None, extras, None, staging)
 
 
+def _blocks(graphs: list[dumpsproc.Graph]) -> dict[str, bytes]:
+    return {name: block for name, _key, block in graphs if block is not None}
+
+
 def test_a_spill_file_gives_back_the_job_and_the_graphs(g: KBGraph, tmp_path: Path) -> None:
     given = gzdumps.DumpInput.of(g)
-    graphs = list(gzdumps.DumpInput.of(g).graphs)
+    graphs = list(dumpsproc.graphs_of(g))
+    assert [(name, key) for name, key, _block in graphs] == list(given.graphs)
+    assert all(block is not None for _name, _key, block in graphs)
     job = dumpsproc.Job(g.iris.base, given.title, given.example, ("a", "b"), None, "/x")
     folder = tmp_path / "beside-the-site"
     folder.mkdir()
@@ -51,7 +57,11 @@ def test_a_spill_file_gives_back_the_job_and_the_graphs(g: KBGraph, tmp_path: Pa
         with open(fd, "r+b", closefd=False) as fh:
             fh.seek(0)
             assert dumpsproc.read_job(fh) == job
-            assert list(dumpsproc.read_graphs(fh)) == graphs
+            entries = dumpsproc.read_index(fh)
+            assert [(e.graph, e.key) for e in entries] == list(given.graphs)
+            blocks = dumpsproc.SpillBlocks(fd, entries, None, folder)
+            names = [e.graph for e in reversed(entries)]  # in any order
+            assert blocks(names) == _blocks(graphs)
             fh.truncate(len(dumpsproc.MAGIC) + 3)
             fh.seek(0)
             with pytest.raises(OSError, match="ends early"):
@@ -121,41 +131,85 @@ def cached(make_kb: MakeKB) -> KBGraph:
     return g
 
 
+def _spilled(g: KBGraph, job: dumpsproc.Job, graphs: list[dumpsproc.Graph], folder: Path
+             ) -> tuple[int, list[dumpsproc.Entry]]:
+    fd = scratch_file(folder)
+    dumpsproc.spill(fd, job, graphs)
+    with open(fd, "rb", closefd=False) as fh:
+        fh.seek(0)
+        assert dumpsproc.read_job(fh) == job
+        return fd, dumpsproc.read_index(fh)
+
+
 def test_graphs_the_cache_holds_are_spilled_by_their_keys(cached: KBGraph,
                                                           tmp_path: Path) -> None:
     assert cached.stored is not None
-    graphs = list(gzdumps.DumpInput.of(cached).graphs)
-    refs = list(dumpsproc.by_reference(cached))
-    assert [name for name, _ in refs] == [name for name, _ in graphs]
-    named = {name: ref for name, ref in refs if isinstance(ref, str)}
-    assert set(named) == cached.stored.graphs & {name for name, _ in graphs}
+    graphs = list(dumpsproc.graphs_of(cached))
+    refs = list(dumpsproc.graphs_of(cached, by_reference=True))
+    assert [(name, key) for name, key, _ in refs] == [(name, key) for name, key, _ in graphs]
+    named = {name: key for name, key, block in refs if block is None}
+    assert set(named) == cached.stored.graphs & {name for name, _, _ in graphs}
     job = dumpsproc.Job(cached.iris.base, None, None, (), None, "/x",
                         (cached.stored.folder, cached.stored.key))
-    fd, scratch = scratch_file(tmp_path), scratch_file(tmp_path)
+    full, _ = _spilled(cached, job, graphs, tmp_path)
+    fd, entries = _spilled(cached, job, refs, tmp_path)
     try:
-        full = scratch_file(tmp_path)
-        dumpsproc.spill(full, job, graphs)
-        whole = os.fstat(full).st_size
-        os.close(full)
-        dumpsproc.spill(fd, job, refs)
-        saved = sum(len(block) for name, block in graphs if name in named)
-        assert os.fstat(fd).st_size < whole - saved + 200 * len(named)  # keys, not blocks
-        with open(fd, "rb", closefd=False) as fh:
-            fh.seek(0)
-            assert dumpsproc.read_job(fh) == job
-            start = fh.tell()
-            assert dumpsproc.references(fh) == named
-            block = dumpsproc.fetch(cached.stored.folder, cached.stored.key, named, scratch)
-            fh.seek(start)
-            assert list(dumpsproc.read_graphs(fh, block)) == graphs
-            with pytest.raises(dumpsproc.Stale):  # the cache's files under another key
-                dumpsproc.fetch(cached.stored.folder, ("another",), named, scratch)
-            with pytest.raises(dumpsproc.Stale):  # a graph under another key
-                dumpsproc.fetch(cached.stored.folder, cached.stored.key,
-                                {**named, next(iter(named)): "another"}, scratch)
+        saved = sum(len(block or b"") for name, _, block in graphs if name in named)
+        assert os.fstat(fd).st_size < os.fstat(full).st_size - saved + 10 * len(named)
+        assert {e.graph for e in entries if e.offset < 0} == set(named)
+        blocks = dumpsproc.SpillBlocks(fd, entries, job.stored, tmp_path)
+        half = sorted(named)[::2]
+        blocks.prefetch(half)  # copied out of the cache now, the others when asked for
+        assert set(blocks.copied) == set(half)
+        assert blocks([e.graph for e in entries]) == _blocks(graphs)
+        assert set(blocks.copied) == set(named)
+        with pytest.raises(dumpsproc.Stale):  # the cache's files under another key
+            dumpsproc.SpillBlocks(fd, entries, (cached.stored.folder, ("another",)),
+                                  tmp_path).prefetch(named)
+        moved = [dumpsproc.Entry(e.graph, "another" if e.offset < 0 else e.key, e.offset,
+                                 e.length) for e in entries]  # a graph under another key
+        with pytest.raises(dumpsproc.Stale):
+            dumpsproc.SpillBlocks(fd, moved, job.stored, tmp_path)(sorted(named)[:1])
+        with pytest.raises(dumpsproc.Stale, match="no graph cache"):
+            dumpsproc.SpillBlocks(fd, entries, None, tmp_path)(sorted(named)[:1])
     finally:
         os.close(fd)
-        os.close(scratch)
+        os.close(full)
+
+
+def test_the_dumps_process_reads_no_block_of_a_chunk_the_cache_keeps(
+        cached: KBGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every chunk in the dumps' cache the spawned process needs no block, so a graph
+    cache it cannot read costs nothing; when a chunk's file turns out damaged it must read
+    blocks, and, finding the graph cache changed, it leaves nothing of what it wrote."""
+    monkeypatch.setattr(gzdumps, "SPAN", 2)  # many chunks
+    assert cached.stored is not None
+    dumps_cache = tmp_path / "dumps-cache"
+    here, _ = _made(cached, tmp_path, "here", parallel=False)
+    gzdumps.site_dumps(cached, (), dumps_cache)  # fills the dumps' cache
+    given = gzdumps.DumpInput.of(cached)
+    refs = list(dumpsproc.graphs_of(cached, by_reference=True))
+    for name, unreadable in [("there", False), ("damaged", True)]:
+        staging = tmp_path / name
+        staging.mkdir()
+        job = dumpsproc.Job(cached.iris.base, given.title, given.example, (), str(dumps_cache),
+                            str(staging), (cached.stored.folder, ("another",)), given.salt)
+        if unreadable:
+            member = sorted(p for p in dumps_cache.iterdir() if p.name.startswith("nt-"))[-1]
+            member.write_bytes(b"damaged")
+        fd, _ = _spilled(cached, job, refs, tmp_path)
+        try:
+            if not unreadable:
+                done = dumpsproc.make(fd)
+                assert _files(staging) == {p: b for p, b in here.items()
+                                           if p.startswith("data/")}
+                assert sorted(done.stats) == sorted(_files(staging))
+            else:
+                with pytest.raises(dumpsproc.Stale):
+                    dumpsproc.make(fd)
+                assert _files(staging) == {}
+        finally:
+            os.close(fd)
 
 
 def test_after_an_edit_the_dumps_process_is_spawned_and_reads_the_cache(
@@ -171,7 +225,8 @@ def test_when_the_cache_changed_meanwhile_the_dumps_are_made_again(
     cache) makes the spawned process fail before it writes anything; a new one is then
     spawned and handed every block of the build's, as without the cache."""
     here, _ = _made(cached, tmp_path, "here", parallel=False)
-    last = [name for name, ref in dumpsproc.by_reference(cached) if isinstance(ref, str)][-1]
+    last = [name for name, _key, block in dumpsproc.graphs_of(cached, by_reference=True)
+            if block is None][-1]
     cached.block_keys[last] = "a key the cache does not hold"
     spawned: list[bool] = []
     spawn_rdf = Workers._spawn_rdf

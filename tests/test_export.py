@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -234,12 +235,50 @@ def test_site_dumps_parse_to_the_store(g: KBGraph, small_chunks: None, fmt: str)
 
 
 def edited(g: KBGraph, cid: str, text: str) -> KBGraph:
-    """`g` with one more triple in a claim's graph, as an edit of its file gives."""
+    """`g` with one more triple in a claim's graph, as an edit of its file gives (and, with a
+    graph cache, a new key for its block)."""
     name = g.iris.graph("claim", cid)
     extra = f'<{g.iris.claim(cid)}> <http://www.w3.org/2000/01/rdf-schema#comment> "{text}"'
+    keys = {**g.block_keys, name: f"edited: {text}"} if name in g.block_keys else {}
     return KBGraph(g.iris, g.graphs,
                    {**g.triples, name: block_of(sorted([*lines_of(g.triples[name]), extra]))},
-                   g.assessments, g.network)
+                   g.assessments, g.network, keys, g.stored if keys else None)
+
+
+def test_the_graph_has_keys_for_the_dumps(g: KBGraph) -> None:
+    """The dumps' tests below run with block keys (a graph cache), as a build has them."""
+    given = gzdumps.DumpInput.of(g)
+    assert given.salt and sum(key is not None for _name, key in given.graphs) \
+        == len(given.graphs) - 2  # all but the vocabulary's and kb.toml's
+
+
+def _spied(g: KBGraph, asked: list[str]) -> gzdumps.DumpInput:
+    given = gzdumps.DumpInput.of(g)
+
+    def blocks(names: Sequence[str]) -> Mapping[str, bytes]:
+        asked.extend(names)
+        return given.blocks(names)
+    return dataclasses.replace(given, blocks=blocks)
+
+
+def test_chunks_the_cache_keeps_need_no_block_read(g: KBGraph, tmp_path: Path,
+                                                    small_chunks: None) -> None:
+    """A chunk's digest is made of its blocks' keys: after an edit only the edited chunk's
+    blocks are read (and the two graphs that have no key), however many chunks there are."""
+    cache = tmp_path / "cache"
+    want = gzdumps.site_dumps(g, (), cache)
+    asked: list[str] = []
+    again = gzdumps.stream_dumps(_spied(g, asked), (), cache)
+    keyless = {g.iris.vocab_graph, g.iris.settings_graph}
+    assert again.made == 0 and again.files == want.files and set(asked) == keyless
+    changed = edited(g, "trade-fall-2025", "edited")
+    asked.clear()
+    warm = gzdumps.stream_dumps(_spied(changed, asked), (), cache)
+    assert warm.made == 1 and warm.files == gzdumps.site_dumps(changed).files
+    name = g.iris.graph("claim", "trade-fall-2025")
+    given = gzdumps.DumpInput.of(changed)
+    (chunk,) = [c for c in gzdumps.chunks(given.graphs, given.blocks) if name in c.graphs]
+    assert set(asked) - keyless == set(chunk.graphs) and want.chunks > 4
 
 
 def test_an_edit_makes_one_chunk_again_and_the_same_bytes(g: KBGraph, tmp_path: Path,

@@ -421,13 +421,13 @@ def test_after_an_edit_the_dumps_come_from_the_graph_cache(kb: Path, tmp_path: P
     build(tmp_path / "copy", tmp_path / "fresh", incremental=False)
     assert_same_site(site, tmp_path / "fresh")
 
-    named = dumpsproc.by_reference
+    named = dumpsproc.graphs_of
 
-    def stale(g: KBGraph) -> Iterator[tuple[str, bytes | str]]:
-        for name, ref in named(g):
-            yield name, "a key the cache does not hold" if isinstance(ref, str) else ref
+    def stale(g: KBGraph, by_reference: bool = False) -> Iterator[dumpsproc.Graph]:
+        for name, key, block in named(g, by_reference):
+            yield name, "a key the cache does not hold" if block is None else key, block
 
-    monkeypatch.setattr(dumpsproc, "by_reference", stale)
+    monkeypatch.setattr(dumpsproc, "graphs_of", stale)
     _statement(kb)
     build(kb, site)
     assert started == [True, True, False]
