@@ -48,7 +48,7 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kb.write import Done
 
-MAGIC = b"kb-dumps 2\n"  # 2: each graph's head has its block's key
+MAGIC = b"kb-dumps 2\n"  # 2: each graph's head has its block's key ("": none)
 # The new interpreter finds kb as the build did: on the build's sys.path, put first.
 BOOT = ("import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
         "from kb.dumpsproc import main; main(sys.argv[2:])")
@@ -107,7 +107,7 @@ def spill(fd: int, job: Job, graphs: Iterable[Graph]) -> None:
         for graph, key, block in graphs:
             name, code = graph.encode("utf-8"), (key or "").encode("utf-8")
             size = _REF if block is None else len(block)
-            fh.write(len(name).to_bytes(4, "little") + name + len(code).to_bytes(2, "little")
+            fh.write(len(name).to_bytes(4, "little") + name + len(code).to_bytes(4, "little")
                      + code + size.to_bytes(8, "little"))
             if block is not None:
                 fh.write(block)
@@ -144,7 +144,7 @@ def read_index(fh: IO[bytes]) -> list[Entry]:
     entries: list[Entry] = []
     while size := int.from_bytes(_exactly(fh, 4), "little"):
         graph = _exactly(fh, size).decode("utf-8")
-        key = _exactly(fh, int.from_bytes(_exactly(fh, 2), "little")).decode("utf-8") or None
+        key = _exactly(fh, int.from_bytes(_exactly(fh, 4), "little")).decode("utf-8") or None
         length = int.from_bytes(_exactly(fh, 8), "little")
         if length == _REF:
             entries.append(Entry(graph, key, -1, 0))
@@ -169,11 +169,16 @@ class SpillBlocks:
         self.held = {e.graph: (e.offset, e.length) for e in entries if e.offset >= 0}
         self.refs = {e.graph: e.key or "" for e in entries if e.offset < 0}
         self.copied: dict[str, tuple[int, int]] = {}
-        self._scratch: int | None = None  # closed with the process
+        self._scratch: int | None = None
         self._end = 0
 
     def prefetch(self, graphs: Iterable[str]) -> None:
         self._copy(graphs)
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            os.close(self._scratch)
+            self._scratch = None
 
     def _copy(self, graphs: Iterable[str]) -> None:
         from kb.graphshards import copy_blocks
@@ -315,6 +320,8 @@ def make(fd: int) -> Done:
         fh.seek(0)
         job = read_job(fh)
         entries = read_index(fh)
+    # keys from the graph cache mean something only under its key (kb.gzdumps.DumpInput.salt)
+    assert job.stored is None or job.salt, "a job naming the graph cache needs its salt"
     blocks = SpillBlocks(fd, entries, job.stored, Path(job.staging).parent)
     rec = Recording(SiteWriter(Path(job.staging)))
     try:
@@ -328,6 +335,7 @@ def make(fd: int) -> Done:
         raise
     finally:
         rec.close()
+        blocks.close()
     rec.done.fresh = True
     return rec.done
 

@@ -355,7 +355,7 @@ class Workers:
 
     def _again(self) -> Done | None:
         """After the dumps' process found the graph cache changed (another build of the same
-        knowledge base, a cleared cache; it wrote nothing): a new one handed every block of
+        knowledge base, a cleared cache; it left nothing): a new one handed every block of
         this process's, or the dumps made here. Not forked: pagefind's threads may be running.
         None when a process was started (its answer comes as any other)."""
         assert self._rdf is not None

@@ -146,7 +146,7 @@ class SiteWriter:
         self.linked = 0
         self.stats: dict[str, Stat] = {}
         self._open: dict[str, tuple[str, int]] = {}  # path → key, descriptor: `append`'s files
-        self._made: list[str] = []  # the files it created (write, append), for `discard`
+        self._made: list[str] = []  # the keys of the files it created, for `discard`
 
     def _target(self, path: str) -> tuple[str, str]:
         rel = _checked_path(path)
@@ -169,7 +169,7 @@ class SiteWriter:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:  # another process of the build wrote it
             raise WriteError(f"refusing to write {key!r} twice") from None
-        self._made.append(target)
+        self._made.append(key)
         return key, fd
 
     def write(self, page: Page) -> None:
@@ -207,10 +207,9 @@ class SiteWriter:
         for _key, fd in self._open.values():
             os.close(fd)
         self._open = {}
-        for target in self._made:
+        for key in self._made:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
-            key = os.path.relpath(target, self.staging).replace(os.sep, "/")
+                os.unlink(os.path.join(self.staging, *key.split("/")))
             self._seen.discard(key)
             self.stats.pop(key, None)
         self._made = []

@@ -366,3 +366,65 @@ def test_a_dumps_process_that_cannot_be_made_leaves_no_descriptor(
     with pytest.raises(OSError, match="unavailable"):
         Workers(state, work, jobs=2, per_task=True, staggered=True)
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_the_blocks_of_claims_whose_records_are_written_are_copied_before_anything_is(
+        cached: KBGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks the dumps' cache keeps, but holding claims whose .ttl and .jsonld are written,
+    need their blocks: all are copied out of the graph cache at once, before anything is
+    written, so that a changed graph cache is found (Stale) while nothing is to be undone."""
+    from kb import graphshards
+    from kb.write import SiteWriter
+
+    monkeypatch.setattr(gzdumps, "SPAN", 2)  # many chunks
+    assert cached.stored is not None
+    dumps_cache = tmp_path / "dumps-cache"
+    gzdumps.site_dumps(cached, (), dumps_cache)  # every chunk kept
+    given = gzdumps.DumpInput.of(cached)
+    chunks = list(gzdumps.chunks(given.graphs, given.blocks, given.salt))
+    claims = [name for chunk in chunks for name in chunk.graphs if "/claim/" in name]
+    first, last = claims[0], claims[-1]
+    assert not {first, last} <= set(next(c for c in chunks if first in c.graphs).graphs)
+    ids = tuple(sorted(cid for cid in cached.assessments
+                       if cached.iris.graph("claim", cid) in (first, last)))
+    calls: list[int] = []
+    copy = graphshards.copy_blocks
+
+    def counted(*args: object) -> object:
+        calls.append(len(args[2]))  # type: ignore[arg-type]
+        return copy(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(graphshards, "copy_blocks", counted)
+    refs = list(dumpsproc.graphs_of(cached, by_reference=True))
+
+    def spilled(name: str, key: tuple[object, ...]) -> tuple[int, Path]:
+        assert cached.stored is not None
+        staging = tmp_path / name
+        staging.mkdir()
+        job = dumpsproc.Job(cached.iris.base, given.title, given.example, ids, str(dumps_cache),
+                            str(staging), (cached.stored.folder, key), given.salt)
+        return _spilled(cached, job, refs, tmp_path)[0], staging
+
+    fd, staging = spilled("good", cached.stored.key)
+    try:
+        done = dumpsproc.make(fd)
+    finally:
+        os.close(fd)
+    assert len(calls) == 1  # both chunks' blocks in one pass over the shards
+    assert {f"claims/{cid}.{ext}" for cid in ids for ext in ("ttl", "jsonld")} <= set(done.stats)
+
+    made: list[str] = []
+    create = SiteWriter._create
+
+    def spy(self: SiteWriter, path: str) -> tuple[str, int]:
+        made.append(path)
+        return create(self, path)
+
+    monkeypatch.setattr(SiteWriter, "_create", spy)
+    fd, staging = spilled("stale", ("another",))
+    try:
+        with pytest.raises(dumpsproc.Stale):
+            dumpsproc.make(fd)
+    finally:
+        os.close(fd)
+    assert made == [] and _files(staging) == {}  # nothing written, nothing to undo

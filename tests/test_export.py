@@ -240,9 +240,11 @@ def edited(g: KBGraph, cid: str, text: str) -> KBGraph:
     name = g.iris.graph("claim", cid)
     extra = f'<{g.iris.claim(cid)}> <http://www.w3.org/2000/01/rdf-schema#comment> "{text}"'
     keys = {**g.block_keys, name: f"edited: {text}"} if name in g.block_keys else {}
+    stored = (dataclasses.replace(g.stored, graphs=g.stored.graphs - {name})
+              if keys and g.stored is not None else None)  # a new block: not the cache's
     return KBGraph(g.iris, g.graphs,
                    {**g.triples, name: block_of(sorted([*lines_of(g.triples[name]), extra]))},
-                   g.assessments, g.network, keys, g.stored if keys else None)
+                   g.assessments, g.network, keys, stored)
 
 
 def test_the_graph_has_keys_for_the_dumps(g: KBGraph) -> None:
@@ -250,6 +252,24 @@ def test_the_graph_has_keys_for_the_dumps(g: KBGraph) -> None:
     given = gzdumps.DumpInput.of(g)
     assert given.salt and sum(key is not None for _name, key in given.graphs) \
         == len(given.graphs) - 2  # all but the vocabulary's and kb.toml's
+
+
+def test_the_graph_caches_own_key_is_in_every_chunks_digest(g: KBGraph, tmp_path: Path,
+                                                              small_chunks: None) -> None:
+    """Blocks keep their keys when the code or kb.toml changes every block (the graph cache's
+    own key changes instead): the dumps' cache must not give the old chunks back then."""
+    cache = tmp_path / "cache"
+    gzdumps.site_dumps(g, (), cache)
+    assert g.stored is not None
+    marked = dict(g.triples)  # a block changed by the new code, under the same key
+    name = g.iris.graph("claim", "trade-fall-2025")
+    marked[name] = block_of(sorted([*lines_of(g.triples[name]),
+                                    f'<{g.iris.claim("trade-fall-2025")}> '
+                                    '<http://www.w3.org/2000/01/rdf-schema#comment> "new code"']))
+    other = KBGraph(g.iris, g.graphs, marked, g.assessments, g.network, dict(g.block_keys),
+                    dataclasses.replace(g.stored, key=("other code",)))
+    redone = gzdumps.site_dumps(other, (), cache)
+    assert redone.made == redone.chunks and redone.files == gzdumps.site_dumps(other).files
 
 
 def _spied(g: KBGraph, asked: list[str]) -> gzdumps.DumpInput:
