@@ -48,7 +48,7 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kb.write import Done
 
-MAGIC = b"kb-dumps 2\n"  # 2: each graph's head has its block's key ("": none)
+MAGIC = b"kb-dumps 3\n"  # 2: each graph's head has its block's key ("": none); 3: in 4 bytes
 # The new interpreter finds kb as the build did: on the build's sys.path, put first.
 BOOT = ("import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
         "from kb.dumpsproc import main; main(sys.argv[2:])")
