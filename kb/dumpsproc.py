@@ -252,15 +252,15 @@ def job_for(g: object, claims: tuple[str, ...], folder: Path | None, staging: Pa
     """The job of the graph `g`'s dumps (and these claims' .ttl and .jsonld), to be written
     into `staging` with the chunks' cache `folder`; `by_reference`: with where the graph
     cache is, for the graphs the spill names by their keys there."""
-    from kb import gzdumps
+    from kb import export, gzdumps
     from kb.kbgraph import KBGraph
 
     assert isinstance(g, KBGraph)
-    given = gzdumps.DumpInput.of(g)
     stored = g.stored if by_reference else None
-    return Job(given.iris.base, given.title, given.example, claims,
-               None if folder is None else str(folder), str(staging),
-               None if stored is None else (stored.folder, stored.key), given.salt)
+    # DumpInput.of's fields, without its list of every graph (7 ms at 10,000 claims)
+    return Job(g.iris.base, export.setting(g, "name"), min(g.assessments, default=None),
+               claims, None if folder is None else str(folder), str(staging),
+               None if stored is None else (stored.folder, stored.key), gzdumps.key_salt(g))
 
 
 def start(job: Job, graphs: Iterable[Graph], scratch: Path

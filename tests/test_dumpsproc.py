@@ -431,3 +431,15 @@ def test_the_blocks_of_claims_whose_records_are_written_are_copied_before_anythi
     finally:
         os.close(fd)
     assert made == [] and _files(staging) == {}  # nothing written, nothing to undo
+
+
+def test_a_job_says_what_the_graph_s_dump_input_says(cached: KBGraph, tmp_path: Path) -> None:
+    """job_for takes DumpInput.of's fields without making its list of graphs: the same."""
+    given = gzdumps.DumpInput.of(cached)
+    assert cached.stored is not None and given.title and given.example and given.salt
+    for by_reference in (True, False):
+        job = dumpsproc.job_for(cached, ("a",), tmp_path / "c", tmp_path / "s", by_reference)
+        assert (job.base, job.title, job.example, job.salt) == (
+            given.iris.base, given.title, given.example, given.salt)
+        assert job.stored == ((cached.stored.folder, cached.stored.key) if by_reference
+                              else None)
