@@ -363,7 +363,7 @@ def _built_copy(b: Bench, name: str = "edit", queries: bool = False) -> Path:
 
 def _wait_for_removal(site: Path, patience: float = 600.0) -> None:
     """After a whole build, the previous site is deleted by a detached process (kb.write's
-    _remove_later): the timed build must not share the cores and the disk with it (at 100,000
+    remove_later): the timed build must not share the cores and the disk with it (at 100,000
     claims, edit builds beside such deletions took 62 and 54 s, not 46 and 49 s)."""
     from kb.write import set_aside_prefix
 

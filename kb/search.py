@@ -36,7 +36,7 @@ import jinja2
 
 from kb.pages import SiteModel
 from kb.stubs import StubCache
-from kb.write import Page, Stat, file_stat, place_folder
+from kb.write import Page, Stat, file_stat, left_behind, place_folder, process_tag, remove_later
 
 
 class SearchError(Exception):
@@ -149,6 +149,20 @@ def stub_key(executable: str, stubs: list[Page] | Mapping[str, str], part: str =
     return h.hexdigest()
 
 
+# Pagefind's folders under the scratch folder (tmpfs: memory), named with the process's tag
+# (kb.write.process_tag), for a later build to remove those a killed one left.
+STUBS_PREFIX, OUT_PREFIX = "kb-pagefind-", "kb-pagefind-out-"
+
+
+def remove_left_behind() -> None:
+    """Remove the folders of pagefind runs that a killed build left under the scratch folder,
+    where they hold memory (tmpfs) until the machine restarts."""
+    scratch = _scratch_parent()
+    folder = Path(scratch if scratch is not None else tempfile.gettempdir())
+    for left in left_behind(folder, (STUBS_PREFIX, OUT_PREFIX)):
+        remove_later(left)
+
+
 def _scratch_parent() -> str | None:
     """/dev/shm where it is a writable folder (tmpfs: the stubs never touch a disk)."""
     shm = "/dev/shm"
@@ -237,7 +251,7 @@ class Indexing:
             scratch = _scratch_parent()
             self._log = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115 (see wait)
             if self._last is not None and scratch is not None and _room(scratch):
-                made = Path(tempfile.mkdtemp(prefix="kb-pagefind-out-", dir=scratch))
+                made = Path(tempfile.mkdtemp(prefix=f"{OUT_PREFIX}{process_tag()}", dir=scratch))
             cmd = [self._executable, "--site", str(self.folder), "--output-path",
                    str(made.absolute()), *OPTIONS]
             with self._lock:
@@ -355,7 +369,8 @@ def start_pagefind(executable: str, stubs: list[Page], output: Path,
     Errors (stubs not written, pagefind not started or failed) are raised by wait().
     """
     try:
-        folder = Path(tempfile.mkdtemp(prefix="kb-pagefind-", dir=_scratch_parent()))
+        folder = Path(tempfile.mkdtemp(prefix=f"{STUBS_PREFIX}{process_tag()}",
+                                       dir=_scratch_parent()))
     except OSError as exc:
         raise SearchError(f"no folder for the search stubs: {exc}") from exc
     return Indexing(executable, stubs, output, folder, kept, digests, on_end, last, on_made)

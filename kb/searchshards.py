@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.search import Indexing, SearchError, start_pagefind, stub_key
+from kb.search import Indexing, SearchError, remove_left_behind, start_pagefind, stub_key
 from kb.write import Page
 
 if TYPE_CHECKING:
@@ -199,6 +199,7 @@ def start_shards(executable: str, shards: list[int], count: int, stubs: list[Pag
     are only the ones that changed (and those the cache lacks), as for start_pagefind;
     otherwise `stubs` hold at least every stub of those shards. With `last`, the last site's
     index folder: each shard's files equal to those of last/<n> are linked from there
-    (start_pagefind).
+    (start_pagefind). Folders a killed build's pagefind runs left are removed first.
     """
+    remove_left_behind()
     return ShardIndexing(executable, shards, count, stubs, output, kept, digests, last)

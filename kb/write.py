@@ -251,7 +251,8 @@ class Staging:
     def __init__(self, out: Path) -> None:
         self.out = out.resolve()
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.new-", dir=self.out.parent))
+        remove_left_behind(self.out)
+        self.path = Path(tempfile.mkdtemp(prefix=_tagged(self.out, "new"), dir=self.out.parent))
 
     def writer(self) -> SiteWriter:
         return SiteWriter(self.path)
@@ -283,13 +284,13 @@ class Staging:
             if src.is_dir():
                 if dst.exists():
                     if old is None:
-                        old = Path(tempfile.mkdtemp(prefix=set_aside_prefix(out),
+                        old = Path(tempfile.mkdtemp(prefix=_tagged(out, "old"),
                                                     dir=out.parent))
                     dst.rename(old / str(n))
                 dst.parent.mkdir(parents=True, exist_ok=True)  # a folder in a folder (pagefind/3)
                 src.rename(dst)
         if old is not None:
-            _remove_later(old)
+            remove_later(old)
         for dirpath, dirnames, files in os.walk(self.path):
             rel = os.path.relpath(dirpath, self.path)
             if rel == ".":
@@ -411,9 +412,80 @@ def _same_bytes(old: str, new: str) -> bool:
 
 
 def set_aside_prefix(out: Path) -> str:
-    """The name beside `out` of what a build replaced (the previous site, or the folders an
-    in-place commit swapped out) while a detached process deletes it."""
+    """The start of the name beside `out` of what a build replaced (the previous site, or the
+    folders an in-place commit swapped out) while a detached process deletes it: any build's
+    (a build names its own with `_tagged`)."""
     return f".{out.name}.old-"
+
+
+def _tagged(out: Path, kind: str) -> str:
+    """The start of the name of a folder a build of `out` makes beside it (`kind`: "new", its
+    staging folder; "old", what it set aside)."""
+    return f".{out.name}.{kind}-{process_tag()}"
+
+
+def process_tag() -> str:
+    """For the name of a temporary folder: this process's id and its pid namespace, for a later
+    process to tell one that a killed process left behind (`left_behind`)."""
+    return f"{os.getpid()}.{_pid_namespace()}-"
+
+
+def _pid_namespace() -> str:
+    """An id of this process's pid namespace ("0" where there is none to read): a process id
+    seen from another container means nothing here."""
+    try:
+        return os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]") or "0"
+    except OSError:
+        return "0"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def left_behind(folder: Path, prefixes: Iterable[str]) -> list[Path]:
+    """The folders in `folder` named `prefix` + `process_tag()` + anything by a process of this
+    user and pid namespace that is gone (killed: SIGKILL, out of memory, a power cut). Names of
+    older versions, links, files and anything else are never among them."""
+    here, wanted = _pid_namespace(), tuple(prefixes)
+    found: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
+        for prefix in wanted:
+            if not entry.name.startswith(prefix):
+                continue
+            tag, dash, _rest = entry.name[len(prefix):].partition("-")
+            pid, dot, space = tag.partition(".")
+            if not (dash and dot and pid.isdigit() and space == here):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+                    and int(pid) != os.getpid() and not _alive(int(pid))):
+                found.append(Path(entry.path))
+                break
+    return found
+
+
+def remove_left_behind(out: Path) -> list[Path]:
+    """Remove, in a detached process each (`remove_later`), the folders beside `out` that a
+    build of it made and left behind when it was killed: a staging folder can be the size of
+    the site. Returns them."""
+    found = left_behind(out.parent, (f".{out.name}.new-", f".{out.name}.old-"))
+    for folder in found:
+        remove_later(folder)
+    return found
 
 
 def _swap(staging: Path, out: Path) -> None:
@@ -423,7 +495,7 @@ def _swap(staging: Path, out: Path) -> None:
         return
     if not out.is_dir():
         raise WriteError(f"{out} exists and is not a folder")
-    old = Path(tempfile.mkdtemp(prefix=set_aside_prefix(out), dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=_tagged(out, "old"), dir=out.parent))
     old.rmdir()
     out.rename(old)
     try:
@@ -431,10 +503,10 @@ def _swap(staging: Path, out: Path) -> None:
     except OSError:
         old.rename(out)  # put the previous site back
         raise
-    _remove_later(old)
+    remove_later(old)
 
 
-def _remove_later(folder: Path) -> None:
+def remove_later(folder: Path) -> None:
     """Delete the previous site in a detached process: the new one is in place already.
 
     Removing ten thousand folders costs seconds on some file systems (0.7 ms a folder here),

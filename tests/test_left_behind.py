@@ -1,0 +1,154 @@
+"""A killed build leaves nothing behind for long: its staging folder (the size of the site) is
+removed by the next build."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kb import write
+from kb.write import remove_left_behind
+
+GENERATED = (60, 5)
+
+# `kb build`, each page slowed down, so that a test can stop it while it renders.
+SLOW_BUILD = """
+import sys, time
+import kb.render as render
+made = render.render_one
+def slow(spec):
+    time.sleep(0.05)
+    return made(spec)
+render.render_one = slow
+from kb.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _until(done: object, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if done():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _beside(site: Path) -> set[str]:
+    return {p.name for p in site.parent.iterdir() if p.name.startswith(f".{site.name}.")}
+
+
+def test_only_folders_of_builds_that_are_gone_are_removed(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    ns, dead = write._pid_namespace(), _dead_pid()
+    gone = [f".site.new-{dead}.{ns}-a1", f".site.old-{dead}.{ns}-b2"]
+    kept = [f".site.new-{os.getppid()}.{ns}-c3",  # a build that runs
+            f".site.new-{os.getpid()}.{ns}-d4",  # this process's own
+            f".site.new-{dead}.other-e5",  # another pid namespace: its ids mean nothing here
+            ".site.new-f6g7h8",  # an older version's name: who knows
+            f".sitex.new-{dead}.{ns}-i9",  # another site's
+            f".site.new.new-{dead}.{ns}-j0"]  # the site `site.new`'s
+    for name in gone + kept:
+        (tmp_path / name / "claims").mkdir(parents=True)
+        (tmp_path / name / "claims" / "index.html").write_text("x")
+    (tmp_path / f".site.new-{dead}.{ns}-file").write_text("a file, not a folder")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("kept")
+    (tmp_path / f".site.old-{dead}.{ns}-link").symlink_to(elsewhere)  # never followed
+    assert sorted(p.name for p in remove_left_behind(site)) == sorted(gone)
+    assert _until(lambda: not any((tmp_path / name).exists() for name in gone))
+    assert all((tmp_path / name / "claims" / "index.html").is_file() for name in kept)
+    assert (tmp_path / f".site.new-{dead}.{ns}-file").is_file()
+    assert (elsewhere / "keep.txt").read_text() == "kept"
+    assert (site).is_dir()
+
+
+def _slow_build(kb: Path, site: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", SLOW_BUILD, "--root", str(kb), "build",
+                             "--out", str(site), "--full"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _staging_appears(site: Path, proc: subprocess.Popen[bytes]) -> None:
+    assert _until(lambda: any(n.startswith(".site.new-") for n in _beside(site))
+                  or proc.poll() is not None, 60.0)
+    assert proc.poll() is None, "the build ended before it could be stopped"
+    time.sleep(0.3)  # into the rendering
+
+
+@pytest.fixture
+def built(kb: Path, tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    result = subprocess.run([sys.executable, "-c", "import sys; from kb.cli import main; "
+                             "main(sys.argv[1:])", "--root", str(kb), "build", "--out",
+                             str(site)], capture_output=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return site
+
+
+def _pages(site: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(site)): p.read_bytes() for p in sorted(site.rglob("*.html"))}
+
+
+def test_the_staging_folder_of_a_killed_build_goes_with_the_next_build(
+        kb: Path, built: Path) -> None:
+    before = _pages(built)
+    proc = _slow_build(kb, built)
+    _staging_appears(built, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = {n for n in _beside(built) if n.startswith(".site.new-")}
+    assert left and _pages(built) == before  # killed: the old site stands, its staging stays
+    proc = _slow_build(kb, built)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert _until(lambda: not left & _beside(built))
+    assert _pages(built) == before
+
+
+def test_pagefind_folders_a_killed_build_left_in_memory_are_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pagefind's stubs and output live on tmpfs (memory) while it runs; a killed build's stay
+    until the machine restarts, unless a later build's indexing removes them."""
+    from kb import search
+
+    monkeypatch.setattr(search, "_scratch_parent", lambda: str(tmp_path))
+    ns, dead = write._pid_namespace(), _dead_pid()
+    gone = [f"kb-pagefind-{dead}.{ns}-a1", f"kb-pagefind-out-{dead}.{ns}-b2"]
+    kept = [f"kb-pagefind-{os.getppid()}.{ns}-c3", "kb-pagefind-d4e5f6"]
+    for name in gone + kept:
+        (tmp_path / name / "claims").mkdir(parents=True)
+    search.remove_left_behind()
+    assert _until(lambda: not any((tmp_path / name).exists() for name in gone))
+    assert all((tmp_path / name).is_dir() for name in kept)
+    # a build's own folders are named so
+    indexing = search.start_pagefind("/nonexistent/pagefind", [], tmp_path / "out")
+    assert indexing.folder.name.startswith(f"kb-pagefind-{os.getpid()}.{ns}-")
+    with pytest.raises(search.SearchError):
+        indexing.wait()
+
+
+def test_every_indexing_removes_what_killed_builds_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb import searchshards
+
+    calls: list[int] = []
+    monkeypatch.setattr(searchshards, "remove_left_behind", lambda: calls.append(1))
+    running = searchshards.start_shards("/nonexistent/pagefind", [0], 1, [], tmp_path / "out")
+    with pytest.raises(searchshards.SearchError):
+        running.wait()
+    assert calls == [1]
