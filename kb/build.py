@@ -423,14 +423,18 @@ def build_command(root: Path, out: Path, options: BuildOptions | None = None,
                   timings: bool = False) -> Outcome:
     """`kb build`: the exit code and the lines to print (the report on errors, else a summary)."""
     from kb import output
+    from kb.forks import sigterm_interrupts
     from kb.load import NotAKnowledgeBase
     from kb.search import SearchError
     from kb.write import WorkerDied, WriteError
 
     try:
-        result = build_site(root, out, options)
+        with sigterm_interrupts():
+            result = build_site(root, out, options)
     except (NotAKnowledgeBase, WriteError, SearchError, WorkerDied, OSError) as exc:
         return Outcome(2, [f"kb: {exc}"])
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: build_site has cleaned up
+        return Outcome(2, ["kb: the build was stopped before it ended"])
     lines = list(output.as_text(result.checked.report))
     if not result.ok or result.written is None:
         return Outcome(1, [*lines, f"kb: not built: the knowledge base has errors; "

@@ -19,8 +19,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 SIBLING_WAIT = 120.0  # seconds at most: a sibling that hangs must not hang the build
@@ -160,3 +160,31 @@ class Forked:
             with suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
             self._wait()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _default_in_child() -> None:
+    if signal.getsignal(signal.SIGTERM) is _interrupt:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_in_child)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within it, SIGTERM (`kill`, a cancelled CI job, `timeout`) stops this process as Ctrl-C
+    does (KeyboardInterrupt), so that what a build would clean up on an error is cleaned up:
+    its staging folder (the size of the site), its children. Children forked meanwhile get the
+    default action back: the build stops them with SIGTERM. Only from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,5 +1,5 @@
 """A killed build leaves nothing behind for long: its staging folder (the size of the site) is
-removed by the next build."""
+removed by the next build, and `kill` (SIGTERM) stops a build as Ctrl-C does."""
 
 from __future__ import annotations
 
@@ -118,6 +118,43 @@ def test_the_staging_folder_of_a_killed_build_goes_with_the_next_build(
     assert proc.returncode == 0, out
     assert _until(lambda: not left & _beside(built))
     assert _pages(built) == before
+
+
+def test_sigterm_stops_a_build_as_ctrl_c_does(kb: Path, built: Path) -> None:
+    """`kill`, a CI job cancelled, `timeout`: the build stops, removes its staging folder and
+    its children, and the old site stands."""
+    before = _pages(built)
+    proc = _slow_build(kb, built)
+    _staging_appears(built, proc)
+    children = _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and b"Traceback" not in out, out
+    assert not {n for n in _beside(built) if n.startswith(".site.new-")}
+    assert _pages(built) == before
+    assert _until(lambda: not any(_alive(pid) for pid in children), 10.0)
+
+
+def _children(pid: int) -> list[int]:
+    """The process's children, whichever of its threads started them."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (not reaped yet) is gone for this purpose
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
 
 
 def test_pagefind_folders_a_killed_build_left_in_memory_are_removed(
