@@ -162,12 +162,13 @@ class Forked:
             self._wait()
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def raise_interrupt(signum: int, frame: object) -> None:
+    """A SIGTERM handler: stop as Ctrl-C does (`kb build`, `kb serve`)."""
     raise KeyboardInterrupt
 
 
 def _default_in_child() -> None:
-    if signal.getsignal(signal.SIGTERM) is _interrupt:
+    if signal.getsignal(signal.SIGTERM) is raise_interrupt:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
@@ -179,12 +180,17 @@ def sigterm_interrupts() -> Iterator[None]:
     """Within it, SIGTERM (`kill`, a cancelled CI job, `timeout`) stops this process as Ctrl-C
     does (KeyboardInterrupt), so that what a build would clean up on an error is cleaned up:
     its staging folder (the size of the site), its children. Children forked meanwhile get the
-    default action back: the build stops them with SIGTERM. Only from the main thread."""
+    default action back, so that one stopped with SIGTERM ends at once. Only from the main
+    thread, and not where SIGTERM is ignored (the caller's choice)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from kb.build import BuildResult, build_site
+from kb.forks import raise_interrupt
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -145,10 +146,6 @@ def changes(root: Path, interval: float = 0.5,
             yield None
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = True,
                   echo: Callable[[str], None] = print) -> int:
     """`kb serve`: the exit code (2 when the folder is no knowledge base or the port is taken).
@@ -213,7 +210,7 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
     threading.Thread(target=loop, daemon=True, name="kb-watch").start()
     if threading.current_thread() is threading.main_thread():
         # `kill` stops the server like Ctrl-C does, so the endpoint's workers are stopped too
-        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGTERM, raise_interrupt)  # children get the default (kb.forks)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

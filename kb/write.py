@@ -425,18 +425,24 @@ def _tagged(out: Path, kind: str) -> str:
 
 
 def process_tag() -> str:
-    """For the name of a temporary folder: this process's id and its pid namespace, for a later
-    process to tell one that a killed process left behind (`left_behind`)."""
-    return f"{os.getpid()}.{_pid_namespace()}-"
+    """For the name of a temporary folder: this process's id, its pid namespace and the
+    machine's boot, for a later process to tell one that a killed process left behind
+    (`left_behind`)."""
+    return f"{os.getpid()}.{_where()}-"
 
 
-def _pid_namespace() -> str:
-    """An id of this process's pid namespace ("0" where there is none to read): a process id
-    seen from another container means nothing here."""
+def _where() -> str:
+    """Where a process id means this process: its pid namespace and the machine's boot id
+    ("0" where either cannot be read; then nothing is ever taken for left behind). The
+    namespace ids of two machines can be equal (the first is a kernel constant); their boot
+    ids are not, so two machines sharing a folder (NFS) never remove each other's."""
     try:
-        return os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]") or "0"
+        space = os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            boot = fh.read().strip().replace("-", "")[:12]
     except OSError:
         return "0"
+    return f"{space}.{boot}" if space.isdigit() and boot.isalnum() else "0"
 
 
 def _alive(pid: int) -> bool:
@@ -444,17 +450,20 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # another user's process: alive
+    except (OSError, OverflowError, ValueError):  # another user's, or no such id: kept
         return True
     return True
 
 
 def left_behind(folder: Path, prefixes: Iterable[str]) -> list[Path]:
     """The folders in `folder` named `prefix` + `process_tag()` + anything by a process of this
-    user and pid namespace that is gone (killed: SIGKILL, out of memory, a power cut). Names of
-    older versions, links, files and anything else are never among them."""
-    here, wanted = _pid_namespace(), tuple(prefixes)
+    user, pid namespace and machine boot that is gone (killed: SIGKILL, out of memory). Names
+    of older versions, links, files and anything else are never among them, nor anything
+    where the namespace or boot cannot be read."""
+    here, wanted = _where(), tuple(prefixes)
     found: list[Path] = []
+    if here == "0":
+        return found
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -464,8 +473,8 @@ def left_behind(folder: Path, prefixes: Iterable[str]) -> list[Path]:
             if not entry.name.startswith(prefix):
                 continue
             tag, dash, _rest = entry.name[len(prefix):].partition("-")
-            pid, dot, space = tag.partition(".")
-            if not (dash and dot and pid.isdigit() and space == here):
+            pid, dot, where = tag.partition(".")
+            if not (dash and dot and pid.isascii() and pid.isdigit() and where == here):
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
@@ -500,7 +509,7 @@ def _swap(staging: Path, out: Path) -> None:
     out.rename(old)
     try:
         staging.rename(out)
-    except OSError:
+    except BaseException:  # an error, or Ctrl-C / SIGTERM between the two renames
         old.rename(out)  # put the previous site back
         raise
     remove_later(old)

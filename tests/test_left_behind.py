@@ -17,10 +17,13 @@ from kb.write import remove_left_behind
 
 GENERATED = (60, 5)
 
-# `kb build`, each page slowed down, so that a test can stop it while it renders.
+# `kb build`, each page slowed down, so that a test can stop it while it renders; with
+# SLOW_WORKERS, in worker processes from 10 pages (not 400).
 SLOW_BUILD = """
-import sys, time
+import os, sys, time
 import kb.render as render
+if os.environ.get("SLOW_WORKERS"):
+    render.PARALLEL_FROM = 10
 made = render.render_one
 def slow(spec):
     time.sleep(0.05)
@@ -53,14 +56,16 @@ def _beside(site: Path) -> set[str]:
 def test_only_folders_of_builds_that_are_gone_are_removed(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
-    ns, dead = write._pid_namespace(), _dead_pid()
+    ns, dead = write._where(), _dead_pid()
     gone = [f".site.new-{dead}.{ns}-a1", f".site.old-{dead}.{ns}-b2"]
     kept = [f".site.new-{os.getppid()}.{ns}-c3",  # a build that runs
             f".site.new-{os.getpid()}.{ns}-d4",  # this process's own
             f".site.new-{dead}.other-e5",  # another pid namespace: its ids mean nothing here
             ".site.new-f6g7h8",  # an older version's name: who knows
             f".sitex.new-{dead}.{ns}-i9",  # another site's
-            f".site.new.new-{dead}.{ns}-j0"]  # the site `site.new`'s
+            f".site.new.new-{dead}.{ns}-j0",  # the site `site.new`'s
+            f".site.new-\u00b2.{ns}-k1",  # not a process id, though str.isdigit says so
+            f".site.new-{10**30}.{ns}-l2"]  # no such process id
     for name in gone + kept:
         (tmp_path / name / "claims").mkdir(parents=True)
         (tmp_path / name / "claims" / "index.html").write_text("x")
@@ -77,10 +82,60 @@ def test_only_folders_of_builds_that_are_gone_are_removed(tmp_path: Path) -> Non
     assert (site).is_dir()
 
 
-def _slow_build(kb: Path, site: Path) -> subprocess.Popen[bytes]:
+def test_nothing_is_removed_where_the_process_ids_cannot_be_placed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without /proc (no pid namespace, no boot id to read) a process id could be another
+    machine's or container's: nothing is taken for left behind."""
+    (tmp_path / f".site.new-{_dead_pid()}.0-a1").mkdir()
+    monkeypatch.setattr(write, "_where", lambda: "0")
+    assert remove_left_behind(tmp_path / "site") == []
+
+
+def test_a_stop_between_the_two_renames_puts_the_old_site_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("old")
+    staging = write.Staging(site)
+    (staging.path / "index.html").write_text("new")
+    rename = Path.rename
+
+    def stopped(self: Path, target: Path) -> Path:
+        if self == staging.path:
+            raise KeyboardInterrupt
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        staging.commit()
+    assert (site / "index.html").read_text() == "old"
+    assert not any(n.startswith(".site.old-") for n in _beside(site))
+
+
+def test_children_forked_within_get_sigterms_default_action() -> None:
+    """So that the build stops them at once (multiprocessing's terminate()), rather than
+    each raising KeyboardInterrupt wherever it is."""
+    import multiprocessing
+
+    from kb.forks import raise_interrupt, sigterm_interrupts
+
+    context = multiprocessing.get_context("fork")
+    with sigterm_interrupts():
+        assert signal.getsignal(signal.SIGTERM) is raise_interrupt
+        child = context.Process(target=time.sleep, args=(60,))
+        child.start()
+        time.sleep(0.2)
+        child.terminate()
+        child.join(10)
+    assert child.exitcode == -signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is not raise_interrupt
+
+
+def _slow_build(kb: Path, site: Path, workers: bool = False) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **({"SLOW_WORKERS": "1"} if workers else {})}
     return subprocess.Popen([sys.executable, "-c", SLOW_BUILD, "--root", str(kb), "build",
                              "--out", str(site), "--full"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
 
 
 def _staging_appears(site: Path, proc: subprocess.Popen[bytes]) -> None:
@@ -124,9 +179,10 @@ def test_sigterm_stops_a_build_as_ctrl_c_does(kb: Path, built: Path) -> None:
     """`kill`, a CI job cancelled, `timeout`: the build stops, removes its staging folder and
     its children, and the old site stands."""
     before = _pages(built)
-    proc = _slow_build(kb, built)
+    proc = _slow_build(kb, built, workers=True)
     _staging_appears(built, proc)
     children = _children(proc.pid)
+    assert children  # its page worker at least
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and b"Traceback" not in out, out
@@ -165,7 +221,7 @@ def test_pagefind_folders_a_killed_build_left_in_memory_are_removed(
     from kb import search
 
     monkeypatch.setattr(search, "_scratch_parent", lambda: str(tmp_path))
-    ns, dead = write._pid_namespace(), _dead_pid()
+    ns, dead = write._where(), _dead_pid()
     gone = [f"kb-pagefind-{dead}.{ns}-a1", f"kb-pagefind-out-{dead}.{ns}-b2"]
     kept = [f"kb-pagefind-{os.getppid()}.{ns}-c3", "kb-pagefind-d4e5f6"]
     for name in gone + kept:
