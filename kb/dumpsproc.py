@@ -87,11 +87,11 @@ def graphs_of(g: object, by_reference: bool = False) -> Iterator[Graph]:
     (kb.kbgraph.Stored), for it to be read there: after one edit the spill file is the keys
     and one block, not the whole graph (130 MB at 10,000 claims)."""
     from kb.export import nonempty
+    from kb.gzdumps import block_keys
     from kb.kbgraph import KBGraph
 
     assert isinstance(g, KBGraph)
-    stored, triples = g.stored, g.triples
-    keys = g.block_keys if stored is not None else {}
+    stored, triples, keys = g.stored, g.triples, block_keys(g)
     held = stored.graphs if stored is not None and by_reference else frozenset()
     for name in nonempty(g):
         key = keys.get(name)
@@ -252,14 +252,14 @@ def job_for(g: object, claims: tuple[str, ...], folder: Path | None, staging: Pa
     """The job of the graph `g`'s dumps (and these claims' .ttl and .jsonld), to be written
     into `staging` with the chunks' cache `folder`; `by_reference`: with where the graph
     cache is, for the graphs the spill names by their keys there."""
-    from kb import export, gzdumps
+    from kb import gzdumps
     from kb.kbgraph import KBGraph
 
     assert isinstance(g, KBGraph)
     stored = g.stored if by_reference else None
     # DumpInput.of's fields, without its list of every graph (7 ms at 10,000 claims)
-    return Job(g.iris.base, export.setting(g, "name"), min(g.assessments, default=None),
-               claims, None if folder is None else str(folder), str(staging),
+    return Job(g.iris.base, *gzdumps.about(g), claims,
+               None if folder is None else str(folder), str(staging),
                None if stored is None else (stored.folder, stored.key), gzdumps.key_salt(g))
 
 

@@ -97,17 +97,27 @@ class DumpInput:
 
     @classmethod
     def of(cls, g: KBGraph) -> DumpInput:
-        keys = g.block_keys if g.stored is not None else {}
-        triples = g.triples
+        keys, triples = block_keys(g), g.triples
         return cls(g.iris, [(name, keys.get(name)) for name in export.nonempty(g)],
-                   lambda names: {name: triples[name] for name in names},
-                   export.setting(g, "name"), min(g.assessments, default=None),
+                   lambda names: {name: triples[name] for name in names}, *about(g),
                    key_salt(g))
+
+
+def block_keys(g: KBGraph) -> Mapping[str, str]:
+    """The blocks' keys a chunk's digest may use: the graph cache's, none without one (whose
+    key, `key_salt`, they are digests under)."""
+    return g.block_keys if g.stored is not None else {}
 
 
 def key_salt(g: KBGraph) -> str:
     """What a block's key in `g` is a digest under (DumpInput.salt)."""
     return "" if g.stored is None else repr(g.stored.key)
+
+
+def about(g: KBGraph) -> tuple[str | None, str | None]:
+    """What VoID says of the dataset besides its counts (DumpInput.title, .example): kb.toml's
+    name, the first claim's id."""
+    return export.setting(g, "name"), min(g.assessments, default=None)
 
 
 def chunks(graphs: Iterable[tuple[str, str | None]], blocks: Fetch, salt: str = "",
