@@ -11,6 +11,7 @@ syscall, no bytes copied) or, where the file system cannot, copied.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import stat
@@ -415,13 +416,18 @@ def set_aside_prefix(out: Path) -> str:
     """The start of the name beside `out` of what a build replaced (the previous site, or the
     folders an in-place commit swapped out) while a detached process deletes it: any build's
     (a build names its own with `_tagged`)."""
-    return f".{out.name}.old-"
+    return _beside(out, "old")
+
+
+def _beside(out: Path, kind: str) -> str:
+    """The start of the name of any build's folder beside `out` (`kind`: "new", a staging
+    folder; "old", what a build set aside)."""
+    return f".{out.name}.{kind}-"
 
 
 def _tagged(out: Path, kind: str) -> str:
-    """The start of the name of a folder a build of `out` makes beside it (`kind`: "new", its
-    staging folder; "old", what it set aside)."""
-    return f".{out.name}.{kind}-{process_tag()}"
+    """The start of the name of a folder this build of `out` makes beside it (`_beside`)."""
+    return _beside(out, kind) + process_tag()
 
 
 def process_tag() -> str:
@@ -431,6 +437,7 @@ def process_tag() -> str:
     return f"{os.getpid()}.{_where()}-"
 
 
+@functools.cache  # neither changes while the process lives (a fork keeps its namespace)
 def _where() -> str:
     """Where a process id means this process: its pid namespace and the machine's boot id
     ("0" where either cannot be read; then nothing is ever taken for left behind). The
@@ -491,7 +498,7 @@ def remove_left_behind(out: Path) -> list[Path]:
     """Remove, in a detached process each (`remove_later`), the folders beside `out` that a
     build of it made and left behind when it was killed: a staging folder can be the size of
     the site. Returns them."""
-    found = left_behind(out.parent, (f".{out.name}.new-", f".{out.name}.old-"))
+    found = left_behind(out.parent, (_beside(out, "new"), _beside(out, "old")))
     for folder in found:
         remove_later(folder)
     return found
