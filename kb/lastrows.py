@@ -16,13 +16,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kb.pages import LAST_ROWS_ROOT
+from kb.pages import LAST_ROWS_ROOT, ROW_LINK
 from kb.write import file_stat
 
 PATH = "claims/index.html"
 _START, _END = b'<ul class="claims">\n', b"</ul>"
 _ROW, _CLOSE = b'<li class="claim-row" ', b"</li>\n"
-_LINK = b'<a href="' + LAST_ROWS_ROOT.encode() + b"claims/"  # a row's link to its claim
+_LINK = (ROW_LINK + LAST_ROWS_ROOT + "claims/").encode()  # a row's link to its claim
 
 
 def last_rows(site: Path, keys: Any, manifest: Any) -> dict[str, str]:

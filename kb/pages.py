@@ -82,7 +82,7 @@ def claim_list(m: SiteModel, root: str, ids: list[str], empty: str = "None.") ->
 
 
 LAST_ROWS_ROOT = "../"  # the `root` of the list of every claim, claims/index.html (kb.lastrows)
-_HREF = '<a href="'  # a row's link: the first in it (its texts are escaped)
+ROW_LINK = '<a href="'  # a row's link: the first in it (its texts are escaped; kb.lastrows)
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ class SiteModel(QuantityViews):
             last = self._last_rows[cid]
             if root == LAST_ROWS_ROOT:
                 return last
-            at = last.index(_HREF) + len(_HREF)
+            at = last.index(ROW_LINK) + len(ROW_LINK)
             hit = self._rows[cid] = (last[:at], last[at + len(LAST_ROWS_ROOT):])
         if hit is None:
             c = self.kb.claims[cid]
