@@ -183,18 +183,38 @@ class SiteModel(QuantityViews):
                     counts[ref.id] += 1
         return sorted(counts, key=lambda k: (-counts[k], k))
 
-    # The newest n of every review: heapq.nsmallest gives what sorted(...)[:n] gives (the keys
-    # are unique), without sorting 15,000 reviews at 10,000 claims for the 50 the feed shows.
+    # The newest n of every review, looked for only among the claims last reviewed on or after
+    # the n-th newest last review (`_reviewed_since`): heapq.nsmallest over those gives what
+    # sorted(...)[:n] over all gives (the keys are unique). Sorting or walking every review
+    # took 0.04 s of each edit build at 10,000 claims, for the home page and the feed.
     def recently_reviewed(self, n: int = 8) -> list[str]:
-        dated = ((a.last_review, cid) for cid, a in self.assessments.items() if a.last_review)
+        assessed = self.assessments
+        dated = ((a.last_review, cid) for cid in self._reviewed_since(n)
+                 if (a := assessed.get(cid)) and a.last_review)
         return [cid for _, cid in heapq.nsmallest(n, dated,
                                                   key=lambda t: (-t[0].toordinal(), t[1]))]
 
     def review_entries(self, n: int = 50) -> list[tuple[dt.date, str, int, m.Review]]:
         """The newest reviews, newest first: the Atom feed's entries."""
-        out = ((r.date, cid, i, r) for cid in self.claim_ids
-               for i, r in enumerate(self.kb.claims[cid].reviews, 1) if r.date)
+        claims = self.kb.claims
+        out = ((r.date, cid, i, r) for cid in self._reviewed_since(n)
+               for i, r in enumerate(claims[cid].reviews, 1) if r.date)
         return heapq.nsmallest(n, out, key=lambda t: (-t[0].toordinal(), t[1], t[2]))
+
+    def _reviewed_since(self, n: int) -> list[str]:
+        """Claims that hold the n newest reviews, and perhaps others: those whose last review
+        is no older than the n-th newest claim's. Each of those n claims has a review that
+        new, so the n-th newest review is no older, and no review is newer than its claim's
+        last (kb.status.assess: the newest of its dates). Every claim when the model does not
+        hold one assessment a claim."""
+        assessed = self.assessments
+        if len(assessed) != len(self.claim_ids):  # a model not made by build_model
+            return self.claim_ids
+        dates = [a.last_review for a in assessed.values() if a.last_review]
+        if len(dates) <= n:
+            return [cid for cid, a in assessed.items() if a.last_review]
+        cut = heapq.nlargest(n, dates)[-1]
+        return [cid for cid, a in assessed.items() if a.last_review and a.last_review >= cut]
 
     def segments(self, source_id: str) -> list[Segment]:
         """The snapshot cut at every quote boundary, for the annotated text."""
