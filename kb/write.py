@@ -316,9 +316,11 @@ class Staging:
 
 
 def _plain(path: str) -> bool:
-    """A path already in normal form: no empty, `.` or `..` part, no backslash."""
-    return bool(path) and "\\" not in path and "//" not in path and path[0] != "/" \
-        and path[-1] != "/" and "." not in path.split("/") and ".." not in path.split("/")
+    """A path already in normal form: no empty, `.` or `..` part, no backslash. (Substring
+    tests of the path between slashes, not a split: 46,000 paths a build at 10,000 claims.)"""
+    inner = f"/{path}/"
+    return bool(path) and "\\" not in path and "//" not in inner and "/./" not in inner \
+        and "/../" not in inner
 
 
 def check_unique(paths: Iterable[str]) -> None:
