@@ -74,11 +74,13 @@ def entity_link(m: SiteModel, root: str, eid: str) -> Markup:
     return Markup(f'<a href="{root}entities/{eid}/">{escape(e.name)}</a>')
 
 
-def claim_list(m: SiteModel, root: str, ids: list[str], empty: str = "None.") -> Markup:
+def claim_list_html(m: SiteModel, root: str, ids: list[str], empty: str = "None.") -> str:
+    """A list of claims, each a row (`SiteModel.row_html`), as a str of escaped HTML: the
+    templates' `claim_list`, which puts a long one into the page as bytes (kb.splice)."""
     if not ids:
-        return Markup(f'<p class="empty">{escape(empty)}</p>')
+        return f'<p class="empty">{escape(empty)}</p>'
     row = m.row_html
-    return Markup("".join(['<ul class="claims">\n', *[row(cid, root) for cid in ids], "</ul>"]))
+    return "".join(['<ul class="claims">\n', *[row(cid, root) for cid in ids], "</ul>"])
 
 
 LAST_ROWS_ROOT = "../"  # the `root` of the list of every claim, claims/index.html (kb.lastrows)

@@ -23,14 +23,14 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from kb import jsonld, quantities
+from kb import jsonld, quantities, splice
 from kb.charts import Bar, human, status_bars
 from kb.pages import (
     ICONS,
     SiteModel,
     badge,
     claim_link,
-    claim_list,
+    claim_list_html,
     entity_link,
     source_link,
 )
@@ -158,9 +158,16 @@ def make_env(root: Path | None) -> jinja2.Environment:
     env.globals.update(ICONS=ICONS, STATUS=STATUS, STATUS_SCALE=STATUS_SCALE,
                        STANCE_LABELS=STANCE_LABELS, RELATION_WORDS=RELATION_WORDS, TERMS=TERMS,
                        repo_links=repo_links, badge=badge, claim_link=claim_link,
-                       claim_list=claim_list, entity_link=entity_link, source_link=source_link,
+                       claim_list=_claim_list, entity_link=entity_link, source_link=source_link,
                        QUANTITIES_SHOWN=quantities.SHOWN)
     return env
+
+
+@jinja2.pass_context
+def _claim_list(context: Any, m: SiteModel, root: str, ids: list[str],
+                empty: str = "None.") -> Markup:
+    """kb.pages.claim_list, a long one held back for the page's bytes (kb.splice)."""
+    return splice.hold(context, claim_list_html(m, root, ids, empty))
 
 
 # -- the pages ---------------------------------------------------------------------------------
@@ -230,8 +237,7 @@ def render_one(spec: Spec) -> Page:
             [Bar(s.name, s.label, len(model.by_status.get(s.name, [])),
                  f"status/{s.name}/") for s in STATUS_SCALE], "Claims by evidence status",
             "status-chart")
-    text = _env().get_template(spec.template).render(ctx)
-    return Page(spec.path, text.encode("utf-8"))
+    return Page(spec.path, splice.render(_env().get_template(spec.template), ctx))
 
 
 def _render_batch(batch: tuple[bool, list[Spec]]) -> list[Page]:
