@@ -81,6 +81,32 @@ def test_a_failed_incremental_build_changes_nothing(kb: Path, tmp_path: Path) ->
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")]
 
 
+def test_a_failed_commit_keeps_the_last_manifest(kb: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest is written once the commit has succeeded: a commit that fails leaves the
+    last build's, which the next build still keeps pages by."""
+    from kb.manifest import manifest_path
+    from kb.write import Staging, WriteError
+
+    site = tmp_path / "site"
+    build(kb, site)
+    recorded = manifest_path(kb).read_bytes()
+    f = a_claim(kb)
+    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Changed, ", 1), "utf-8")
+
+    def fail(self: Staging, *args: object) -> None:
+        raise WriteError("the disk is full")
+
+    with monkeypatch.context() as patched, pytest.raises(WriteError, match="the disk is full"):
+        patched.setattr(Staging, "commit_in_place", fail)
+        build(kb, site)
+    assert manifest_path(kb).read_bytes() == recorded
+    assert build(kb, site).rendered < 40  # the last manifest, still true of the site
+    build(kb, tmp_path / "full", incremental=False)
+    assert_same_site(site, tmp_path / "full")
+    assert manifest_path(kb).read_bytes() != recorded
+
+
 def test_a_statement_edit_makes_only_its_own_graph_files_again(kb: Path, tmp_path: Path) -> None:
     """The pages of claims related to the edited one are made again (they show its statement);
     their .ttl and .jsonld, written from their own graphs alone, are kept (Keys.alternates)."""
