@@ -111,6 +111,7 @@ class ShardIndexing:
         self._lock = threading.Lock()  # held while a shard's run starts, or runs are cancelled
         self._slots = threading.Semaphore(PARALLEL)
         self._first = threading.Event()  # the first shards' stubs are written (see settle)
+        self._to_keep: list[Page] | None = None  # stubs for the cache (`kept`), by wait()
         self._thread = threading.Thread(target=self._run, args=(stubs,), name="kb-pagefind-shards",
                                         daemon=True)
         self._thread.start()
@@ -119,10 +120,14 @@ class ShardIndexing:
         """The stubs of each shard to index, in path order."""
         count, wanted = self.count, set(self.shards)
         if self._kept is not None and self._digests is not None:
-            # Every indexed page's stub is in the cache once the changed ones are written.
-            self._kept.write(stubs, self._digests)
+            # The changed stubs, and the cache's for the others: the changed ones are kept in
+            # the cache by wait(), while pagefind runs (writing them first held up the pages'
+            # rendering, which waits for the first shards' folders: kb.build._fill).
+            self._to_keep = stubs
+            changed = {page.path: page for page in stubs}
             parts = split(self._digests, count)
-            return [list(self._kept.pages(parts[i])) for i in self.shards]
+            return [[changed.get(path) or self._kept.page(path, parts[i][path])
+                     for path in sorted(parts[i])] for i in self.shards]
         mine: dict[int, list[Page]] = {i: [] for i in self.shards}
         for page in stubs:
             shard = shard_of(page.path, count)
@@ -172,6 +177,9 @@ class ShardIndexing:
         if not self._done:
             self._thread.join()
             self._done = True
+            if self._kept is not None and self._digests is not None and self._to_keep:
+                self._kept.write(self._to_keep, self._digests)  # beside pagefind's runs
+            self._to_keep = None
         if self._failure is not None:
             raise SearchError(f"the search stubs could not be written: {self._failure}")
         for job in self.jobs:

@@ -109,7 +109,11 @@ class StubCache(BlobCache):
     def pages(self, digests: Mapping[str, str]) -> Iterator[Page]:
         """Every stub of `digests`, in path order (after write(), all of them are kept)."""
         for path in sorted(digests):
-            data = self.stub(path, digests[path])
-            if data is None:
-                raise OSError(f"the search stub of {path} is not in the cache")
-            yield Page(path, data)
+            yield self.page(path, digests[path])
+
+    def page(self, path: str, digest_: str) -> Page:
+        """The kept stub of this page with this digest; OSError when there is none."""
+        data = self.stub(path, digest_)
+        if data is None:
+            raise OSError(f"the search stub of {path} is not in the cache")
+        return Page(path, data)
