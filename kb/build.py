@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from kb.plan import SiteScanner
     from kb.produce import Workers
     from kb.render import Spec
-    from kb.stubs import StubCache
+    from kb.searchshards import Indexed, IndexPlan
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
 
 def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest | None,
                 scanner: SiteScanner | None) -> BuildResult:
-    from kb import changed, lastrows, search
+    from kb import changed, lastrows, search, searchshards
     from kb.extras import DUMPS, LaterResults, graph_extras, record_lines
     from kb.incremental import Keys
     from kb.load import read_inputs
@@ -139,6 +139,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
 
     staging: Staging | None = None
     dumps: Workers | None = None
+    index: IndexPlan | None = None
     try:  # from here on, a failure stops the children (the queries', the dumps')
         # One walk of the last site: what is kept is checked against it, file by file (a hand
         # edit changes a file's Stat), and a file no build wrote makes the build a whole new one.
@@ -215,6 +216,29 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         statics = static_files(root)
         check_unique([*page_keys, *dump_paths(extras), *(p.path for p in statics),
                       "sitemap.xml", *(["search/index.json"] if engine == "json" else [])])
+        # With the last site as it was left, change it in place: only what changed moves in.
+        # Only for a few changes: moving most files one by one costs more than a new folder.
+        in_place = (manifest is not None and len(todo) <= max(200, len(all_specs) // 4)
+                    and _as_recorded(manifest, scan))
+        # The search index is made from small stubs of the indexed pages, by pagefind running
+        # in the background while the pages are made, a shard at a time (kb.searchshards); a
+        # shard made from the same stubs is kept.
+        t_search = time.perf_counter()
+        index = (searchshards.plan_index(model, kb.root, todo, page_keys, executable or "",
+                                         extras.search_shards, manifest, scan,
+                                         options.check.use_cache)
+                 if engine == "pagefind" else searchshards.IndexPlan(
+                     searchshards.Indexed(extras.search_shards)))
+        if len(todo) < PARALLEL_FROM:
+            # The pages are rendered here and no process is forked from now on: pagefind
+            # starts now, beside the claims' CSV, the rows read back and the files written
+            # (after a statement edit its shard was the build's last 0.1-0.2 s). Its stubs are
+            # written first: beside this process's work, which holds the GIL, that took
+            # ~0.1 s, not ~0.02 s.
+            _start_index(index, executable or "", staging, in_place)
+            if index.running is not None:
+                index.running.settle()
+        timings["search"] = time.perf_counter() - t_search
         if csv_memo:
             statics.append(_claims_csv(root, checked, g))
         records = () if every or not extras.record_alternates else tuple(remade)
@@ -226,16 +250,11 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             result.graph = None
             g.forget(g.iris.graph("claim", cid) for cid in records)
             release_free_memory()
-        # With the last site as it was left, change it in place: only what changed moves in.
-        # Only for a few changes: moving most files one by one costs more than a new folder.
-        in_place = (manifest is not None and len(todo) <= max(200, len(all_specs) // 4)
-                    and _as_recorded(manifest, scan))
         if in_place and manifest is not None and any(s.path == lastrows.PATH for s in todo):
             model.take_rows(lastrows.last_rows(out, keys, manifest))
         written, indexed = _fill(
             staging, model, extras, checked, todo, kept, statics, dumps, records, page_keys,
-            engine, executable or "", manifest, options.jobs, timings, in_place, scan,
-            options.check.use_cache, with_pages)
+            engine, executable or "", index, options.jobs, timings, in_place, with_pages)
         if in_place and manifest is not None:
             gone = [p for p in manifest.pages if p not in written.stats]
             # The shards indexed again replace theirs whole; all of them, the index's folder.
@@ -248,6 +267,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     except BaseException:
         if isinstance(extras.results, LaterResults):
             extras.results.close()
+        if index is not None:
+            index.cancel()
         if dumps is not None:
             dumps.close()
         if staging is not None:
@@ -291,31 +312,19 @@ def _as_recorded(manifest: Any, scan: Any) -> bool:
     return bool(manifest.as_recorded(scan))
 
 
-@dataclass
-class Indexed:
-    """What _fill made of the search index: each shard's key, the index's files, every indexed
-    page's stub digest, and the shards pagefind indexed again (the others were kept)."""
-
-    count: int = 1
-    keys: list[str] = field(default_factory=list)
-    files: dict[str, Stat] = field(default_factory=dict)
-    digests: dict[str, str] = field(default_factory=dict)
-    redone: list[int] = field(default_factory=list)
-
-
 def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
           todo: list[Spec], kept: list[Link], statics: list[Page], dumps: Workers,
           records: tuple[str, ...], page_keys: dict[str, str], engine: str, executable: str,
-          manifest: Any, jobs: int | None, timings: dict[str, float], in_place: bool = False,
-          scan: Any = None, cache: bool = False, with_pages: tuple[str, ...] = ()
+          index: IndexPlan, jobs: int | None, timings: dict[str, float],
+          in_place: bool = False, with_pages: tuple[str, ...] = ()
           ) -> tuple[WriteResult, Indexed]:
     """Write the site's files into `staging`: made files, the search index, and the kept ones
     (hard-linked, or, `in_place`, only counted: they stay where they are). The dumps' workers
-    are running already; the pages' workers start here, with the data files `with_pages`."""
-    from kb import search, searchshards
+    are running already; the pages' workers start here, with the data files `with_pages`, and
+    pagefind after them, unless it was started before (`index.running`)."""
+    from kb import search
     from kb.produce import State, Workers, page_tasks
     from kb.render import PARALLEL_FROM, sitemap
-    from kb.stubs import for_pagefind, to_render
 
     writer = staging.writer()
     stats: dict[str, Stat] = {}
@@ -331,28 +340,7 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     if engine == "json":
         writer.write(search.json_index(model))
     writer.write(sitemap(model, page_keys))
-    # The search index is made from small stubs of the indexed pages, by pagefind running in
-    # the background while the workers render, a shard at a time (kb.search); a shard made from
-    # the same stubs is kept.
-    t = time.perf_counter()
-    indexed = Indexed(extras.search_shards)
-    found: dict[int, list[Link]] = {}
-    indexing: searchshards.ShardIndexing | None = None
-    stubs: list[Page] = []
-    folder: StubCache | None = None
-    if engine == "pagefind":
-        stubs, indexed.digests = to_render(model, checked.kb.root, todo, page_keys, manifest)
-        count, digests = indexed.count, indexed.digests
-        parts = searchshards.split(digests, count)  # each shard's pages: hashed once
-        indexed.keys = searchshards.shard_keys(executable, parts)
-        found = (manifest.search_reusable(scan, indexed.keys, search.OUTPUT)
-                 if manifest is not None else {})
-        indexed.redone = [i for i in range(count) if i not in found]
-        if indexed.redone:  # pagefind reads every stub of a shard: those it is not given
-            wanted = (None if len(indexed.redone) == count
-                      else [p for i in indexed.redone for p in parts[i]])
-            stubs, folder = for_pagefind(model, checked.kb.root, stubs, digests, cache, wanted)
-    timings["search"] = time.perf_counter() - t
+    indexed, found = index.indexed, index.found
     pages: Workers | None = None
     settled = 0.0  # waiting for pagefind's stubs: the search's time, not the rendering's
     try:
@@ -363,34 +351,28 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
         pages = Workers(state, work, jobs, parallel=len(todo) >= PARALLEL_FROM)
         # Only after the fork: a process forked while pagefind's is being started would hold
         # the pipe subprocess waits on for the exec, and both would wait for ever.
-        if indexed.redone:
-            indexing = searchshards.start_shards(
-                executable, indexed.redone, indexed.count, stubs, staging.path / search.OUTPUT,
-                folder, indexed.digests,
-                # the last site, only where it is as the last build left it (no links out)
-                last=staging.out / search.OUTPUT if in_place else None)
-            if not pages.forked:
+        if index.running is None and indexed.redone:
+            _start_index(index, executable, staging, in_place)
+            if not pages.forked and index.running is not None:
                 # The pages are rendered here (in results(), below), holding the GIL: the
                 # first shards' stubs are written before that, not beside it.
                 waiting = time.perf_counter()
-                indexing.settle()
+                index.running.settle()
                 settled = time.perf_counter() - waiting
-        del stubs
         for running in (pages, dumps):
             for done in running.results():
                 stats.update(done.stats)
                 size += done.bytes
         timings["render"] = time.perf_counter() - t - settled  # pages, alternates, dumps
-        timings["search"] += settled
+        timings["search"] = timings.get("search", 0.0) + settled
         t = time.perf_counter()
-        if indexing is not None:
-            indexing.wait()
-            indexing = None
+        if index.running is not None:
+            index.running.wait()
+            index.running = None
             indexed.files = search.index_files(staging.path, indexed.redone)
             size += sum(st[1] for st in indexed.files.values())
     finally:
-        if indexing is not None:
-            indexing.cancel()
+        index.cancel()
         dumps.close()
         if pages is not None:
             pages.close()
@@ -410,6 +392,14 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     size += writer.bytes
     kept_files = len(kept) + kept_index if in_place else writer.linked
     return WriteResult(staging.out, len(stats), size, stats, kept_files), indexed
+
+
+def _start_index(index: IndexPlan, executable: str, staging: Staging, in_place: bool) -> None:
+    from kb import search
+
+    # the last site, only where it is as the last build left it (no links out)
+    index.start(executable, staging.path / search.OUTPUT,
+                staging.out / search.OUTPUT if in_place else None)
 
 
 @dataclass

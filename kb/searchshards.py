@@ -16,13 +16,22 @@ import shutil
 import threading
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from kb.search import Indexing, SearchError, remove_left_behind, start_pagefind, stub_key
-from kb.write import Page
+from kb.search import (
+    OUTPUT,
+    Indexing,
+    SearchError,
+    remove_left_behind,
+    start_pagefind,
+    stub_key,
+)
+from kb.write import Link, Page, Stat
 
 if TYPE_CHECKING:
+    from kb.pages import SiteModel
     from kb.stubs import StubCache
 
 # A shard holds at most SHARD_PAGES pages while there are at most MAX_SHARDS: small enough that
@@ -212,3 +221,64 @@ def start_shards(executable: str, shards: list[int], count: int, stubs: list[Pag
     """
     remove_left_behind()
     return ShardIndexing(executable, shards, count, stubs, output, kept, digests, last)
+
+
+@dataclass
+class Indexed:
+    """What a build made of the search index: each shard's key, the index's files, every
+    indexed page's stub digest, and the shards pagefind indexed again (the others were kept)."""
+
+    count: int = 1
+    keys: list[str] = field(default_factory=list)
+    files: dict[str, Stat] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    redone: list[int] = field(default_factory=list)
+
+
+@dataclass
+class IndexPlan:
+    """The search index a build makes: the shards kept from the last site (`found`: their
+    files) and the stubs pagefind is given for the others; `running` once started."""
+
+    indexed: Indexed
+    found: dict[int, list[Link]] = field(default_factory=dict)
+    stubs: list[Page] = field(default_factory=list)
+    folder: StubCache | None = None
+    running: ShardIndexing | None = None
+
+    def start(self, executable: str, output: Path, last: Path | None) -> None:
+        """Index the shards to make again, in the background (start_shards); the stubs given
+        are then let go. `last`: the last site's index folder, when it is as left."""
+        if self.indexed.redone and self.running is None:
+            self.running = start_shards(executable, self.indexed.redone, self.indexed.count,
+                                        self.stubs, output, self.folder, self.indexed.digests,
+                                        last)
+        self.stubs = []
+
+    def cancel(self) -> None:
+        if self.running is not None:
+            self.running.cancel()
+            self.running = None
+
+
+def plan_index(model: SiteModel, root: Path, todo: list[Any], page_keys: dict[str, str],
+               executable: str, count: int, manifest: Any, scan: Any,
+               cache: bool) -> IndexPlan:
+    """Which shards of the index are kept (their stubs are those of the last build, and their
+    files as it left them) and the stubs of those to make again (kb.stubs)."""
+    from kb.stubs import for_pagefind, to_render
+
+    index = IndexPlan(Indexed(count))
+    indexed = index.indexed
+    stubs, indexed.digests = to_render(model, root, todo, page_keys, manifest)
+    digests = indexed.digests
+    parts = split(digests, count)  # each shard's pages: hashed once
+    indexed.keys = shard_keys(executable, parts)
+    index.found = (manifest.search_reusable(scan, indexed.keys, OUTPUT)
+                   if manifest is not None else {})
+    indexed.redone = [i for i in range(count) if i not in index.found]
+    if indexed.redone:  # pagefind reads every stub of a shard: those it is not given
+        wanted = (None if len(indexed.redone) == count
+                  else [p for i in indexed.redone for p in parts[i]])
+        index.stubs, index.folder = for_pagefind(model, root, stubs, digests, cache, wanted)
+    return index
