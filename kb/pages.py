@@ -210,6 +210,8 @@ class SiteModel(QuantityViews):
         last (kb.status.assess: the newest of its dates). Every claim when the model does not
         hold one assessment a claim."""
         assessed = self.assessments
+        if n <= 0:
+            return []
         if len(assessed) != len(self.claim_ids):  # a model not made by build_model
             return self.claim_ids
         dates = [a.last_review for a in assessed.values() if a.last_review]

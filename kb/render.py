@@ -212,13 +212,17 @@ def claim_specs(model: SiteModel) -> list[Spec]:
 # Set in the parent before the pool forks; the workers read it, never pickle it.
 _STATE: tuple[SiteModel, Extras, Path | None] | None = None
 _ENV: jinja2.Environment | None = None
+_HOLDING = True  # long lists put into pages as bytes: only with the package's templates alone
 
 
 def _env() -> jinja2.Environment:
-    global _ENV
+    global _ENV, _HOLDING
     if _ENV is None:
         assert _STATE is not None
-        _ENV = make_env(_STATE[2])
+        root = _STATE[2]
+        _ENV = make_env(root)
+        # A knowledge base's own template might print a list through a filter (kb.splice).
+        _HOLDING = root is None or not (root / "templates").is_dir()
     return _ENV
 
 
@@ -237,7 +241,8 @@ def render_one(spec: Spec) -> Page:
             [Bar(s.name, s.label, len(model.by_status.get(s.name, [])),
                  f"status/{s.name}/") for s in STATUS_SCALE], "Claims by evidence status",
             "status-chart")
-    return Page(spec.path, splice.render(_env().get_template(spec.template), ctx))
+    template = _env().get_template(spec.template)
+    return Page(spec.path, splice.render(template, ctx, _HOLDING))
 
 
 def _render_batch(batch: tuple[bool, list[Spec]]) -> list[Page]:

@@ -101,9 +101,10 @@ def prune_merged(bundle: Path) -> None:
 class ShardIndexing:
     """Pagefind indexing some shards of the index, PARALLEL at a time, in the background.
 
-    One thread of its own keeps the changed stubs in the StubCache (when there is one), then
-    starts an Indexing for each shard as a slot frees; each reads a new folder of its shard's
-    stubs in path order. wait() or cancel() ends it, as Indexing's do.
+    One thread of its own starts an Indexing for each shard as a slot frees; each reads a new
+    folder of its shard's stubs in path order (the changed ones, and the StubCache's others
+    when there is one). wait() keeps the changed stubs in the StubCache, beside the runs, and
+    waits for them; wait() or cancel() ends it, as Indexing's do.
     """
 
     def __init__(self, executable: str, shards: list[int], count: int, stubs: list[Page],
@@ -186,7 +187,7 @@ class ShardIndexing:
         if not self._done:
             self._thread.join()
             self._done = True
-            if self._kept is not None and self._digests is not None and self._to_keep:
+            if self._kept is not None and self._digests is not None and self._to_keep is not None:
                 self._kept.write(self._to_keep, self._digests)  # beside pagefind's runs
             self._to_keep = None
         if self._failure is not None:

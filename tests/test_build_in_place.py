@@ -7,6 +7,7 @@ replaces the first, the second leaves the site as it was.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -133,5 +134,37 @@ def test_a_statement_edit_makes_only_its_own_graph_files_again(kb: Path, tmp_pat
                  or p.parent.parent.parent.name == "pagefind"]
         kept = [p for p in index if p.is_file() and same(p)]
         assert len(kept) > len(index) / 2  # re-indexed, and linked where unchanged
+    build(kb, tmp_path / "full", incremental=False)
+    assert_same_site(site, tmp_path / "full")
+
+
+@pytest.mark.skipif(SEARCH != "pagefind" and not os.environ.get("CI"),
+                    reason="pagefind is not installed")
+def test_after_an_edit_pagefind_starts_before_the_claims_csv(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no page worker to fork, pagefind starts as soon as the pages are planned: its
+    shard runs beside the claims' CSV, the rows read back and the files written."""
+    from kb import build as building
+    from kb import searchshards
+
+    site = tmp_path / "site"
+    build(kb, site)
+    f = a_claim(kb)
+    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Changed, ", 1), "utf-8")
+    order: list[str] = []
+    start, csv = searchshards.start_shards, building._claims_csv
+
+    def starting(*args: object, **kwargs: object) -> object:
+        order.append("pagefind")
+        return start(*args, **kwargs)  # type: ignore[arg-type]
+
+    def making(*args: object, **kwargs: object) -> object:
+        order.append("csv")
+        return csv(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(searchshards, "start_shards", starting)
+    monkeypatch.setattr(building, "_claims_csv", making)
+    assert build(kb, site).rendered < 40
+    assert order == ["pagefind", "csv"]
     build(kb, tmp_path / "full", incremental=False)
     assert_same_site(site, tmp_path / "full")

@@ -315,6 +315,7 @@ def test_the_newest_reviews_are_those_a_whole_sort_gives(generated: Path) -> Non
     dated = sorted(((a.last_review, cid) for cid, a in model.assessments.items()
                     if a.last_review), key=lambda t: (-t[0].toordinal(), t[1]))
     assert model.recently_reviewed(8) == [cid for _, cid in dated[:8]]
+    assert model.review_entries(0) == [] and model.recently_reviewed(0) == []
     # Without the newest review's claim's assessment, the feed still finds that review.
     del model.assessments[every[0][1]]
     assert model.review_entries(8) == every[:8]

@@ -29,22 +29,48 @@ def _env() -> jinja2.Environment:
     "{% set l = held(x) %}{{ l }}{{ l }}{{ held(y) }}",  # twice, before another list
     "<p>{{ held(x)|length }}</p>",  # the template looks into the list
     "<p>{{ held(y) }}{{ held(x)|upper }}</p>",  # the second marker lost
-], ids=["one", "two", "twice", "twice-then-another", "length", "upper"])
+    "{% set a = held(x) %}{% set b = held(y) %}{{ b }}{{ a }}{{ b }}",  # out of order, twice
+    "{% set a = held(x) %}<p title=\"{{ z }}\">{{ held(y) }}</p>",  # one lost, a text forging it
+    "<p>{{ z }}</p>{{ held(x) }}",  # a text like a marker, around one
+], ids=["one", "two", "twice", "twice-then-another", "length", "upper", "out-of-order",
+        "lost-and-forged", "forged"])
 @pytest.mark.parametrize("x", [LONG, f"\x00kb-held-list-0\x00{LONG}", f"{LONG}\x00kb-held-list-"],
                          ids=["list", "a-marker-in-the-text", "part-of-one"])
 def test_a_page_holding_lists_back_has_the_bytes_of_one_rendered_whole(source: str,
                                                                        x: str) -> None:
     template = _env().from_string(source)
-    ctx: dict[str, Any] = {"x": x, "y": LONG.replace("a row", "another")}
-    assert splice.render(template, ctx) == template.render(ctx).encode("utf-8")
+    ctx: dict[str, Any] = {"x": x, "y": LONG.replace("a row", "another"),
+                           "z": "\x00kb-held-list-0\x00 \x00kb-held-0-0\x00"}
+    plain = template.render(ctx).encode("utf-8")
+    assert splice.render(template, ctx) == plain
+    assert splice.render(template, ctx, holding=False) == plain
 
 
 def test_a_long_list_is_held_back_and_a_short_one_is_not() -> None:
     template = _env().from_string("{{ held(x) }}|{{ held(y) }}")
-    held: list[str] = []
+    held = splice._Held()
     text = template.render({"x": LONG, "y": "<li>short</li>", splice.HELD: held})
     assert held == [LONG]
     assert LONG not in text and text.endswith("|<li>short</li>")
+
+
+def test_a_knowledge_base_template_filtering_a_list_gets_it_filtered(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists are held back only with the package's templates: one of the knowledge base's
+    own may print a list through a filter that keeps a marker whole."""
+    (kb / "templates").mkdir()
+    (kb / "templates" / "claims.html").write_text(
+        '{% extends "base.html" %}{% block main %}'
+        "<p>{{ claim_list(m, root, ids)|truncate(60) }}</p>{% endblock %}", encoding="utf-8")
+    monkeypatch.setattr(splice, "HOLD_FROM", 0)
+    options = BuildOptions(CheckOptions(use_cache=False), search="json", history=False,
+                           incremental=False)
+    assert build_site(kb, tmp_path / "site", options).ok
+    page = (tmp_path / "site" / "claims" / "index.html").read_bytes()
+    # the list cut after its first row's start, as the filter cuts it
+    assert b'<p><ul class="claims">\n<li class="claim-row"...</p>' in page
+    assert page.count(b"claim-row") == 1
+    assert b"kb-held" not in page
 
 
 def test_a_site_is_the_same_with_every_list_held_back_or_none(
