@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import marshal
 from collections.abc import Iterable, Mapping
@@ -26,6 +27,22 @@ from kb.config import CONFIG_FILE
 from kb.load import Inputs
 from kb.manifest import FORMAT
 from kb.pages import SiteModel
+
+
+@functools.cache
+def renderers() -> tuple[str, ...]:
+    """What renders the pages besides claimkb's own code, with its version: an upgrade of
+    either may change a page's bytes (escaping, whitespace), so it is in every page's key.
+    (2 ms: read once a process.)"""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("jinja2", "markupsafe"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:  # importable without its metadata: its name alone
+            found.append(name)
+    return tuple(found)
 
 
 def _h(*parts: object) -> str:
@@ -137,7 +154,7 @@ class Keys:
         config = root / CONFIG_FILE
         self.common = _h(FORMAT, code_fingerprint(), templates_digest(root),
                          config.read_bytes() if config.is_file() else b"",
-                         model.today.isoformat(), everything)
+                         model.today.isoformat(), everything, renderers())
         memo: dict[int, tuple[object, object]] = {}
         self._memo = memo  # the commits, shared by the histories of many files
         self.histories = {p: _d(_plain(cs, memo)) for p, cs in sorted(model.histories.items())}

@@ -496,6 +496,19 @@ def test_evidence_edit_keeps_the_search_index(kb: Path, tmp_path: Path) -> None:
     assert after == before  # the same files, hard-linked, not made again
 
 
+def test_another_jinja2_or_markupsafe_makes_every_page_again(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upgrade of what renders the pages may change their bytes: no page is kept across it."""
+    from kb import incremental
+
+    site = tmp_path / "site"
+    first = build(kb, site)
+    assert build(kb, site).rendered == 0
+    assert [r.split()[0] for r in incremental.renderers()] == ["jinja2", "markupsafe"]
+    monkeypatch.setattr(incremental, "renderers", lambda: ("jinja2 9.9", "markupsafe 9.9"))
+    assert build(kb, site).rendered == first.rendered
+
+
 def test_corrupt_and_foreign_manifests_are_ignored(kb: Path, tmp_path: Path) -> None:
     site, fresh = tmp_path / "site", tmp_path / "fresh"
     everything = build(kb, site).rendered
