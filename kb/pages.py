@@ -207,8 +207,8 @@ class SiteModel(QuantityViews):
         """Claims that hold the n newest reviews, and perhaps others: those whose last review
         is no older than the n-th newest claim's. Each of those n claims has a review that
         new, so the n-th newest review is no older, and no review is newer than its claim's
-        last (kb.status.assess: the newest of its dates). Every claim when the model does not
-        hold one assessment a claim."""
+        last (kb.status.assess: the newest of its dates). Every claim, when the model does
+        not hold exactly one assessment a claim."""
         assessed = self.assessments
         if n <= 0:
             return []

@@ -166,7 +166,8 @@ def make_env(root: Path | None) -> jinja2.Environment:
 @jinja2.pass_context
 def _claim_list(context: Any, m: SiteModel, root: str, ids: list[str],
                 empty: str = "None.") -> Markup:
-    """kb.pages.claim_list, a long one held back for the page's bytes (kb.splice)."""
+    """The templates' list of claims (kb.pages.claim_list_html), a long one held back for
+    the page's bytes (kb.splice)."""
     return splice.hold(context, claim_list_html(m, root, ids, empty))
 
 

@@ -109,8 +109,10 @@ class ShardIndexing:
 
     def __init__(self, executable: str, shards: list[int], count: int, stubs: list[Page],
                  output: Path, kept: StubCache | None = None,
-                 digests: Mapping[str, str] | None = None, last: Path | None = None) -> None:
+                 digests: Mapping[str, str] | None = None, last: Path | None = None,
+                 parts: list[dict[str, str]] | None = None) -> None:
         self.shards, self.count, self.output = shards, count, output
+        self._parts = parts  # split(digests, count), when the caller has it already
         self._last = last  # the last site's index folder (kb.search.start_pagefind)
         self.jobs: list[Indexing] = []
         self._executable = executable
@@ -135,7 +137,7 @@ class ShardIndexing:
             # rendering, which waits for the first shards' folders: kb.build._fill).
             self._to_keep = stubs
             changed = {page.path: page for page in stubs}
-            parts = split(self._digests, count)
+            parts = self._parts or split(self._digests, count)
             return [[changed.get(path) or self._kept.page(path, parts[i][path])
                      for path in sorted(parts[i])] for i in self.shards]
         mine: dict[int, list[Page]] = {i: [] for i in self.shards}
@@ -211,17 +213,19 @@ class ShardIndexing:
 def start_shards(executable: str, shards: list[int], count: int, stubs: list[Page],
                  output: Path, kept: StubCache | None = None,
                  digests: Mapping[str, str] | None = None,
-                 last: Path | None = None) -> ShardIndexing:
+                 last: Path | None = None,
+                 parts: list[dict[str, str]] | None = None) -> ShardIndexing:
     """Index `shards` (of `count`) into output/<n> each, in the background; return at once.
 
     With `kept` (kb.stubs.StubCache) and `digests` (every indexed page's stub digest), `stubs`
     are only the ones that changed (and those the cache lacks), as for start_pagefind;
     otherwise `stubs` hold at least every stub of those shards. With `last`, the last site's
     index folder: each shard's files equal to those of last/<n> are linked from there
-    (start_pagefind). Folders a killed build's pagefind runs left are removed first.
+    (start_pagefind). `parts`: split(digests, count), if made already. Folders a killed
+    build's pagefind runs left are removed first.
     """
     remove_left_behind()
-    return ShardIndexing(executable, shards, count, stubs, output, kept, digests, last)
+    return ShardIndexing(executable, shards, count, stubs, output, kept, digests, last, parts)
 
 
 @dataclass
@@ -245,6 +249,7 @@ class IndexPlan:
     found: dict[int, list[Link]] = field(default_factory=dict)
     stubs: list[Page] = field(default_factory=list)
     folder: StubCache | None = None
+    parts: list[dict[str, str]] = field(default_factory=list)  # each shard's stub digests
     running: ShardIndexing | None = None
 
     def start(self, executable: str, output: Path, last: Path | None) -> None:
@@ -253,7 +258,7 @@ class IndexPlan:
         if self.indexed.redone and self.running is None:
             self.running = start_shards(executable, self.indexed.redone, self.indexed.count,
                                         self.stubs, output, self.folder, self.indexed.digests,
-                                        last)
+                                        last, self.parts or None)
         self.stubs = []
 
     def cancel(self) -> None:
@@ -273,7 +278,7 @@ def plan_index(model: SiteModel, root: Path, todo: list[Any], page_keys: dict[st
     indexed = index.indexed
     stubs, indexed.digests = to_render(model, root, todo, page_keys, manifest)
     digests = indexed.digests
-    parts = split(digests, count)  # each shard's pages: hashed once
+    parts = index.parts = split(digests, count)  # each shard's pages: hashed once
     indexed.keys = shard_keys(executable, parts)
     index.found = (manifest.search_reusable(scan, indexed.keys, OUTPUT)
                    if manifest is not None else {})
