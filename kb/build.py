@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gc
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kb.cache import paused_gc, release_free_memory
 from kb.check import Checked, CheckOptions, check
+from kb.forks import signals_held
 from kb.history import claim_histories, file_histories
 from kb.write import Link, Page, Staging, Stat, WriteResult, check_unique
 
@@ -138,6 +140,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             len(kb.claims) + len(kb.sources) + len(kb.entities))
 
     staging: Staging | None = None
+    holding = ExitStack()
     dumps: Workers | None = None
     index: IndexPlan | None = None
     try:  # from here on, a failure stops the children (the queries', the dumps')
@@ -255,6 +258,10 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         written, indexed = _fill(
             staging, model, extras, checked, todo, kept, statics, dumps, records, page_keys,
             engine, executable or "", index, options.jobs, timings, in_place, with_pages)
+        # From the commit to the manifest that records it, Ctrl-C and SIGTERM wait: stopped
+        # within an in-place commit, the site was part new and part old, and stopped before
+        # the manifest, the next build took the site for one it did not know (a full build).
+        holding.enter_context(signals_held())
         if in_place and manifest is not None:
             gone = [p for p in manifest.pages if p not in written.stats]
             # The shards indexed again replace theirs whole; all of them, the index's folder.
@@ -273,19 +280,26 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             dumps.close()
         if staging is not None:
             staging.abort()
+        holding.close()  # a signal held during a failed commit is acted on now
         raise
     timings["write"] = (time.perf_counter() - t - timings.get("search", 0.0)
                         - timings.get("render", 0.0))
-    # Every file is recorded, for the next build to keep pages and to see the site untouched;
-    # files without a page key (dumps, static files) get "" and are made again each time.
-    with paused_gc():
-        pages = {p: (page_keys.get(p, ""), st) for p, st in written.stats.items()
-                 if p not in indexed.files}
-    save_manifest(root, Manifest(str(out.resolve()), pages, indexed.keys, indexed.files,
-                                 indexed.digests, keys.common, keys.list_rows(),
-                                 None if seen is None else seen.as_data()))
-    if memo is not None:
-        save_memo(root, memo, model)
+    try:
+        with holding:  # a Ctrl-C or SIGTERM held since the commit stops the build at its end
+            # Every file is recorded, for the next build to keep pages and to see the site
+            # untouched; files without a page key (dumps, static files) get "" and are made
+            # again each time.
+            with paused_gc():
+                pages = {p: (page_keys.get(p, ""), st) for p, st in written.stats.items()
+                         if p not in indexed.files}
+            save_manifest(root, Manifest(str(out.resolve()), pages, indexed.keys,
+                                         indexed.files, indexed.digests, keys.common,
+                                         keys.list_rows(),
+                                         None if seen is None else seen.as_data()))
+            if memo is not None:
+                save_memo(root, memo, model)
+    except KeyboardInterrupt as stop:
+        raise StoppedAfterCommit from stop
     result.written = written
     result.held = (model, keys, all_specs, page_keys, pages, todo, kept, manifest, scan, memo,
                    inputs, extras)
@@ -402,6 +416,10 @@ def _start_index(index: IndexPlan, executable: str, staging: Staging, in_place: 
                 staging.out / search.OUTPUT if in_place else None)
 
 
+class StoppedAfterCommit(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM came while the site was committed: the build ended first."""
+
+
 @dataclass
 class Outcome:
     code: int  # the exit code
@@ -423,6 +441,8 @@ def build_command(root: Path, out: Path, options: BuildOptions | None = None,
             result = build_site(root, out, options)
     except (NotAKnowledgeBase, WriteError, SearchError, WorkerDied, OSError) as exc:
         return Outcome(2, [f"kb: {exc}"])
+    except StoppedAfterCommit:
+        return Outcome(2, [f"kb: the build was stopped; {out} was written before it stopped"])
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: build_site has cleaned up
         return Outcome(2, ["kb: the build was stopped before it ended"])
     lines = list(output.as_text(result.checked.report))

@@ -194,3 +194,35 @@ def sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Within it, Ctrl-C and SIGTERM wait until its end, and are then acted on as they would
+    have been (KeyboardInterrupt, or the default action): for work that must be done whole or
+    not at all, such as an in-place commit of the site and the manifest that records it. A
+    signal is held, never lost, even when the block raises. Only from the main thread (the
+    only one where Python runs signal handlers); elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        held.append(signum)
+
+    # None: a handler not set from Python; SIG_IGN: ignored by the caller's choice
+    previous = {s: h for s in HELD
+                if (h := signal.getsignal(s)) is not None and h is not signal.SIG_IGN}
+    for signum in previous:
+        signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:  # its handler runs now: KeyboardInterrupt (or the end) from here
+            signal.raise_signal(held[0])

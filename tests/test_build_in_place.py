@@ -2,16 +2,19 @@
 
 The site folder is then the same folder (same inode) with the same files as a full build; a site
 someone touched by hand, or a build that fails, is handled as the contract says: a full build
-replaces the first, the second leaves the site as it was.
+replaces the first, the second leaves the site as it was; a build stopped during its commit
+ends the commit first.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
-from test_incremental import SEARCH, assert_same_site, build, files
+from test_incremental import SEARCH, TODAY, assert_same_site, build, files
 
 from kb import search
 
@@ -166,5 +169,47 @@ def test_after_an_edit_pagefind_starts_before_the_claims_csv(
     monkeypatch.setattr(building, "_claims_csv", making)
     assert build(kb, site).rendered < 40
     assert order == ["pagefind", "csv"]
+    build(kb, tmp_path / "full", incremental=False)
+    assert_same_site(site, tmp_path / "full")
+
+
+def test_ctrl_c_within_an_in_place_commit_waits_for_it_and_its_manifest(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped at its first rename, the commit went on to the end and so did the manifest:
+    the site is the new one whole, and the next build keeps every page by that manifest."""
+    from kb.build import BuildOptions, build_command
+    from kb.check import CheckOptions
+    from kb.manifest import manifest_path
+    from kb.write import Staging
+
+    site = tmp_path / "site"
+    build(kb, site)
+    recorded = manifest_path(kb).read_bytes()
+    f = a_claim(kb)
+    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Stopped, ", 1), "utf-8")
+    commit, replace = Staging.commit_in_place, os.replace
+    renamed: list[str] = []
+
+    def stopped_at_first_rename(src: str, dst: str) -> None:
+        replace(src, dst)
+        renamed.append(dst)
+        if len(renamed) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+            time.sleep(0.01)  # its handler would have run by now
+
+    def commit_stopped(self: Staging, *args: object) -> None:
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "replace", stopped_at_first_rename)
+            commit(self, *args)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Staging, "commit_in_place", commit_stopped)
+        outcome = build_command(kb, site, BuildOptions(
+            check=CheckOptions(today=TODAY), search=SEARCH, incremental=True))
+    assert outcome.code == 2
+    assert outcome.lines == [f"kb: the build was stopped; {site} was written before it stopped"]
+    assert len(renamed) > 1
+    assert manifest_path(kb).read_bytes() != recorded
+    assert build(kb, site).rendered == 0  # the manifest records the site as it is
     build(kb, tmp_path / "full", incremental=False)
     assert_same_site(site, tmp_path / "full")

@@ -1,12 +1,17 @@
 """kb.forks: one forked process waits until a sibling has gone (the build's children that
-each read the whole build run one after the other)."""
+each read the whole build run one after the other); Ctrl-C and SIGTERM wait for work that
+must be done whole (signals_held)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 
-from kb.forks import ChildPipe, wait_for_ends
+import pytest
+
+from kb.forks import ChildPipe, signals_held, sigterm_interrupts, wait_for_ends
 
 
 def _open(fd: int) -> bool:
@@ -59,3 +64,51 @@ def test_a_child_pipe_closes_each_end_once() -> None:
     assert pipe.after_fork(False) is None
     assert _open(end)  # the read end is the caller's now: not closed under it
     os.close(end)
+
+
+def test_a_signal_within_signals_held_is_acted_on_at_its_end() -> None:
+    done: list[str] = []
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), signals_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # a handler would have run by now
+        done.append("after the signal")
+    assert done == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_signals_held_raises_nothing_without_a_signal() -> None:
+    with signals_held():
+        pass
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sigterm_held_reaches_the_handler_set_before() -> None:
+    done: list[str] = []
+    with sigterm_interrupts(), pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            done.append("after the signal")
+        pytest.fail("the held SIGTERM was lost")  # pragma: no cover
+    assert done == ["after the signal"]
+
+
+def test_a_signal_held_while_the_block_fails_is_not_lost() -> None:
+    with pytest.raises(KeyboardInterrupt) as stopped, signals_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        raise OSError("the disk is full")
+    assert isinstance(stopped.value.__context__, OSError)
+
+
+def test_signals_held_outside_the_main_thread_holds_nothing() -> None:
+    seen: list[object] = []
+
+    def run() -> None:
+        with signals_held():
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [signal.default_int_handler]
