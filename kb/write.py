@@ -263,7 +263,18 @@ class Staging:
         _swap(self.path, self.out)
 
     def abort(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Throw the staging folder away at once: renamed beside the site as a set-aside
+        folder, which a detached process deletes (`remove_later`), as the previous site after a
+        swap. Deleting it here kept Ctrl-C waiting for seconds (0.7 ms a folder: 13,000 at
+        10,000 claims), and a second Ctrl-C stopped the deletion half-way."""
+        old = Path(tempfile.mkdtemp(prefix=_tagged(self.out, "old"), dir=self.out.parent))
+        try:
+            old.rmdir()
+            self.path.rename(old)
+        except OSError:  # gone already (a commit in place ends by removing it), or stuck
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        remove_later(old)
 
     def commit_in_place(self, remove: Iterable[str] = (), folders: Iterable[str] = ()) -> None:
         """Move the staged files over those of the existing site, and delete `remove`.

@@ -112,6 +112,31 @@ def test_a_stop_between_the_two_renames_puts_the_old_site_back(
     assert not any(n.startswith(".site.old-") for n in _beside(site))
 
 
+def test_an_aborted_staging_folder_is_set_aside_at_once_and_deleted_apart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C does not wait for the deletion of a staging folder the size of the site."""
+    site = tmp_path / "site"
+    staging = write.Staging(site)
+    for n in range(50):
+        (staging.path / f"p{n}").mkdir()
+        (staging.path / f"p{n}" / "index.html").write_text("page")
+    handed: list[Path] = []
+    real = write.remove_later
+    monkeypatch.setattr(write, "remove_later", lambda folder: handed.append(folder) or real(folder))
+    staging.abort()
+    assert not staging.path.exists()
+    assert [p.name.startswith(".site.old-") for p in handed] == [True]
+    assert _until(lambda: not _beside(site))
+
+
+def test_aborting_a_staging_folder_that_is_gone_does_nothing(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    staging = write.Staging(site)
+    staging.path.rmdir()
+    staging.abort()
+    assert not _beside(site)
+
+
 def test_children_forked_within_get_sigterms_default_action() -> None:
     """So that the build stops them at once (multiprocessing's terminate()), rather than
     each raising KeyboardInterrupt wherever it is."""
