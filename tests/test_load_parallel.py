@@ -83,3 +83,59 @@ def test_kb_build_releases_the_bytes_it_parsed(make_kb: MakeKB) -> None:
     assert result.ok
     inputs = next(x for x in result.held if isinstance(x, Inputs))
     assert inputs.records and all(f._data is None for f in inputs.records)
+
+
+def test_a_stop_while_parsing_does_not_wait_for_the_helpers(
+        make_kb: MakeKB, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (or an error) in this process's share stops the helper at once: leaving the pool
+    as `with` does waited for the helper's share, here 30 s."""
+    import os
+    import time
+
+    from kb import load as load_module
+
+    root = make_kb({f"claims/c{i}.yaml": f"id: c{i}\nkind: nope\n" for i in range(20)})
+    monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
+    here, parse = os.getpid(), load_module._parse_batch
+    helpers: list[int] = []
+
+    def slow_in_helpers(files: list[load_module.FileInput]) -> list[load_module.Parsed]:
+        if os.getpid() != here:
+            time.sleep(30)  # the helper: killed long before
+            return parse(files)
+        time.sleep(0.5)  # the helper has started on its share
+        helpers.extend(int(p) for p in _children(here))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(load_module, "_parse_batch", slow_in_helpers)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        load_module.load(root, jobs=2)
+    assert time.monotonic() - start < 10
+    assert helpers
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in helpers)
+
+
+def _children(pid: int) -> list[str]:
+    from pathlib import Path
+
+    found: list[str] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += (task / "children").read_text().split()
+        except OSError:
+            continue
+    return found
+
+
+def _running(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except OSError:
+        return False
+    return state != "Z"
