@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kb.cache import paused_gc, release_free_memory
+from kb.cache import paused_gc, release_free_memory, stop_saves
 from kb.check import Checked, CheckOptions, check
 from kb.forks import signals_held
 from kb.history import claim_histories, file_histories
@@ -441,9 +441,11 @@ def build_command(root: Path, out: Path, options: BuildOptions | None = None,
             result = build_site(root, out, options)
     except (NotAKnowledgeBase, WriteError, SearchError, WorkerDied, OSError) as exc:
         return Outcome(2, [f"kb: {exc}"])
-    except StoppedAfterCommit:
-        return Outcome(2, [f"kb: the build was stopped; {out} was written before it stopped"])
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: build_site has cleaned up
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: build_site has cleaned up
+        stop_saves()  # and the caches' saves are not waited for
+        if isinstance(stop, StoppedAfterCommit):
+            return Outcome(2, [f"kb: the build was stopped; {out} was written before it "
+                               "stopped"])
         return Outcome(2, ["kb: the build was stopped before it ended"])
     lines = list(output.as_text(result.checked.report))
     if not result.ok or result.written is None:

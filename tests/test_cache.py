@@ -432,3 +432,55 @@ def test_locs_and_refs_unpickle_without_their_python_new(monkeypatch: pytest.Mon
     assert back == value and calls == []
     assert [type(v) for v in back] == [Ref, Loc, Ref] and type(back[0].loc) is Loc
     assert back[0].loc.line == 3 and back[2].loc == Loc("", 0, 0)
+
+
+class _SlowToPickle:
+    """Pickling it takes 30 s: a cache save that is still writing when it is stopped."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import time
+
+        time.sleep(30)
+        return (_SlowToPickle, ())
+
+
+def test_stopped_saves_end_at_once_and_leave_no_temporary_file(tmp_path: Path) -> None:
+    import time
+
+    from kb.cache import _SAVERS, fork_child, stop_saves
+
+    target = tmp_path / "cache" / "slow.pickle"
+    target.parent.mkdir()
+    pid = fork_child(lambda: write_pickle(target, "key", _SlowToPickle()))
+    assert pid is not None
+    deadline = time.monotonic() + 10
+    while not list(target.parent.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)  # its temporary file is open
+    assert [p.name[:5] for p in target.parent.iterdir()] == [".tmp-"]
+    start = time.monotonic()
+    stop_saves()
+    assert time.monotonic() - start < 5
+    assert pid not in _SAVERS
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped
+    assert list(target.parent.iterdir()) == []  # removed by the interrupted child
+
+
+def test_a_stopped_build_does_not_wait_for_its_saves(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import kb.build
+    from kb.cache import _SAVERS, fork_child
+
+    def stopped(*args: object) -> None:
+        fork_child(lambda: time.sleep(30))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kb.build, "build_site", stopped)
+    start = time.monotonic()
+    outcome = kb.build.build_command(tmp_path, tmp_path / "site")
+    assert outcome.code == 2 and outcome.lines == ["kb: the build was stopped before it ended"]
+    assert not _SAVERS
+    wait_for_saves()
+    assert time.monotonic() - start < 5
