@@ -7,6 +7,7 @@ import gzip
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -467,6 +468,10 @@ def test_failed_build_leaves_the_old_site(make_kb: MakeKB, tmp_path: Path) -> No
     with pytest.raises(Exception, match="nonsense"):
         build(root, out)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    # the staging folder is set aside at once; a detached process deletes it
+    deadline = time.monotonic() + 20
+    while len(list(tmp_path.iterdir())) > 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kb", "site"]
 
 
