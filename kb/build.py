@@ -8,6 +8,7 @@ and kb.write puts them in a staging folder, where pagefind indexes them before t
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -38,6 +39,19 @@ class BuildOptions:
     # False: the graph is dropped once planned (KBGraph.forget) and BuildResult.graph is
     # None, so the page workers are not forked holding it (`kb build`; `kb serve` queries it)
     keep_graph: bool = True
+    # Once set, a build that has not begun its commit stops there (BuildStopped), the site
+    # unchanged: `kb serve` sets it as it ends (see COMMITTING).
+    stop: threading.Event | None = None
+
+
+# Held by a build from its commit to its saved manifest, in whichever thread it runs. `kb
+# serve` rebuilds in a thread of its own and takes it as it ends, so that it never exits in the
+# middle of a rebuild's commit (signals_held can guard the main thread only).
+COMMITTING = threading.Lock()
+
+
+class BuildStopped(Exception):
+    """The build was stopped before its commit (BuildOptions.stop): nothing was changed."""
 
 
 @dataclass
@@ -261,6 +275,9 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # From the commit to the manifest that records it, Ctrl-C and SIGTERM wait: stopped
         # within an in-place commit, the site was part new and part old, and stopped before
         # the manifest, the next build took the site for one it did not know (a full build).
+        holding.enter_context(COMMITTING)
+        if options.stop is not None and options.stop.is_set():
+            raise BuildStopped("the build was stopped before its commit")
         holding.enter_context(signals_held())
         if in_place and manifest is not None:
             gone = [p for p in manifest.pages if p not in written.stats]

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from kb.build import BuildResult, build_site
+from kb.build import COMMITTING, BuildOptions, BuildResult, BuildStopped, build_site
 from kb.forks import raise_interrupt
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -203,7 +203,9 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
     def loop() -> None:
         for _ in changes(root, stop=stop):
             try:
-                report(build_site(root, out))
+                report(build_site(root, out, BuildOptions(stop=stop)))
+            except BuildStopped:
+                return
             except Exception as exc:
                 report(exc)
 
@@ -216,7 +218,9 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
     except KeyboardInterrupt:
         pass
     finally:
-        stop.set()
+        stop.set()  # a rebuild not yet committed stops before its commit
+        with COMMITTING:  # and one committing ends its commit first
+            pass
         server.server_close()
         if endpoint is not None:
             endpoint.close()

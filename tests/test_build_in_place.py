@@ -225,3 +225,54 @@ def test_ctrl_c_within_an_in_place_commit_waits_for_it_and_its_manifest(
     assert build(kb, site).rendered == 0  # the manifest records the site as it is
     build(kb, tmp_path / "full", incremental=False)
     assert_same_site(site, tmp_path / "full")
+
+
+def test_a_build_told_to_stop_stops_before_its_commit(kb: Path, tmp_path: Path) -> None:
+    """`kb serve` ending: its rebuild under way stops before the commit, the site unchanged."""
+    import threading
+
+    from kb.build import COMMITTING, BuildOptions, BuildStopped, build_site
+    from kb.check import CheckOptions
+
+    site = tmp_path / "site"
+    build(kb, site)
+    before = files(site)
+    f = a_claim(kb)
+    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Stopped, ", 1), "utf-8")
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(BuildStopped):
+        build_site(kb, site, BuildOptions(check=CheckOptions(today=TODAY), search=SEARCH,
+                                          stop=stop))
+    assert files(site) == before
+    assert not COMMITTING.locked()
+    assert _until(lambda: not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")])
+    assert build(kb, site).rendered < 40  # the last manifest still holds
+
+
+def test_the_commit_and_its_manifest_are_made_holding_the_commit_lock(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb import manifest as manifests
+    from kb.build import COMMITTING
+    from kb.write import Staging
+
+    site = tmp_path / "site"
+    build(kb, site)
+    f = a_claim(kb)
+    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Locked, ", 1), "utf-8")
+    held: list[str] = []
+    commit, save = Staging.commit_in_place, manifests.save_manifest
+
+    def committing(self: Staging, *args: object) -> None:
+        held.append(f"commit {COMMITTING.locked()}")
+        commit(self, *args)
+
+    def saving(*args: object, **kwargs: object) -> None:
+        held.append(f"manifest {COMMITTING.locked()}")
+        save(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Staging, "commit_in_place", committing)
+    monkeypatch.setattr(manifests, "save_manifest", saving)
+    build(kb, site)
+    assert held == ["commit True", "manifest True"]
+    assert not COMMITTING.locked()

@@ -120,3 +120,33 @@ def test_serve_command_builds_serves_and_rebuilds(make_kb: MakeKB, tmp_path: Pat
         serve_mod.make_site_server = real  # type: ignore[assignment]
         for s in servers:
             s.shutdown()
+
+
+def test_serve_ends_after_a_rebuilds_commit_not_within_it(make_kb: MakeKB, tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
+    """Its rebuilds run in a thread, where no signal can be held: on its way out `kb serve`
+    waits for a commit under way (kb.build.COMMITTING), and stops a rebuild before its commit."""
+    import kb.serve as serve_mod
+    from kb.build import COMMITTING
+
+    servers: list[Any] = []
+    real = serve_mod.make_site_server
+
+    def capture(app: Any, host: str, port: int) -> Any:
+        servers.append(real(app, host, port))
+        return servers[-1]
+
+    monkeypatch.setattr(serve_mod, "make_site_server", capture)
+    t = threading.Thread(target=serve_command, args=(make_kb(), tmp_path / "site", "127.0.0.1",
+                                                     0, False, lambda line: None), daemon=True)
+    t.start()
+    deadline = time.monotonic() + 60
+    while not servers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert servers
+    with COMMITTING:  # a rebuild in its commit
+        servers[0].shutdown()
+        t.join(0.5)
+        assert t.is_alive()  # waits for the commit
+    t.join(10)
+    assert not t.is_alive()
