@@ -82,8 +82,12 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
 
     Returns without writing anything when the check finds errors (`result.ok` is False).
     Raises kb.load.NotAKnowledgeBase, kb.write.WriteError or kb.search.SearchError when the
-    build cannot be done; `out` is then unchanged. With `options.incremental`, pages whose
-    inputs did not change since the last build into `out` are kept (kb.plan).
+    build cannot be done, and BuildStopped when `options.stop` was set before the commit;
+    `out` is then unchanged (but for an in-place commit that fails half-way, a full disk: the
+    last manifest is kept, and the next build makes again what differs from it). Ctrl-C or
+    SIGTERM raise KeyboardInterrupt: before the commit `out` is unchanged; during it, the
+    commit and its manifest end first (StoppedAfterCommit). With `options.incremental`, pages
+    whose inputs did not change since the last build into `out` are kept (kb.plan).
     """
     from kb.manifest import load_manifest
     from kb.plan import SiteScanner
@@ -288,16 +292,21 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             staging.commit_in_place(gone, replaced)
         else:
             staging.commit()
-    except BaseException:
-        if isinstance(extras.results, LaterResults):
-            extras.results.close()
-        if index is not None:
-            index.cancel()
-        if dumps is not None:
-            dumps.close()
-        if staging is not None:
-            staging.abort()
-        holding.close()  # a signal held during a failed commit is acted on now
+    except BaseException as failure:
+        try:
+            if isinstance(extras.results, LaterResults):
+                extras.results.close()
+            if index is not None:
+                index.cancel()
+            if dumps is not None:
+                dumps.close()
+            if staging is not None:
+                staging.abort()
+        finally:  # the commit's lock is released, a signal held during it acted on, always
+            try:
+                holding.close()
+            except KeyboardInterrupt as stop:  # held while the commit failed: say both
+                raise stop from failure
         raise
     timings["write"] = (time.perf_counter() - t - timings.get("search", 0.0)
                         - timings.get("render", 0.0))
@@ -458,12 +467,15 @@ def build_command(root: Path, out: Path, options: BuildOptions | None = None,
             result = build_site(root, out, options)
     except (NotAKnowledgeBase, WriteError, SearchError, WorkerDied, OSError) as exc:
         return Outcome(2, [f"kb: {exc}"])
-    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: build_site has cleaned up
+    except (KeyboardInterrupt, BuildStopped) as stop:  # build_site has cleaned up
         stop_saves()  # and the caches' saves are not waited for
         if isinstance(stop, StoppedAfterCommit):
             return Outcome(2, [f"kb: the build was stopped; {out} was written before it "
                                "stopped"])
-        return Outcome(2, ["kb: the build was stopped before it ended"])
+        # a stop held while a commit failed: that failure is said too
+        failed = stop.__cause__
+        return Outcome(2, [*([f"kb: {failed}"] if isinstance(failed, Exception) else []),
+                           "kb: the build was stopped before it ended"])
     lines = list(output.as_text(result.checked.report))
     if not result.ok or result.written is None:
         return Outcome(1, [*lines, f"kb: not built: the knowledge base has errors; "

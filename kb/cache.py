@@ -255,6 +255,9 @@ def fork_child(work: Callable[[], None]) -> int | None:
     if pid == 0:  # the child: never return into the caller's code, never run its exit hooks
         code = 0
         try:
+            # stop_saves interrupts it with SIGINT, even when the caller ignored SIGINT or
+            # held it (kb.forks.signals_held): then write_pickle removes its temporary file
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             gc.disable()  # it lives briefly; its copy of the heap needs no collecting
             work()
         except BaseException:
@@ -271,23 +274,36 @@ def stop_saves(patience: float = 2.0) -> None:
     """Stop the cache saves this process started: the command was stopped (Ctrl-C, SIGTERM),
     and waiting for them kept it from ending (seconds at 100,000 claims). Each child is
     interrupted as Ctrl-C would (write_pickle removes its temporary file), and killed when it
-    has not ended after `patience` seconds (one that ignores SIGINT). A cache not saved costs
+    has not ended after `patience` seconds, or at a second Ctrl-C. A cache not saved costs
     time next run, never correctness."""
-    pids = list(_SAVERS)
+    pids = [pid for pid in _SAVERS if not _reaped(pid)]  # ended ones' ids are not ours now
     _SAVERS.clear()
     for pid in pids:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGINT)
     deadline = time.monotonic() + patience
-    for pid in pids:
-        with suppress(ChildProcessError):  # reaped by someone else's wait()
-            while os.waitpid(pid, os.WNOHANG) == (0, 0):
-                if time.monotonic() > deadline:
-                    with suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    break
-                time.sleep(0.01)
+    alive = set(pids)
+    try:
+        while alive and time.monotonic() < deadline:
+            for pid in list(alive):
+                if _reaped(pid):
+                    alive.discard(pid)
+            time.sleep(0.01)
+    except KeyboardInterrupt:
+        pass  # stopped again: no more waiting
+    for pid in alive:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+def _reaped(pid: int) -> bool:
+    """Whether the child has ended (it is reaped here), or was reaped elsewhere."""
+    try:
+        return os.waitpid(pid, os.WNOHANG) != (0, 0)
+    except ChildProcessError:
+        return True
 
 
 def wait_for_saves() -> None:

@@ -173,6 +173,7 @@ class Endpoint:
         self._factory = store_factory
         self._lock = threading.Lock()
         self._data: _Data | None = None
+        self._closed = False  # by close(): a reload under way then keeps nothing
         self._prologue = "".join(f"PREFIX {p}: <{iri}>\n"
                                  for p, iri in sorted(options.prefixes.items()))
         self.reload()
@@ -209,14 +210,19 @@ class Endpoint:
             # exceptions and so are not cached: a refused text is checked again each time.
             return check_query(text, graphs, limits)
 
+        new = _Data(pool, graphs, folder, check)
+        old: _Data | None
         with self._lock:
-            old, self._data = self._data, _Data(pool, graphs, folder, check)
+            if self._closed:  # closed meanwhile (kb serve ending): the new data goes too
+                old = new
+            else:
+                old, self._data = self._data, new
         if old is not None:
             _retire(old)
 
     def close(self) -> None:
         with self._lock:
-            old, self._data = self._data, None
+            old, self._data, self._closed = self._data, None, True
         if old is not None:
             _retire(old)
 

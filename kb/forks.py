@@ -204,8 +204,9 @@ def signals_held() -> Iterator[None]:
     """Within it, Ctrl-C and SIGTERM wait until its end, and are then acted on as they would
     have been (KeyboardInterrupt, or the default action): for work that must be done whole or
     not at all, such as an in-place commit of the site and the manifest that records it. A
-    signal is held, never lost, even when the block raises. Only from the main thread (the
-    only one where Python runs signal handlers); elsewhere the block runs as it is."""
+    held signal is acted on even when the block raises; of both, SIGTERM (whose action may be
+    to end the process). Only from the main thread (the only one where Python runs signal
+    handlers); elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -214,15 +215,25 @@ def signals_held() -> Iterator[None]:
     def hold(signum: int, frame: object) -> None:
         held.append(signum)
 
-    # None: a handler not set from Python; SIG_IGN: ignored by the caller's choice
-    previous = {s: h for s in HELD
-                if (h := signal.getsignal(s)) is not None and h is not signal.SIG_IGN}
-    for signum in previous:
-        signal.signal(signum, hold)
+    previous: list[tuple[int, Any]] = []
     try:
+        for signum in HELD:
+            handler = signal.getsignal(signum)
+            # None: a handler not set from Python; SIG_IGN: ignored by the caller's choice
+            if handler is not None and handler is not signal.SIG_IGN:
+                previous.append((signum, handler))  # first: put back whatever comes next
+                signal.signal(signum, hold)
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _restore(previous)
         if held:  # its handler runs now: KeyboardInterrupt (or the end) from here
-            signal.raise_signal(held[0])
+            signal.raise_signal(signal.SIGTERM if signal.SIGTERM in held else held[0])
+
+
+def _restore(handlers: list[tuple[int, Any]]) -> None:
+    """Put each handler back, even when a signal arrives in between and its handler raises."""
+    if handlers:
+        try:
+            signal.signal(*handlers[0])
+        finally:
+            _restore(handlers[1:])

@@ -203,11 +203,15 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
     def loop() -> None:
         for _ in changes(root, stop=stop):
             try:
-                report(build_site(root, out, BuildOptions(stop=stop)))
+                result = build_site(root, out, BuildOptions(stop=stop))
             except BuildStopped:
                 return
             except Exception as exc:
                 report(exc)
+                continue
+            if stop.is_set():  # ending: the endpoint is closing, nothing is to be loaded
+                return
+            report(result)
 
     threading.Thread(target=loop, daemon=True, name="kb-watch").start()
     if threading.current_thread() is threading.main_thread():
@@ -218,10 +222,12 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
     except KeyboardInterrupt:
         pass
     finally:
-        stop.set()  # a rebuild not yet committed stops before its commit
-        with COMMITTING:  # and one committing ends its commit first
-            pass
-        server.server_close()
-        if endpoint is not None:
-            endpoint.close()
+        try:
+            stop.set()  # a rebuild not yet committed stops before its commit
+            with COMMITTING:  # and one committing ends its commit first
+                pass
+        finally:
+            server.server_close()
+            if endpoint is not None:
+                endpoint.close()
     return 0

@@ -276,3 +276,53 @@ def test_the_commit_and_its_manifest_are_made_holding_the_commit_lock(
     build(kb, site)
     assert held == ["commit True", "manifest True"]
     assert not COMMITTING.locked()
+
+
+def test_a_stop_held_while_the_commit_fails_says_both(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during a commit that then fails (a full disk): the build stops, says why the
+    commit failed, releases the commit's lock and puts Ctrl-C's handler back."""
+    from kb.build import COMMITTING, BuildOptions, build_command
+    from kb.check import CheckOptions
+    from kb.write import Staging, WriteError
+
+    site = tmp_path / "site"
+    build(kb, site)
+    f = a_claim(kb)
+    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Full, ", 1), "utf-8")
+
+    def full(self: Staging, *args: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        raise WriteError("the disk is full")
+
+    monkeypatch.setattr(Staging, "commit_in_place", full)
+    outcome = build_command(kb, site, BuildOptions(check=CheckOptions(today=TODAY),
+                                                   search=SEARCH))
+    assert outcome.code == 2
+    assert outcome.lines == ["kb: the disk is full", "kb: the build was stopped before it ended"]
+    assert not COMMITTING.locked()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_commit_lock_is_released_when_the_cleanup_fails(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb.build import COMMITTING
+    from kb.write import Staging, WriteError
+
+    site = tmp_path / "site"
+    build(kb, site)
+    f = a_claim(kb)
+    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Again, ", 1), "utf-8")
+
+    def fail(self: Staging, *args: object) -> None:
+        raise WriteError("the disk is full")
+
+    def fail_too(self: Staging) -> None:
+        raise RuntimeError("and so is the cleanup")
+
+    monkeypatch.setattr(Staging, "commit_in_place", fail)
+    monkeypatch.setattr(Staging, "abort", fail_too)
+    with pytest.raises(RuntimeError, match="cleanup"):
+        build(kb, site)
+    assert not COMMITTING.locked()

@@ -473,14 +473,16 @@ def test_a_stopped_build_does_not_wait_for_its_saves(tmp_path: Path,
     import kb.build
     from kb.cache import _SAVERS, fork_child
 
+    forked: list[int | None] = []
+
     def stopped(*args: object) -> None:
-        fork_child(lambda: time.sleep(30))
+        forked.append(fork_child(lambda: time.sleep(30)))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(kb.build, "build_site", stopped)
     start = time.monotonic()
     outcome = kb.build.build_command(tmp_path, tmp_path / "site")
     assert outcome.code == 2 and outcome.lines == ["kb: the build was stopped before it ended"]
-    assert not _SAVERS
+    assert forked[0] is not None and not _SAVERS
     wait_for_saves()
     assert time.monotonic() - start < 5

@@ -329,3 +329,25 @@ def test_bad_update_post_without_query(server: Server) -> None:
 def test_foreign_dataset_refused(server: Server, param: str) -> None:
     assert_refused(server.get([("query", "ASK {}"), (param, "http://127.0.0.1:9/x")]))
     assert_refused(server.get([("query", "ASK {}"), (param, "file:///etc/passwd")]))
+
+
+
+def test_a_reload_after_close_keeps_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kb serve` ending closes the endpoint while a rebuild may still reload it: the data
+    that reload made (its workers, its folder) is retired at once, not left running."""
+    import kb.endpoint
+
+    retired: list[object] = []
+    retire = kb.endpoint._retire
+
+    def retiring(data: object) -> None:
+        retired.append(data)
+        retire(data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kb.endpoint, "_retire", retiring)
+    endpoint = make_endpoint(store, EndpointOptions(time_limit=5))
+    endpoint.close()
+    assert len(retired) == 1
+    endpoint.reload()
+    assert len(retired) == 2 and retired[1] is not retired[0]
+    assert endpoint._data is None and endpoint.graphs == frozenset()

@@ -129,6 +129,20 @@ def test_an_aborted_staging_folder_is_set_aside_at_once_and_deleted_apart(
     assert _until(lambda: not _beside(site))
 
 
+def test_an_abort_that_cannot_set_aside_deletes_in_place_and_never_raises(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    staging = write.Staging(site)
+    (staging.path / "index.html").write_text("page")
+
+    def full(*args: object, **kwargs: object) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(write.tempfile, "mkdtemp", full)
+    staging.abort()
+    assert not staging.path.exists()
+
+
 def test_aborting_a_staging_folder_that_is_gone_does_nothing(tmp_path: Path) -> None:
     site = tmp_path / "site"
     staging = write.Staging(site)
