@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import urllib.error
@@ -150,3 +151,57 @@ def test_serve_ends_after_a_rebuilds_commit_not_within_it(make_kb: MakeKB, tmp_p
         assert t.is_alive()  # waits for the commit
     t.join(10)
     assert not t.is_alive()
+
+
+def test_a_rebuild_under_way_when_serve_ends_stops_before_its_commit(
+        make_kb: MakeKB, tmp_path: Path, monkeypatch: Any) -> None:
+    """The rebuild's thread is still rendering when `kb serve` ends: it stops at its commit
+    (BuildStopped), the site stays as it was, and nothing is reported as rebuilt."""
+    import kb.serve as serve_mod
+
+    root, out = make_kb(), tmp_path / "site"
+    servers: list[Any] = []
+    lines: list[str] = []
+    rendering, ended = threading.Event(), threading.Event()
+    real_server, real_build = serve_mod.make_site_server, serve_mod.build_site
+
+    def capture(app: Any, host: str, port: int) -> Any:
+        servers.append(real_server(app, host, port))
+        return servers[-1]
+
+    def slow_rebuild(*args: Any, **kwargs: Any) -> Any:
+        rendering.set()
+        ended.wait(30)  # until serve has ended
+        try:
+            return real_build(*args, **kwargs)
+        finally:
+            outcomes.append(sys.exc_info()[0])
+
+    outcomes: list[Any] = []
+    monkeypatch.setattr(serve_mod, "make_site_server", capture)
+    monkeypatch.setattr(serve_mod, "build_site", slow_rebuild)
+    t = threading.Thread(target=serve_command, args=(root, out, "127.0.0.1", 0, False,
+                                                     lines.append), daemon=True)
+    t.start()
+    deadline = time.monotonic() + 60
+    while not servers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert servers
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    path = root / "claims" / "trade-record-2024.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "Russia–China trade reached", "Trade between Russia and China reached"),
+        encoding="utf-8")
+    assert rendering.wait(30)  # the rebuild has begun
+    servers[0].shutdown()
+    t.join(10)
+    assert not t.is_alive()
+    ended.set()
+    deadline = time.monotonic() + 60
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    from kb.build import BuildStopped
+
+    assert outcomes == [BuildStopped]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not any(line.startswith("rebuilt") for line in lines)
