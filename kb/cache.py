@@ -19,6 +19,7 @@ import hashlib
 import os
 import pickle
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -142,6 +143,8 @@ class ParseCache:
         self.dirty: set[int] = set()  # shards to write
         self.wait_for_saves()
         self._load()
+        for where in (self.folder, self.folder.parent):  # its shards; the memos beside it
+            remove_stale_temporaries(where)
 
     def wait_for_saves(self) -> None:
         """A save this process started must land before the cache is read. (A subclass whose
@@ -314,6 +317,29 @@ def wait_for_saves() -> None:
             os.waitpid(pid, 0)
 
 
+TEMPORARY = ".tmp-"  # the start of a file being written (write_pickle, kb.memo, kb.gzdumps)
+STALE_AFTER = 3600.0  # seconds since its last write: no save under way takes that long
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files of saves that were killed before they could remove them
+    (stop_saves' last resort, SIGKILL, out of memory): those not written to for an hour. A
+    newer one may be another process's save under way."""
+    now = time.time()
+    try:
+        entries = os.scandir(folder)
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            if not entry.name.startswith(TEMPORARY):
+                continue
+            with suppress(OSError):
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode) and now - st.st_mtime > STALE_AFTER:
+                    os.unlink(entry.path)
+
+
 def cache_path(root: Path, what: str, folder: Path | None = None) -> Path:
     """The cache file of one kind for the knowledge base in `root`."""
     name = hashlib.blake2b(str(root.resolve()).encode(), digest_size=10).hexdigest()
@@ -346,7 +372,7 @@ def write_pickle(path: Path, key: Any, value: Any) -> tuple[int, int, int] | Non
     from the file itself, not from `path`, which another process may have replaced since."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY)
         try:
             with os.fdopen(fd, "wb") as fh:
                 pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)

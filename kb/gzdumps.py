@@ -235,7 +235,11 @@ class Store:
             pass
 
     def prune(self) -> None:
-        """Delete the files of chunks this build did not use (edited, gone, other code)."""
+        """Delete the files of chunks this build did not use (edited, gone, other code), and
+        what killed writers left (kb.cache.remove_stale_temporaries)."""
+        from kb.cache import remove_stale_temporaries
+
+        remove_stale_temporaries(self.folder)
         try:
             names = os.listdir(self.folder)
         except OSError:

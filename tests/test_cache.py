@@ -486,3 +486,22 @@ def test_a_stopped_build_does_not_wait_for_its_saves(tmp_path: Path,
     assert forked[0] is not None and not _SAVERS
     wait_for_saves()
     assert time.monotonic() - start < 5
+
+
+def test_temporary_files_of_killed_saves_are_removed_after_an_hour(make_kb: MakeKB) -> None:
+    import time
+
+    root = make_kb()
+    ParseCache(root)  # its folder
+    folder = kb.cache.cache_path(root, "parse").with_suffix("")
+    folder.mkdir(parents=True, exist_ok=True)
+    old, new, kept = folder / ".tmp-old", folder.parent / ".tmp-new", folder / "keep.pickle"
+    beside = folder.parent / ".tmp-old-memo"
+    for path in (old, new, kept, beside):
+        path.write_bytes(b"half a save")
+    hours_ago = time.time() - 7200
+    for path in (old, kept, beside):
+        os.utime(path, (hours_ago, hours_ago))
+    ParseCache(root)
+    assert not old.exists() and not beside.exists()
+    assert new.exists() and kept.exists()  # a save that may be under way; not a temporary
