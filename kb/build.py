@@ -294,14 +294,15 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             staging.commit()
     except BaseException as failure:
         try:
-            if isinstance(extras.results, LaterResults):
-                extras.results.close()
-            if index is not None:
-                index.cancel()
-            if dumps is not None:
-                dumps.close()
-            if staging is not None:
-                staging.abort()
+            with ExitStack() as cleanup:  # each step, even when one before it fails; last in,
+                if staging is not None:  # first out: the staging folder goes last
+                    cleanup.callback(staging.abort)
+                if dumps is not None:
+                    cleanup.callback(dumps.close)
+                if index is not None:
+                    cleanup.callback(index.cancel)
+                if isinstance(extras.results, LaterResults):
+                    cleanup.callback(extras.results.close)
         finally:  # the commit's lock is released, a signal held during it acted on, always
             try:
                 holding.close()

@@ -228,12 +228,14 @@ class Endpoint:
 
     @property
     def graphs(self) -> frozenset[str]:
-        return self._data.graphs if self._data else frozenset()
+        data = self._data  # once: close() may empty it meanwhile
+        return data.graphs if data else frozenset()
 
     @property
     def killed(self) -> int:
         """Workers killed at the time limit so far (for tests and monitoring)."""
-        return self._data.pool.killed if self._data else 0
+        data = self._data
+        return data.pool.killed if data else 0
 
     # -- WSGI -------------------------------------------------------------------------------
 

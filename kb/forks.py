@@ -204,9 +204,10 @@ def signals_held() -> Iterator[None]:
     """Within it, Ctrl-C and SIGTERM wait until its end, and are then acted on as they would
     have been (KeyboardInterrupt, or the default action): for work that must be done whole or
     not at all, such as an in-place commit of the site and the manifest that records it. A
-    held signal is acted on even when the block raises; of both, SIGTERM (whose action may be
-    to end the process). Only from the main thread (the only one where Python runs signal
-    handlers); elsewhere the block runs as it is."""
+    held signal is acted on even when the block raises; of both, SIGTERM first (its action may
+    be to end the process), then Ctrl-C, if SIGTERM's handler returned. Only from the main
+    thread (the only one where Python runs signal handlers); elsewhere the block runs as it
+    is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -225,15 +226,23 @@ def signals_held() -> Iterator[None]:
                 signal.signal(signum, hold)
         yield
     finally:
-        _restore(previous)
-        if held:  # its handler runs now: KeyboardInterrupt (or the end) from here
-            signal.raise_signal(signal.SIGTERM if signal.SIGTERM in held else held[0])
+        try:
+            _restore(previous)
+        finally:  # their handlers run now: KeyboardInterrupt (or the end) from here
+            for number in sorted(set(held), key=lambda n: n != signal.SIGTERM):
+                signal.raise_signal(number)
 
 
 def _restore(handlers: list[tuple[int, Any]]) -> None:
-    """Put each handler back, even when a signal arrives in between and its handler raises."""
+    """Put each handler back, even when a signal arrives in between and its handler raises.
+    (signal.signal runs the handlers of signals pending before it sets the new one: one that
+    raises leaves the old one set, so it is set again.)"""
     if handlers:
         try:
-            signal.signal(*handlers[0])
+            try:
+                signal.signal(*handlers[0])
+            except BaseException:
+                signal.signal(*handlers[0])
+                raise
         finally:
             _restore(handlers[1:])

@@ -199,6 +199,7 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
     echo(f"serving {out} at http://{host}:{server.server_port}/"
          + (" (SPARQL at /sparql)" if mounts else "") + "; Ctrl-C stops")
     stop = threading.Event()
+    reporting = threading.Lock()  # held while a rebuild is reported and loaded (endpoint)
 
     def loop() -> None:
         for _ in changes(root, stop=stop):
@@ -209,9 +210,10 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
             except Exception as exc:
                 report(exc)
                 continue
-            if stop.is_set():  # ending: the endpoint is closing, nothing is to be loaded
-                return
-            report(result)
+            with reporting:
+                if stop.is_set():  # ending: the endpoint is closing, nothing is to be loaded
+                    return
+                report(result)
 
     threading.Thread(target=loop, daemon=True, name="kb-watch").start()
     if threading.current_thread() is threading.main_thread():
@@ -224,7 +226,9 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
     finally:
         try:
             stop.set()  # a rebuild not yet committed stops before its commit
-            with COMMITTING:  # and one committing ends its commit first
+            with COMMITTING:  # and one committing ends its commit first,
+                pass
+            with reporting:  # and one being loaded into the endpoint its loading
                 pass
         finally:
             server.server_close()

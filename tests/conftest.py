@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,6 +68,19 @@ def _reproducible(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
                   ) -> None:
     monkeypatch.setenv("KB_TODAY", TODAY)
     monkeypatch.setenv("KB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
+def _commit_lock_released() -> Iterator[None]:
+    """A test that left kb.build.COMMITTING held would hang every later build: it fails, and
+    the lock is freed for the others."""
+    yield
+    from kb.build import COMMITTING
+
+    if not COMMITTING.acquire(timeout=10):  # a rebuild's thread may still be committing
+        COMMITTING.release()
+        pytest.fail("kb.build.COMMITTING was left held")
+    COMMITTING.release()
 
 
 MakeKB = Callable[..., Path]

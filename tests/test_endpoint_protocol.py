@@ -331,7 +331,6 @@ def test_foreign_dataset_refused(server: Server, param: str) -> None:
     assert_refused(server.get([("query", "ASK {}"), (param, "file:///etc/passwd")]))
 
 
-
 def test_a_reload_after_close_keeps_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """`kb serve` ending closes the endpoint while a rebuild may still reload it: the data
     that reload made (its workers, its folder) is retired at once, not left running."""

@@ -114,12 +114,13 @@ def test_signals_held_outside_the_main_thread_holds_nothing() -> None:
     assert seen == [signal.default_int_handler]
 
 
-def test_of_both_signals_held_sigterm_is_acted_on() -> None:
-    """SIGTERM's action may be to end the process: a Ctrl-C held with it must not hide it."""
+def test_of_both_signals_held_sigterm_is_acted_on_first() -> None:
+    """SIGTERM's action may be to end the process: a Ctrl-C held with it must not hide it; and
+    when SIGTERM's handler returns, the Ctrl-C is acted on after it."""
     seen: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
     try:
-        with signals_held():
+        with pytest.raises(KeyboardInterrupt), signals_held():
             os.kill(os.getpid(), signal.SIGINT)
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.01)
@@ -127,3 +128,49 @@ def test_of_both_signals_held_sigterm_is_acted_on() -> None:
         signal.signal(signal.SIGTERM, previous)
     assert seen == [signal.SIGTERM]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_as_the_handlers_are_put_back_leaves_none_on_hold(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """signal.signal runs the handlers of pending signals before it sets a new one: a Ctrl-C
+    pending as SIGTERM's handler is put back raises there. SIGTERM's handler must still be put
+    back, and the SIGTERM held must still be acted on."""
+    import collections
+    import ctypes
+    import functools
+    import operator
+    import types
+
+    import kb.forks
+
+    raise_now = getattr(ctypes.CDLL(None), "raise")  # C's raise(): no Python runs after it
+    real = signal.signal
+    seen: list[int] = []
+
+    def on_term(signum: int, frame: object) -> None:
+        seen.append(signum)
+
+    tripped: list[bool] = []
+
+    def setting(signum: int, handler: object) -> object:
+        if signum == signal.SIGTERM and handler is on_term and not tripped:
+            tripped.append(True)  # a Ctrl-C comes just before SIGTERM's handler is put back
+            steps = [functools.partial(raise_now, signal.SIGINT),
+                     functools.partial(real, signum, handler)]
+            return collections.deque(map(operator.call, steps), 1)[0]
+        return real(signum, handler)  # type: ignore[arg-type]
+
+    shim = types.SimpleNamespace(**{k: getattr(signal, k) for k in dir(signal)
+                                    if not k.startswith("__")})
+    shim.signal = setting
+    monkeypatch.setattr(kb.forks, "signal", shim)
+    previous = real(signal.SIGTERM, on_term)
+    try:
+        with pytest.raises(KeyboardInterrupt), signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)  # held
+            time.sleep(0.01)
+        assert tripped
+        assert signal.getsignal(signal.SIGTERM) is on_term
+        assert seen == [signal.SIGTERM]
+    finally:
+        real(signal.SIGTERM, previous)

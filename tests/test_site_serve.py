@@ -205,3 +205,91 @@ def test_a_rebuild_under_way_when_serve_ends_stops_before_its_commit(
     assert outcomes == [BuildStopped]
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert not any(line.startswith("rebuilt") for line in lines)
+
+
+def _serve_in_thread(root: Path, out: Path, echo: Any, monkeypatch: Any
+                     ) -> tuple[threading.Thread, Any]:
+    import kb.serve as serve_mod
+
+    servers: list[Any] = []
+    real = serve_mod.make_site_server
+
+    def capture(app: Any, host: str, port: int) -> Any:
+        servers.append(real(app, host, port))
+        return servers[-1]
+
+    monkeypatch.setattr(serve_mod, "make_site_server", capture)
+    t = threading.Thread(target=serve_command, args=(root, out, "127.0.0.1", 0, False, echo),
+                         daemon=True)
+    t.start()
+    deadline = time.monotonic() + 60
+    while not servers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert servers
+    return t, servers[0]
+
+
+def _edit(root: Path) -> None:
+    path = root / "claims" / "trade-record-2024.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("Russia–China trade reached",
+                                 "Trade between Russia and China reached"), encoding="utf-8")
+
+
+def _watcher_gone(seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while any(t.name == "kb-watch" for t in threading.enumerate()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_rebuild_done_as_serve_ends_is_not_reported_nor_loaded(
+        make_kb: MakeKB, tmp_path: Path, monkeypatch: Any) -> None:
+    import kb.serve as serve_mod
+
+    assert _watcher_gone()
+    lines: list[str] = []
+    built, ended = threading.Event(), threading.Event()
+    real_build = serve_mod.build_site
+
+    def build_then_wait(*args: Any, **kwargs: Any) -> Any:
+        result = real_build(*args, **kwargs)
+        built.set()
+        ended.wait(30)  # serve ends meanwhile
+        return result
+
+    monkeypatch.setattr(serve_mod, "build_site", build_then_wait)
+    root = make_kb()
+    t, server = _serve_in_thread(root, tmp_path / "site", lines.append, monkeypatch)
+    _edit(root)
+    assert built.wait(60)
+    server.shutdown()
+    t.join(10)
+    assert not t.is_alive()
+    ended.set()
+    assert _watcher_gone()
+    assert not any(line.startswith("rebuilt") for line in lines), lines
+
+
+def test_serve_ends_after_a_rebuild_it_is_loading(make_kb: MakeKB, tmp_path: Path,
+                                                 monkeypatch: Any) -> None:
+    assert _watcher_gone()
+    loading, release = threading.Event(), threading.Event()
+
+    def echo(line: str) -> None:
+        if line.startswith("rebuilt"):  # reported; then loaded into the endpoint
+            loading.set()
+            release.wait(30)
+
+    root = make_kb()
+    t, server = _serve_in_thread(root, tmp_path / "site", echo, monkeypatch)
+    _edit(root)
+    assert loading.wait(60)
+    server.shutdown()
+    t.join(0.5)
+    assert t.is_alive()  # waits for the rebuild's report and loading
+    release.set()
+    t.join(10)
+    assert not t.is_alive()
