@@ -269,9 +269,7 @@ class Staging:
         10,000 claims), and a second Ctrl-C stopped the deletion half-way. Never raises: it
         runs while the build's own error goes up."""
         try:
-            old = Path(tempfile.mkdtemp(prefix=_tagged(self.out, "old"), dir=self.out.parent))
-            old.rmdir()
-            self.path.rename(old)
+            old = _set_aside(self.path, self.out)
         except OSError:  # gone already (a commit in place ends by removing it), a full disk
             shutil.rmtree(self.path, ignore_errors=True)
             return
@@ -525,15 +523,22 @@ def _swap(staging: Path, out: Path) -> None:
         return
     if not out.is_dir():
         raise WriteError(f"{out} exists and is not a folder")
-    old = Path(tempfile.mkdtemp(prefix=_tagged(out, "old"), dir=out.parent))
-    old.rmdir()
-    out.rename(old)
+    old = _set_aside(out, out)
     try:
         staging.rename(out)
     except BaseException:  # an error, or Ctrl-C / SIGTERM between the two renames
         old.rename(out)  # put the previous site back
         raise
     remove_later(old)
+
+
+def _set_aside(folder: Path, out: Path) -> Path:
+    """Rename `folder` (the previous site, or a staging folder) beside `out` under a name of
+    this build's that no other folder has (`_tagged`, "old"), for `remove_later`; its new path."""
+    old = Path(tempfile.mkdtemp(prefix=_tagged(out, "old"), dir=out.parent))
+    old.rmdir()
+    folder.rename(old)
+    return old
 
 
 def remove_later(folder: Path) -> None:
