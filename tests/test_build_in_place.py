@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from test_incremental import SEARCH, TODAY, assert_same_site, build, files
 
 from kb import search
+
+from conftest import until
 
 GENERATED = (40, 5)  # claims, seed: the conftest's `generated` and `kb`
 
@@ -26,13 +27,19 @@ def a_claim(root: Path) -> Path:
     return sorted((root / "claims").rglob("*.yaml"))[0]
 
 
+def reword(root: Path, start: str) -> Path:
+    """Put `start` before the statement of a_claim(root): that claim file, changed."""
+    f = a_claim(root)
+    f.write_text(f.read_text("utf-8").replace("claim: \"", f"claim: \"{start}", 1), "utf-8")
+    return f
+
+
 def test_an_edit_is_moved_into_the_same_folder(kb: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     build(kb, site)
     inode = site.stat().st_ino
     before = {p: p.stat().st_ino for p in site.rglob("*") if p.is_file()}
-    f = a_claim(kb)
-    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Newly worded, ", 1), "utf-8")
+    f = reword(kb, "Newly worded, ")
     result = build(kb, site)
     assert result.written is not None
     assert site.stat().st_ino == inode  # changed in place, not swapped
@@ -76,8 +83,7 @@ def test_a_failed_incremental_build_changes_nothing(kb: Path, tmp_path: Path) ->
     site = tmp_path / "site"
     build(kb, site)
     before = files(site)
-    f = a_claim(kb)
-    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Changed, ", 1), "utf-8")
+    reword(kb, "Changed, ")
     (kb / "templates").mkdir()
     (kb / "templates" / "claim.html").write_text("{{ no_such_variable }}")  # fails to render
     with pytest.raises(Exception, match="no_such_variable"):
@@ -85,16 +91,7 @@ def test_a_failed_incremental_build_changes_nothing(kb: Path, tmp_path: Path) ->
     assert files(site) == before
     # the staging folder was set aside at once, and a detached process deletes it
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site.new-")]
-    assert _until(lambda: not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")])
-
-
-def _until(done: Callable[[], object], seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(0.05)
-    return False
+    assert until(lambda: not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")])
 
 
 def test_a_failed_commit_keeps_the_last_manifest(kb: Path, tmp_path: Path,
@@ -107,8 +104,7 @@ def test_a_failed_commit_keeps_the_last_manifest(kb: Path, tmp_path: Path,
     site = tmp_path / "site"
     build(kb, site)
     recorded = manifest_path(kb).read_bytes()
-    f = a_claim(kb)
-    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Changed, ", 1), "utf-8")
+    reword(kb, "Changed, ")
 
     def fail(self: Staging, *args: object) -> None:
         raise WriteError("the disk is full")
@@ -164,8 +160,7 @@ def test_after_an_edit_pagefind_starts_before_the_claims_csv(
 
     site = tmp_path / "site"
     build(kb, site)
-    f = a_claim(kb)
-    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Changed, ", 1), "utf-8")
+    reword(kb, "Changed, ")
     order: list[str] = []
     start, csv = searchshards.start_shards, building._claims_csv
 
@@ -197,8 +192,7 @@ def test_ctrl_c_within_an_in_place_commit_waits_for_it_and_its_manifest(
     site = tmp_path / "site"
     build(kb, site)
     recorded = manifest_path(kb).read_bytes()
-    f = a_claim(kb)
-    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Stopped, ", 1), "utf-8")
+    reword(kb, "Stopped, ")
     commit, replace = Staging.commit_in_place, os.replace
     renamed: list[str] = []
 
@@ -237,8 +231,7 @@ def test_a_build_told_to_stop_stops_before_its_commit(kb: Path, tmp_path: Path) 
     site = tmp_path / "site"
     build(kb, site)
     before = files(site)
-    f = a_claim(kb)
-    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Stopped, ", 1), "utf-8")
+    reword(kb, "Stopped, ")
     stop = threading.Event()
     stop.set()
     with pytest.raises(BuildStopped):
@@ -246,7 +239,7 @@ def test_a_build_told_to_stop_stops_before_its_commit(kb: Path, tmp_path: Path) 
                                           stop=stop))
     assert files(site) == before
     assert not COMMITTING.locked()
-    assert _until(lambda: not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")])
+    assert until(lambda: not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")])
     assert build(kb, site).rendered < 40  # the last manifest still holds
 
 
@@ -258,8 +251,7 @@ def test_the_commit_and_its_manifest_are_made_holding_the_commit_lock(
 
     site = tmp_path / "site"
     build(kb, site)
-    f = a_claim(kb)
-    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Locked, ", 1), "utf-8")
+    reword(kb, "Locked, ")
     held: list[str] = []
     commit, save = Staging.commit_in_place, manifests.save_manifest
 
@@ -288,8 +280,7 @@ def test_a_stop_held_while_the_commit_fails_says_both(
 
     site = tmp_path / "site"
     build(kb, site)
-    f = a_claim(kb)
-    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Full, ", 1), "utf-8")
+    reword(kb, "Full, ")
 
     def full(self: Staging, *args: object) -> None:
         os.kill(os.getpid(), signal.SIGINT)
@@ -312,8 +303,7 @@ def test_the_commit_lock_is_released_when_the_cleanup_fails(
 
     site = tmp_path / "site"
     build(kb, site)
-    f = a_claim(kb)
-    f.write_text(f.read_text("utf-8").replace("claim: \"", "claim: \"Again, ", 1), "utf-8")
+    reword(kb, "Again, ")
 
     def fail(self: Staging, *args: object) -> None:
         raise WriteError("the disk is full")

@@ -15,6 +15,8 @@ import pytest
 from kb import write
 from kb.write import remove_left_behind
 
+from conftest import alive, children, until
+
 GENERATED = (60, 5)
 
 # `kb build`, each page slowed down, so that a test can stop it while it renders; with
@@ -38,15 +40,6 @@ def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
-
-
-def _until(done: object, seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if done():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _beside(site: Path) -> set[str]:
@@ -75,7 +68,7 @@ def test_only_folders_of_builds_that_are_gone_are_removed(tmp_path: Path) -> Non
     (elsewhere / "keep.txt").write_text("kept")
     (tmp_path / f".site.old-{dead}.{ns}-link").symlink_to(elsewhere)  # never followed
     assert sorted(p.name for p in remove_left_behind(site)) == sorted(gone)
-    assert _until(lambda: not any((tmp_path / name).exists() for name in gone))
+    assert until(lambda: not any((tmp_path / name).exists() for name in gone))
     assert all((tmp_path / name / "claims" / "index.html").is_file() for name in kept)
     assert (tmp_path / f".site.new-{dead}.{ns}-file").is_file()
     assert (elsewhere / "keep.txt").read_text() == "kept"
@@ -126,7 +119,7 @@ def test_an_aborted_staging_folder_is_set_aside_at_once_and_deleted_apart(
     staging.abort()
     assert not staging.path.exists()
     assert [p.name.startswith(".site.old-") for p in handed] == [True]
-    assert _until(lambda: not _beside(site))
+    assert until(lambda: not _beside(site))
 
 
 def test_an_abort_that_cannot_set_aside_deletes_in_place_and_never_raises(
@@ -178,7 +171,7 @@ def _slow_build(kb: Path, site: Path, workers: bool = False) -> subprocess.Popen
 
 
 def _staging_appears(site: Path, proc: subprocess.Popen[bytes]) -> None:
-    assert _until(lambda: any(n.startswith(".site.new-") for n in _beside(site))
+    assert until(lambda: any(n.startswith(".site.new-") for n in _beside(site))
                   or proc.poll() is not None, 60.0)
     assert proc.poll() is None, "the build ended before it could be stopped"
     time.sleep(0.3)  # into the rendering
@@ -210,7 +203,7 @@ def test_the_staging_folder_of_a_killed_build_goes_with_the_next_build(
     proc = _slow_build(kb, built)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
-    assert _until(lambda: not left & _beside(built))
+    assert until(lambda: not left & _beside(built))
     assert _pages(built) == before
 
 
@@ -220,37 +213,15 @@ def test_sigterm_stops_a_build_as_ctrl_c_does(kb: Path, built: Path) -> None:
     before = _pages(built)
     proc = _slow_build(kb, built, workers=True)
     _staging_appears(built, proc)
-    children = _children(proc.pid)
-    assert children  # its page worker at least
+    kids = children(proc.pid)
+    assert kids  # its page worker at least
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and b"Traceback" not in out, out
     assert b"kb: the build was stopped before it ended" in out
     assert not {n for n in _beside(built) if n.startswith(".site.new-")}
     assert _pages(built) == before
-    assert _until(lambda: not any(_alive(pid) for pid in children), 10.0)
-
-
-def _children(pid: int) -> list[int]:
-    """The process's children, whichever of its threads started them."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (not reaped yet) is gone for this purpose
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
+    assert until(lambda: not any(alive(pid) for pid in kids), 10.0)
 
 
 def test_pagefind_folders_a_killed_build_left_in_memory_are_removed(
@@ -266,7 +237,7 @@ def test_pagefind_folders_a_killed_build_left_in_memory_are_removed(
     for name in gone + kept:
         (tmp_path / name / "claims").mkdir(parents=True)
     search.remove_left_behind()
-    assert _until(lambda: not any((tmp_path / name).exists() for name in gone))
+    assert until(lambda: not any((tmp_path / name).exists() for name in gone))
     assert all((tmp_path / name).is_dir() for name in kept)
     # a build's own folders are named so
     indexing = search.start_pagefind("/nonexistent/pagefind", [], tmp_path / "out")

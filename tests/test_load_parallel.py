@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import MakeKB
+from conftest import MakeKB, alive, children, until
 
 
 @pytest.mark.parametrize("jobs", [2, 3])
@@ -97,7 +97,7 @@ def test_a_stop_while_parsing_does_not_wait_for_the_helpers(
     root = make_kb({f"claims/c{i}.yaml": f"id: c{i}\nkind: nope\n" for i in range(20)})
     monkeypatch.setattr(load_module, "PARALLEL_THRESHOLD", 1)
     here, parse = os.getpid(), load_module._parse_batch
-    before = set(_children(here))  # earlier tests' children (savers, deletions) are not ours
+    before = set(children(here))  # earlier tests' children (savers, deletions) are not ours
     helpers: list[int] = []
 
     def slow_in_helpers(files: list[load_module.FileInput]) -> list[load_module.Parsed]:
@@ -105,7 +105,7 @@ def test_a_stop_while_parsing_does_not_wait_for_the_helpers(
             time.sleep(30)  # the helper: killed long before
             return parse(files)
         time.sleep(0.5)  # the helper has started on its share
-        helpers.extend(int(p) for p in _children(here) if p not in before)
+        helpers.extend(p for p in children(here) if p not in before)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(load_module, "_parse_batch", slow_in_helpers)
@@ -114,29 +114,5 @@ def test_a_stop_while_parsing_does_not_wait_for_the_helpers(
         load_module.load(root, jobs=2)
     assert time.monotonic() - start < 10
     assert helpers
-    deadline = time.monotonic() + 10
-    while any(_running(pid) for pid in helpers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_running(pid) for pid in helpers)
+    assert until(lambda: not any(alive(pid) for pid in helpers), 10)
 
-
-def _children(pid: int) -> list[str]:
-    from pathlib import Path
-
-    found: list[str] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found += (task / "children").read_text().split()
-        except OSError:
-            continue
-    return found
-
-
-def _running(pid: int) -> bool:
-    from pathlib import Path
-
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
-    except OSError:
-        return False
-    return state != "Z"

@@ -7,7 +7,6 @@ import gzip
 import json
 import re
 import socket
-import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -22,7 +21,7 @@ from kb.check import CheckOptions
 from kb.cli import main
 from kb.write import Page, SiteWriter, WriteError, file_stat, write_site
 
-from conftest import MINIMAL, REPO, MakeKB
+from conftest import MINIMAL, REPO, MakeKB, until
 
 TODAY = dt.date(2026, 11, 28)
 HOSTILE_SCRIPT = "</script><script>alert(1)</script>"
@@ -469,9 +468,7 @@ def test_failed_build_leaves_the_old_site(make_kb: MakeKB, tmp_path: Path) -> No
         build(root, out)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     # the staging folder is set aside at once; a detached process deletes it
-    deadline = time.monotonic() + 20
-    while len(list(tmp_path.iterdir())) > 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: len(list(tmp_path.iterdir())) <= 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kb", "site"]
 
 

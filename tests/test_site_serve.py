@@ -14,7 +14,7 @@ from typing import Any
 from kb.serve import changes, dispatch, make_site_server, serve_command, site_app
 from kb.write import Page, write_site
 
-from conftest import MakeKB
+from conftest import MakeKB, until
 
 
 def fetch(url: str) -> tuple[int, str, bytes]:
@@ -123,90 +123,6 @@ def test_serve_command_builds_serves_and_rebuilds(make_kb: MakeKB, tmp_path: Pat
             s.shutdown()
 
 
-def test_serve_ends_after_a_rebuilds_commit_not_within_it(make_kb: MakeKB, tmp_path: Path,
-                                                          monkeypatch: Any) -> None:
-    """Its rebuilds run in a thread, where no signal can be held: on its way out `kb serve`
-    waits for a commit under way (kb.build.COMMITTING), and stops a rebuild before its commit."""
-    import kb.serve as serve_mod
-    from kb.build import COMMITTING
-
-    servers: list[Any] = []
-    real = serve_mod.make_site_server
-
-    def capture(app: Any, host: str, port: int) -> Any:
-        servers.append(real(app, host, port))
-        return servers[-1]
-
-    monkeypatch.setattr(serve_mod, "make_site_server", capture)
-    t = threading.Thread(target=serve_command, args=(make_kb(), tmp_path / "site", "127.0.0.1",
-                                                     0, False, lambda line: None), daemon=True)
-    t.start()
-    deadline = time.monotonic() + 60
-    while not servers and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert servers
-    with COMMITTING:  # a rebuild in its commit
-        servers[0].shutdown()
-        t.join(0.5)
-        assert t.is_alive()  # waits for the commit
-    t.join(10)
-    assert not t.is_alive()
-
-
-def test_a_rebuild_under_way_when_serve_ends_stops_before_its_commit(
-        make_kb: MakeKB, tmp_path: Path, monkeypatch: Any) -> None:
-    """The rebuild's thread is still rendering when `kb serve` ends: it stops at its commit
-    (BuildStopped), the site stays as it was, and nothing is reported as rebuilt."""
-    import kb.serve as serve_mod
-
-    root, out = make_kb(), tmp_path / "site"
-    servers: list[Any] = []
-    lines: list[str] = []
-    rendering, ended = threading.Event(), threading.Event()
-    real_server, real_build = serve_mod.make_site_server, serve_mod.build_site
-
-    def capture(app: Any, host: str, port: int) -> Any:
-        servers.append(real_server(app, host, port))
-        return servers[-1]
-
-    def slow_rebuild(*args: Any, **kwargs: Any) -> Any:
-        rendering.set()
-        ended.wait(30)  # until serve has ended
-        try:
-            return real_build(*args, **kwargs)
-        finally:
-            outcomes.append(sys.exc_info()[0])
-
-    outcomes: list[Any] = []
-    monkeypatch.setattr(serve_mod, "make_site_server", capture)
-    monkeypatch.setattr(serve_mod, "build_site", slow_rebuild)
-    t = threading.Thread(target=serve_command, args=(root, out, "127.0.0.1", 0, False,
-                                                     lines.append), daemon=True)
-    t.start()
-    deadline = time.monotonic() + 60
-    while not servers and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert servers
-    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    path = root / "claims" / "trade-record-2024.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace(
-        "Russia–China trade reached", "Trade between Russia and China reached"),
-        encoding="utf-8")
-    assert rendering.wait(30)  # the rebuild has begun
-    servers[0].shutdown()
-    t.join(10)
-    assert not t.is_alive()
-    ended.set()
-    deadline = time.monotonic() + 60
-    while not outcomes and time.monotonic() < deadline:
-        time.sleep(0.05)
-    from kb.build import BuildStopped
-
-    assert outcomes == [BuildStopped]
-    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    assert not any(line.startswith("rebuilt") for line in lines)
-
-
 def _serve_in_thread(root: Path, out: Path, echo: Any, monkeypatch: Any
                      ) -> tuple[threading.Thread, Any]:
     import kb.serve as serve_mod
@@ -222,10 +138,7 @@ def _serve_in_thread(root: Path, out: Path, echo: Any, monkeypatch: Any
     t = threading.Thread(target=serve_command, args=(root, out, "127.0.0.1", 0, False, echo),
                          daemon=True)
     t.start()
-    deadline = time.monotonic() + 60
-    while not servers and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert servers
+    assert until(lambda: servers, 60)
     return t, servers[0]
 
 
@@ -237,13 +150,58 @@ def _edit(root: Path) -> None:
 
 
 def _watcher_gone(seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while any(t.name == "kb-watch" for t in threading.enumerate()):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return until(lambda: not any(t.name == "kb-watch" for t in threading.enumerate()), seconds)
 
+
+def test_serve_ends_after_a_rebuilds_commit_not_within_it(make_kb: MakeKB, tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
+    """Its rebuilds run in a thread, where no signal can be held: on its way out `kb serve`
+    waits for a commit under way (kb.build.COMMITTING), and stops a rebuild before its commit."""
+    from kb.build import COMMITTING
+
+    t, server = _serve_in_thread(make_kb(), tmp_path / "site", lambda line: None, monkeypatch)
+    with COMMITTING:  # a rebuild in its commit
+        server.shutdown()
+        t.join(0.5)
+        assert t.is_alive()  # waits for the commit
+    t.join(10)
+    assert not t.is_alive()
+
+
+def test_a_rebuild_under_way_when_serve_ends_stops_before_its_commit(
+        make_kb: MakeKB, tmp_path: Path, monkeypatch: Any) -> None:
+    """The rebuild's thread is still rendering when `kb serve` ends: it stops at its commit
+    (BuildStopped), the site stays as it was, and nothing is reported as rebuilt."""
+    import kb.serve as serve_mod
+    from kb.build import BuildStopped
+
+    root, out = make_kb(), tmp_path / "site"
+    lines: list[str] = []
+    outcomes: list[Any] = []
+    rendering, ended = threading.Event(), threading.Event()
+    real_build = serve_mod.build_site
+
+    def slow_rebuild(*args: Any, **kwargs: Any) -> Any:
+        rendering.set()
+        ended.wait(30)  # until serve has ended
+        try:
+            return real_build(*args, **kwargs)
+        finally:
+            outcomes.append(sys.exc_info()[0])
+
+    monkeypatch.setattr(serve_mod, "build_site", slow_rebuild)
+    t, server = _serve_in_thread(root, out, lines.append, monkeypatch)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    _edit(root)
+    assert rendering.wait(30)  # the rebuild has begun
+    server.shutdown()
+    t.join(10)
+    assert not t.is_alive()
+    ended.set()
+    until(lambda: outcomes, 60)
+    assert outcomes == [BuildStopped]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not any(line.startswith("rebuilt") for line in lines)
 
 def test_a_rebuild_done_as_serve_ends_is_not_reported_nor_loaded(
         make_kb: MakeKB, tmp_path: Path, monkeypatch: Any) -> None:
