@@ -322,7 +322,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             save_manifest(root, Manifest(str(out.resolve()), pages, indexed.keys,
                                          indexed.files, indexed.digests, keys.common,
                                          keys.list_rows(),
-                                         None if seen is None else seen.as_data()))
+                                         None if seen is None else seen.as_data()),
+                          last=manifest)
             if memo is not None:
                 save_memo(root, memo, model)
     except KeyboardInterrupt as stop:
@@ -341,9 +342,9 @@ def _claims_csv(root: Path, checked: Checked, g: Any) -> Page:
     from kb import csvmemo
     from kb.export import CSV_FILE, claims_csv_lines
 
-    known = csvmemo.load_lines(root, g.iris.base)
+    known, read = csvmemo.load_lines(root, g.iris.base)
     data, lines = claims_csv_lines(checked, g, known)
-    csvmemo.save_lines(root, g.iris.base, lines, known)
+    csvmemo.save_lines(root, g.iris.base, lines, read)
     return Page(CSV_FILE, data)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import kb as kb_package
 from kb.export import CsvLines
-from kb.memo import read_memo, write_memo
+from kb.memo import Journaled, read_journaled, write_journaled
 
 _FORMAT = 1
 
@@ -35,18 +35,20 @@ def memo_path(root: Path, folder: Path | None = None) -> Path:
     return cache_path(root, "csv", folder).with_suffix(".memo")
 
 
-def load_lines(root: Path, base: str, folder: Path | None = None) -> CsvLines:
-    """The rows the last build of `root` kept (none when there are none to trust)."""
-    value = read_memo(memo_path(root, folder), _key(base))
+def load_lines(root: Path, base: str, folder: Path | None = None
+               ) -> tuple[CsvLines, Journaled | None]:
+    """The rows the last build of `root` kept (none when there are none to trust), and the
+    memo as read, for save_lines."""
+    read = read_journaled(memo_path(root, folder), _key(base))
+    value = None if read is None else read.value
     if not isinstance(value, dict):
-        return {}
+        return {}, None
     ok = all(type(v) is tuple and len(v) == 2 and type(v[0]) is str and type(v[1]) is str
              for v in value.values())
-    return value if ok else {}
+    return (value, read) if ok else ({}, None)
 
 
-def save_lines(root: Path, base: str, lines: CsvLines, known: CsvLines,
+def save_lines(root: Path, base: str, lines: CsvLines, read: Journaled | None,
                folder: Path | None = None) -> None:
-    """Keep this build's rows, unless they are those that were read."""
-    if lines != known:
-        write_memo(memo_path(root, folder), _key(base), lines)
+    """Keep this build's rows: what changed since the memo was `read` (kb.memo's journal)."""
+    write_journaled(memo_path(root, folder), _key(base), lines, read)

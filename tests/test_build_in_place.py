@@ -34,6 +34,16 @@ def reword(root: Path, start: str) -> Path:
     return f
 
 
+def manifest_files(kb: Path) -> bytes:
+    """The manifest as saved: its file and its journal (kb.memo.write_journaled)."""
+    from kb.manifest import manifest_path
+    from kb.memo import journal_path
+
+    path = manifest_path(kb)
+    journal = journal_path(path)
+    return path.read_bytes() + (journal.read_bytes() if journal.exists() else b"")
+
+
 def test_an_edit_is_moved_into_the_same_folder(kb: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     build(kb, site)
@@ -98,12 +108,11 @@ def test_a_failed_commit_keeps_the_last_manifest(kb: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The manifest is written once the commit has succeeded: a commit that fails leaves the
     last build's, which the next build still keeps pages by."""
-    from kb.manifest import manifest_path
     from kb.write import Staging, WriteError
 
     site = tmp_path / "site"
     build(kb, site)
-    recorded = manifest_path(kb).read_bytes()
+    recorded = manifest_files(kb)
     reword(kb, "Changed, ")
 
     def fail(self: Staging, *args: object) -> None:
@@ -112,11 +121,11 @@ def test_a_failed_commit_keeps_the_last_manifest(kb: Path, tmp_path: Path,
     with monkeypatch.context() as patched, pytest.raises(WriteError, match="the disk is full"):
         patched.setattr(Staging, "commit_in_place", fail)
         build(kb, site)
-    assert manifest_path(kb).read_bytes() == recorded
+    assert manifest_files(kb) == recorded
     assert build(kb, site).rendered < 40  # the last manifest, still true of the site
     build(kb, tmp_path / "full", incremental=False)
     assert_same_site(site, tmp_path / "full")
-    assert manifest_path(kb).read_bytes() != recorded
+    assert manifest_files(kb) != recorded
 
 
 def test_a_statement_edit_makes_only_its_own_graph_files_again(kb: Path, tmp_path: Path) -> None:
@@ -186,12 +195,11 @@ def test_ctrl_c_within_an_in_place_commit_waits_for_it_and_its_manifest(
     the site is the new one whole, and the next build keeps every page by that manifest."""
     from kb.build import BuildOptions, build_command
     from kb.check import CheckOptions
-    from kb.manifest import manifest_path
     from kb.write import Staging
 
     site = tmp_path / "site"
     build(kb, site)
-    recorded = manifest_path(kb).read_bytes()
+    recorded = manifest_files(kb)
     reword(kb, "Stopped, ")
     commit, replace = Staging.commit_in_place, os.replace
     renamed: list[str] = []
@@ -215,7 +223,7 @@ def test_ctrl_c_within_an_in_place_commit_waits_for_it_and_its_manifest(
     assert outcome.code == 2
     assert outcome.lines == [f"kb: the build was stopped; {site} was written before it stopped"]
     assert len(renamed) > 1
-    assert manifest_path(kb).read_bytes() != recorded
+    assert manifest_files(kb) != recorded
     assert build(kb, site).rendered == 0  # the manifest records the site as it is
     build(kb, tmp_path / "full", incremental=False)
     assert_same_site(site, tmp_path / "full")

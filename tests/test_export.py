@@ -158,12 +158,12 @@ def test_claims_csv_rows_are_reused_only_under_their_graphs_key(root: Path) -> N
 def test_csv_memo_is_read_back_only_under_the_same_base_and_whole(tmp_path: Path) -> None:
     root = tmp_path / "kb"
     lines = {"a": ("key", "a,1\n")}
-    csvmemo.save_lines(root, "https://example.org/", lines, {}, tmp_path)
-    assert csvmemo.load_lines(root, "https://example.org/", tmp_path) == lines
-    assert csvmemo.load_lines(root, "https://example.net/", tmp_path) == {}
+    csvmemo.save_lines(root, "https://example.org/", lines, None, tmp_path)
+    assert csvmemo.load_lines(root, "https://example.org/", tmp_path)[0] == lines
+    assert csvmemo.load_lines(root, "https://example.net/", tmp_path) == ({}, None)
     path = csvmemo.memo_path(root, tmp_path)
     path.write_bytes(path.read_bytes()[:-3])
-    assert csvmemo.load_lines(root, "https://example.org/", tmp_path) == {}
+    assert csvmemo.load_lines(root, "https://example.org/", tmp_path) == ({}, None)
 
 
 def test_void_description(g: KBGraph) -> None:

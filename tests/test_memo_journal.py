@@ -1,0 +1,125 @@
+"""A memo saved as a journal of what changed since its base (kb.memo.write_journaled) reads
+back as the value written, whatever happened to the files in between; and it is small."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from kb.memo import (
+    journal_path,
+    read_journaled,
+    read_memo,
+    write_journaled,
+    write_memo,
+)
+
+KEY = ("k", 1)
+
+
+def _value(n: int, mark: str = "") -> tuple[Any, ...]:
+    """Shaped like the manifest: a str, dicts of tuples, a list, a tuple holding dicts."""
+    return ("out", {f"p{i}": (f"key{i}{mark}", (i, i * 10, i * 100)) for i in range(n)},
+            ["s0", "s1"], {f"f{i}": i for i in range(n)},
+            ("common", {f"c{i}": b"row" for i in range(n)}, {}))
+
+
+def _save(path: Path, value: Any) -> None:
+    write_journaled(path, KEY, value, read_journaled(path, KEY))
+
+
+def test_a_few_changes_are_written_as_a_journal_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "m.memo"
+    value = _value(2000)
+    _save(path, value)  # no memo yet: written whole
+    assert not journal_path(path).exists()
+    base = path.read_bytes()
+    read = read_journaled(path, KEY)
+    assert read is not None and read.value == value
+    pages, files, seen = read.value[1], read.value[3], read.value[4]
+    pages["p1"] = ("new", (1, 2, 3))  # changed in place, as a build may
+    pages["added"] = ("k", (0, 0, 0))
+    del pages["p2"], files["f3"]
+    seen[1]["c4"] = b"other"
+    changed = (read.value[0], pages, ["s0", "s9"], files, seen)
+    write_journaled(path, KEY, changed, read)
+    assert path.read_bytes() == base  # the base is untouched
+    assert 0 < journal_path(path).stat().st_size * 50 < len(base)
+    again = read_journaled(path, KEY)
+    assert again is not None and again.value == changed
+    assert read_memo(path, KEY) == value  # the base alone is the older value
+
+
+def test_journals_add_up_until_the_memo_is_written_whole(tmp_path: Path) -> None:
+    path = tmp_path / "m.memo"
+    rng = random.Random(5)
+    value = _value(300)
+    _save(path, value)
+    compacted = 0
+    for step in range(60):
+        read = read_journaled(path, KEY)
+        assert read is not None and read.value == value, step
+        pages = dict(read.value[1])
+        for _ in range(rng.randint(1, 12)):
+            k = f"p{rng.randrange(400)}"
+            if k in pages and rng.random() < 0.3:
+                del pages[k]
+            else:
+                pages[k] = (f"v{step}", (step, 0, 0))
+        value = (value[0], pages, value[2], value[3], value[4])
+        had_journal = journal_path(path).exists()
+        write_journaled(path, KEY, value, read)
+        if had_journal and not journal_path(path).exists():
+            compacted += 1
+    assert read_journaled(path, KEY).value == value  # type: ignore[union-attr]
+    assert compacted >= 1  # the journal grew past an eighth of its base, at least once
+
+
+def test_a_journal_of_another_base_or_damaged_is_not_applied(tmp_path: Path) -> None:
+    path = tmp_path / "m.memo"
+    old = _value(100)
+    _save(path, old)
+    new = (old[0], {**old[1], "p0": ("x", (0, 0, 0))}, *old[2:])
+    _save(path, new)
+    journal = journal_path(path).read_bytes()
+    assert read_journaled(path, KEY).value == new  # type: ignore[union-attr]
+    # Another build wrote the memo whole since (or its base was replaced): the journal left
+    # beside it names the base it was made against, and is not applied to this one.
+    other = _value(100, "other")
+    write_memo(path, KEY, other)
+    journal_path(path).write_bytes(journal)
+    assert read_journaled(path, KEY).value == other  # type: ignore[union-attr]
+    # damaged: the base alone
+    _save(path, old)
+    _save(path, new)
+    data = journal_path(path).read_bytes()
+    journal_path(path).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert read_journaled(path, KEY).value == old  # type: ignore[union-attr]
+    # under another key (another version): nothing at all
+    assert read_journaled(path, ("k", 2)) is None
+
+
+def test_a_journal_that_does_not_fit_its_base_is_not_applied(tmp_path: Path) -> None:
+    """Checked before any of it is applied: applying changes the base's dicts in place."""
+    import hashlib
+    import marshal
+
+    path = tmp_path / "m.memo"
+    value = _value(10)
+    write_memo(path, KEY, value)
+    digest = path.read_bytes()[13:45]
+    # a tuple's changes, one of them a dict's for what is a str in the base
+    bad = (3, ((2, {"x": 1}, []), (2, {"p1": "changed"}, []), (0,), (0,), (0,)))
+    body = marshal.dumps((KEY, digest, bad))
+    journal_path(path).write_bytes(b"claimkb-memo\n" + hashlib.sha256(body).digest() + body)
+    assert read_journaled(path, KEY).value == value  # type: ignore[union-attr]
+
+
+def test_an_unchanged_value_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "m.memo"
+    value = _value(50)
+    _save(path, value)
+    before = path.stat().st_mtime_ns
+    _save(path, _value(50))
+    assert path.stat().st_mtime_ns == before and not journal_path(path).exists()
