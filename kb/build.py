@@ -24,6 +24,7 @@ from kb.write import Link, Page, Staging, Stat, WriteResult, check_unique
 if TYPE_CHECKING:
     from kb.manifest import Manifest
     from kb.plan import SiteScanner
+    from kb.prefetch import InputsReader
     from kb.produce import Workers
     from kb.render import Spec
     from kb.searchshards import Indexed, IndexPlan
@@ -91,27 +92,32 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     """
     from kb.manifest import load_manifest
     from kb.plan import SiteScanner
+    from kb.prefetch import InputsReader
 
     options = options or BuildOptions()
-    with paused_gc():  # 46,000 entries at 10,000 claims, no cycles: nothing to collect
-        manifest = load_manifest(root, out) if options.incremental else None
-    # With a last build to keep pages of, its site's files are looked at in a child, beside
-    # the check (kb.plan).
-    scanner = SiteScanner(out) if manifest is not None else None
+    # The knowledge base's files are looked at in a child while the caches load (kb.prefetch)
+    reader = InputsReader(root)
+    scanner: SiteScanner | None = None
     try:
-        return _build_site(root, out, options, manifest, scanner)
+        with paused_gc():  # 46,000 entries at 10,000 claims, no cycles: nothing to collect
+            manifest = load_manifest(root, out) if options.incremental else None
+        # With a last build to keep pages of, its site's files are looked at in a child,
+        # beside the check (kb.plan).
+        scanner = SiteScanner(out) if manifest is not None else None
+        return _build_site(root, out, options, manifest, scanner, reader)
     finally:
+        reader.close()
         if scanner is not None:
             scanner.close()
         gc.unfreeze()  # frozen for the workers' forks (kb.cache.freeze_for_fork)
 
 
 def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest | None,
-                scanner: SiteScanner | None) -> BuildResult:
+                scanner: SiteScanner | None, reader: InputsReader) -> BuildResult:
     from kb import changed, lastrows, search, searchshards
     from kb.extras import DUMPS, LaterResults, graph_extras, record_lines
     from kb.incremental import Keys
-    from kb.load import read_inputs
+    from kb.load import Inputs
     from kb.manifest import Manifest, save_manifest
     from kb.modelmemo import load_memo, save_memo
     from kb.pages import build_model
@@ -121,9 +127,12 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
 
     timings: dict[str, float] = {}
     t0 = t = time.perf_counter()
-    with paused_gc():
-        inputs = read_inputs(root)
-    checked = check(root, options.check, inputs)
+    def read() -> Inputs:  # once the check has loaded its caches
+        with paused_gc():
+            return reader.inputs()
+
+    checked = check(root, options.check, read)
+    inputs = reader.inputs()
     timings["check"] = time.perf_counter() - t
     result = BuildResult(checked, timings=timings)
     if checked.report.errors:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,15 +41,21 @@ class Checked:
 
 
 def check(root: Path, options: CheckOptions | None = None,
-          inputs: Inputs | None = None) -> Checked:
+          inputs: Inputs | Callable[[], Inputs] | None = None) -> Checked:
     """Everything wrong with the knowledge base in `root`.
 
-    Raises kb.load.NotAKnowledgeBase when the folder cannot be read as one.
+    `inputs`: its files as read already, or a function that gives them, called once the
+    caches are loaded (kb.prefetch reads them meanwhile). Raises kb.load.NotAKnowledgeBase
+    when the folder cannot be read as one.
     """
     options = options or CheckOptions()
     config, problems = load_config(root)
+    ctx = Context(options.today or today(), config.review_age_days)
     cache = ParseCache(root) if options.use_cache else None
+    rules = RuleCache(root, ctx) if cache is not None else None
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
+    if callable(inputs):
+        inputs = inputs()
     if inputs is None:
         inputs = read_inputs(root, use_cache=options.use_cache)
     elif not options.use_cache:
@@ -58,11 +65,9 @@ def check(root: Path, options: CheckOptions | None = None,
     report = Report(files_checked=len(kb.files))
     report.extend(problems)
     report.extend(more)
-    ctx = Context(options.today or today(), config.review_age_days)
-    if cache is None:
+    if cache is None or rules is None:
         report.extend(run_rules(kb, ctx, jobs))
     else:  # the rules of unchanged files come from their cache (kb.rulecache)
-        rules = RuleCache(root, ctx)
         digests = {f.path: f.digest for f in inputs.records}
         keep = {(f.kind, f.path) for f in inputs.records}
         if rules.empty and jobs > 1 and len(kb.files) >= PARALLEL_MIN:
