@@ -167,7 +167,8 @@ _MISSING = object()
 def _diff(old: Any, new: Any) -> Change:
     if type(old) is dict and type(new) is dict:
         get = old.get
-        put = {k: v for k, v in new.items() if get(k, _MISSING) != v}
+        # most values are the very objects read (kept entries): `is` before `!=`
+        put = {k: v for k, v in new.items() if (o := get(k, _MISSING)) is not v and o != v}
         added = sum(1 for k in put if k not in old)
         gone = [] if len(old) + added == len(new) else [k for k in old if k not in new]
         return (_DICT, put, gone) if put or gone else UNCHANGED
