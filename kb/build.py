@@ -103,7 +103,7 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
             manifest = load_manifest(root, out) if options.incremental else None
         # With a last build to keep pages of, its site's files are looked at in a child,
         # beside the check (kb.plan).
-        scanner = SiteScanner(out) if manifest is not None else None
+        scanner = SiteScanner(out, manifest) if manifest is not None else None
         return _build_site(root, out, options, manifest, scanner, reader)
     finally:
         reader.close()

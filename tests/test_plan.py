@@ -12,65 +12,100 @@ import pytest
 
 from kb import manifest, plan
 from kb.forks import Forked, can_fork
-from kb.manifest import scan_site
+from kb.manifest import Manifest, SiteChanges, scan_site
 from kb.plan import SiteScanner
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 
 
-def make_site(out: Path) -> None:
-    for rel in ("index.html", "claims/a/index.html", "claims/a.ttl", "sources/s/index.html"):
+def make_site(out: Path) -> Manifest:
+    """A site, and a manifest that records it but for one file changed, one gone and one
+    added since (as hand edits would)."""
+    for rel in ("index.html", "claims/a/index.html", "claims/a.ttl", "sources/s/index.html",
+                "pagefind/0/a.pf"):
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(rel)
+    scan = scan_site(out)
+    assert scan is not None
+    stats = scan.stats
+    pages = {p: ("key", stats[p]) for p in ("index.html", "claims/a/index.html", "claims/a.ttl")}
+    pages["claims/b/index.html"] = ("key", (1, 2, 3))  # gone
+    pages["claims/a.ttl"] = ("key", (4, 5, 6))  # changed
+    return Manifest(str(out), pages, search_files={"pagefind/0/a.pf": stats["pagefind/0/a.pf"]})
+
+
+def test_the_site_against_its_manifest(tmp_path: Path) -> None:
+    recorded = make_site(tmp_path / "site")
+    scan = scan_site(tmp_path / "site")
+    assert scan is not None
+    changes = recorded.compare(scan)
+    assert changes == SiteChanges({"claims/b/index.html": None,
+                                   "claims/a.ttl": scan.stats["claims/a.ttl"]}, 1, False)
+    assert not recorded.as_recorded(changes)  # a file gone, one added
+    assert recorded.reusable(changes, "index.html", "key") is not None
+    assert recorded.reusable(changes, "index.html", "another key") is None
+    assert recorded.reusable(changes, "claims/a.ttl", "key") is None  # changed by hand
+    assert recorded.search_reusable(changes, [""], "pagefind") == {}  # no key: made again
+    recorded.search_keys = ["k"]
+    assert list(recorded.search_reusable(changes, ["k"], "pagefind")) == [0]
+    (tmp_path / "site" / "sources/s/index.html").unlink()
+    del recorded.pages["claims/b/index.html"]
+    recorded.pages["claims/a.ttl"] = ("key", scan.stats["claims/a.ttl"])
+    again = scan_site(tmp_path / "site")
+    assert again is not None and recorded.as_recorded(recorded.compare(again))
+    (tmp_path / "site" / "pagefind/0/a.pf").write_text("edited by hand, and longer")
+    again = scan_site(tmp_path / "site")
+    assert again is not None and recorded.search_reusable(recorded.compare(again), ["k"],
+                                                          "pagefind") == {}
 
 
 @needs_fork
 def test_the_walk_in_a_child_is_the_walk_here(tmp_path: Path) -> None:
     out = tmp_path / "site"
-    make_site(out)
-    scanner = SiteScanner(out)
+    recorded = make_site(out)
+    scanner = SiteScanner(out, recorded)
     assert scanner._child.started == can_fork()  # a test runner's thread: walked here
-    scan = scanner.result(wait=True)
-    assert scan is not None and scan == scan_site(out)
-    assert sorted(scan.stats) == ["claims/a.ttl", "claims/a/index.html", "index.html",
-                                  "sources/s/index.html"]
-    assert not scan.foreign
+    found = scanner.result(wait=True)
+    walked = scan_site(out)
+    assert walked is not None and found == recorded.compare(walked)
+    assert found is not None and sorted(found.changed) == ["claims/a.ttl", "claims/b/index.html"]
+    assert found.extra == 1 and not found.foreign
     scanner.close()  # once read, nothing is left to stop
 
 
 @needs_fork
 def test_the_child_sees_what_is_not_a_build_s(tmp_path: Path) -> None:
     out = tmp_path / "site"
-    make_site(out)
+    recorded = make_site(out)
     (out / "link").symlink_to(out / "index.html")
-    scan = SiteScanner(out).result(wait=True)
-    assert scan is not None and scan.foreign
-    assert SiteScanner(tmp_path / "missing").result(wait=True) is None  # no site yet
+    found = SiteScanner(out, recorded).result(wait=True)
+    assert found is not None and found.foreign
+    assert SiteScanner(tmp_path / "missing", recorded).result(wait=True) is None  # no site
 
 
 def test_beside_other_threads_the_walk_is_done_here(tmp_path: Path) -> None:
     out = tmp_path / "site"
-    make_site(out)
+    recorded = make_site(out)
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
         assert not can_fork()
-        scanner = SiteScanner(out)
+        scanner = SiteScanner(out, recorded)
         assert not scanner._child.started
-        assert scanner.result(wait=True) == scan_site(out)
+        assert scanner.result(wait=True) == _here(recorded, out)
     finally:
         stop.set()
         thread.join()
 
 
 def _scanner_whose_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                         does: Callable[[], object]) -> tuple[SiteScanner, Path]:
+                         does: Callable[[], object]) -> tuple[SiteScanner, Path, Manifest]:
     """A SiteScanner of a new site whose forked child calls `does()` before its walk (this
-    process walks as usual); and the site."""
+    process walks as usual); the site, and its manifest."""
     out = tmp_path / "site"
-    make_site(out)
+    recorded = make_site(out)
     parent = os.getpid()
     real = manifest.scan_site
 
@@ -80,7 +115,13 @@ def _scanner_whose_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         return real(folder)
 
     monkeypatch.setattr(plan, "scan_site", in_the_child)
-    return SiteScanner(out), out
+    return SiteScanner(out, recorded), out, recorded
+
+
+def _here(recorded: Manifest, out: Path) -> SiteChanges:
+    walked = scan_site(out)
+    assert walked is not None
+    return recorded.compare(walked)
 
 
 def _fail() -> None:
@@ -89,9 +130,9 @@ def _fail() -> None:
 
 @needs_fork
 def test_a_failing_child_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    scanner, out = _scanner_whose_child(tmp_path, monkeypatch, _fail)
+    scanner, out, recorded = _scanner_whose_child(tmp_path, monkeypatch, _fail)
     assert scanner._child.started == can_fork()
-    assert scanner.result(wait=True) == scan_site(out)  # walked here instead
+    assert scanner.result(wait=True) == _here(recorded, out)  # walked here instead
     assert Forked(lambda: 1 / 0).result() == (False, None)
     assert Forked(lambda: {"a": (1, 2)}).result() == (True, {"a": (1, 2)})
 
@@ -100,9 +141,10 @@ def test_a_failing_child_is_not_trusted(tmp_path: Path, monkeypatch: pytest.Monk
 def test_a_walk_not_finished_when_needed_is_made_here(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # a busy machine: the child's walk never ends
-    scanner, out = _scanner_whose_child(tmp_path, monkeypatch, threading.Event().wait)
+    scanner, out, recorded = _scanner_whose_child(tmp_path, monkeypatch,
+                                                  threading.Event().wait)
     pid = scanner._child.pid
-    assert scanner.result() == scan_site(out)  # not waited for: walked here
+    assert scanner.result() == _here(recorded, out)  # not waited for: walked here
     if pid is not None:
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # and the child was stopped and reaped
