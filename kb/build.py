@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kb.cache import paused_gc, release_free_memory, stop_saves
 from kb.check import Checked, CheckOptions, check
 from kb.forks import signals_held
-from kb.history import claim_histories, file_histories
+from kb.history import GitLog, claim_histories
 from kb.write import Link, Page, Staging, Stat, WriteResult, check_unique
 
 if TYPE_CHECKING:
@@ -95,7 +95,9 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     from kb.prefetch import InputsReader
 
     options = options or BuildOptions()
-    # The knowledge base's files are looked at in a child while the caches load (kb.prefetch)
+    # The files' history (git log) and the files themselves (in a child, kb.prefetch) are
+    # looked at while the caches load.
+    log = GitLog(root) if options.history else None
     reader = InputsReader(root)
     scanner: SiteScanner | None = None
     try:
@@ -104,16 +106,19 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         # With a last build to keep pages of, its site's files are looked at in a child,
         # beside the check (kb.plan).
         scanner = SiteScanner(out, manifest) if manifest is not None else None
-        return _build_site(root, out, options, manifest, scanner, reader)
+        return _build_site(root, out, options, manifest, scanner, reader, log)
     finally:
         reader.close()
+        if log is not None:
+            log.close()
         if scanner is not None:
             scanner.close()
         gc.unfreeze()  # frozen for the workers' forks (kb.cache.freeze_for_fork)
 
 
 def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest | None,
-                scanner: SiteScanner | None, reader: InputsReader) -> BuildResult:
+                scanner: SiteScanner | None, reader: InputsReader,
+                log: GitLog | None) -> BuildResult:
     from kb import changed, lastrows, search, searchshards
     from kb.extras import DUMPS, LaterResults, graph_extras, record_lines
     from kb.incremental import Keys
@@ -139,9 +144,10 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         return result
     inputs.release()  # parsed: only their digests are read from here on
     t = time.perf_counter()
-    histories = file_histories(root) if options.history else {}
+    histories = log.histories() if log is not None else {}
     steps = claim_histories(root, review_age_days=checked.config.review_age_days,
-                            histories=histories) if histories else {}
+                            histories=histories, cache=options.check.use_cache
+                            ) if histories else {}
     timings["history"] = time.perf_counter() - t
     kb = checked.kb
     engine = options.search

@@ -9,8 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
+import sys
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from kb.forks import widen_pipe
 
 _RS, _US = "\x1e", "\x1f"
 
@@ -26,15 +30,55 @@ class Commit:
 def file_histories(root: Path, paths: tuple[str, ...] = ("claims", "sources", "entities")
                    ) -> dict[str, list[Commit]]:
     """For each file (relative to `root`, forward slashes), its commits, oldest first."""
-    if shutil.which("git") is None:
-        return {}
-    cmd = ["git", "-C", str(root), "log", f"--format={_RS}%H{_US}%aI{_US}%an{_US}%s",
-           "--name-only", "--no-renames", "--relative", "--", *paths]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8",
-                             errors="replace", check=True, timeout=120).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
+    return GitLog(root, paths).histories()
+
+
+class GitLog:
+    """file_histories, with `git log` started now and its output read when asked for: `kb
+    build` starts it first and reads it after the check (0.08 s at 10,000 claims and one
+    commit; more with a long history). Its pipe is widened to 1 MiB, so that git can write
+    that much before it waits for the reader."""
+
+    def __init__(self, root: Path,
+                 paths: tuple[str, ...] = ("claims", "sources", "entities")) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        if shutil.which("git") is None:
+            return
+        cmd = ["git", "-C", str(root), "log", f"--format={_RS}%H{_US}%aI{_US}%an{_US}%s",
+               "--name-only", "--no-renames", "--relative", "--", *paths]
+        try:
+            self._process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.PIPE,
+                                             stderr=subprocess.DEVNULL)
+        except OSError:
+            return
+        widen_pipe(self._process.stdout)
+
+    def histories(self) -> dict[str, list[Commit]]:
+        """Each file's commits, oldest first; none when git failed or this is no checkout."""
+        process, self._process = self._process, None
+        if process is None:
+            return {}
+        try:
+            out, _ = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return {}
+        if process.returncode != 0:
+            return {}
+        return _histories(out.decode("utf-8", errors="replace"))
+
+    def close(self) -> None:
+        """Stop git if its output was not read (a build that ended early)."""
+        process, self._process = self._process, None
+        if process is not None:
+            with suppress(OSError):
+                process.kill()
+            process.communicate()
+
+
+def _histories(out: str) -> dict[str, list[Commit]]:
     histories: dict[str, list[Commit]] = {}
     for block in out.split(_RS)[1:]:
         header, _, names = block.partition("\n")
@@ -65,19 +109,26 @@ class HistoryStep:
 def read_blobs(root: Path, specs: list[str]) -> list[bytes | None]:
     """The contents of `rev:path` specs (paths relative to `root`) from one `git cat-file`.
 
-    None for a spec that names nothing (the file did not exist at that commit).
+    None for a spec that names nothing (the file did not exist at that commit), and for every
+    spec when git cannot be run.
     """
+    blobs = _read_blobs(root, specs)
+    return [None] * len(specs) if blobs is None else blobs
+
+
+def _read_blobs(root: Path, specs: list[str]) -> list[bytes | None] | None:
+    """read_blobs, or None when git could not be run (nothing to remember)."""
     if not specs:
         return []
     if shutil.which("git") is None:
-        return [None] * len(specs)
+        return None
     feed = "".join(f"{s.split(':', 1)[0]}:./{s.split(':', 1)[1]}\n" for s in specs)
     try:
         out = subprocess.run(["git", "-C", str(root), "cat-file", "--batch"],
                              input=feed.encode("utf-8"), capture_output=True, check=True,
                              timeout=300).stdout
     except (OSError, subprocess.SubprocessError):
-        return [None] * len(specs)
+        return None
     blobs: list[bytes | None] = []
     pos = 0
     for _ in specs:
@@ -95,36 +146,84 @@ def read_blobs(root: Path, specs: list[str]) -> list[bytes | None]:
 
 def claim_histories(root: Path, paths: tuple[str, ...] = ("claims",),
                     review_age_days: int = 365,
-                    histories: dict[str, list[Commit]] | None = None
-                    ) -> dict[str, list[HistoryStep]]:
+                    histories: dict[str, list[Commit]] | None = None,
+                    cache: bool = False) -> dict[str, list[HistoryStep]]:
     """For each claim file under `paths`, its status at each commit that touched it, oldest
     first. One `git log` and one `git cat-file` for the whole knowledge base.
 
-    A step is assessed as of its commit's date, so a prediction reads as it did then.
+    A step is assessed as of its commit's date, so a prediction reads as it did then. With
+    `cache`, each step is kept in the user's cache under its commit and path, which name the
+    same bytes for ever (StepsMemo): only the steps of new commits are read and parsed. Each
+    build parsed every version of every claim file again: 4.7 s of an edit build at 10,000
+    claims in a git checkout, against ~2 s for the same build without git.
     """
-    from kb.load import parse_file
-    from kb.model import Claim
-    from kb.status import assess
-
     # `histories`: a file_histories result already at hand, to spare a second `git log`
     known = histories if histories is not None else file_histories(root, paths)
     histories = {p: cs for p, cs in known.items() if p.endswith(".yaml") and any(
         p == d or p.startswith(f"{d}/") for d in paths)}
-    order = [(p, c) for p, commits in sorted(histories.items()) for c in commits]
-    blobs = read_blobs(root, [f"{c.sha}:{p}" for p, c in order])
+    order = [(f"{c.sha}:{p}", p, c) for p, commits in sorted(histories.items()) for c in commits]
+    memo = StepsMemo(root, review_age_days) if cache and order else None
+    kept = memo.steps if memo is not None else {}
+    todo = [(spec, path, c) for spec, path, c in order if spec not in kept]
+    blobs = _read_blobs(root, [spec for spec, _path, _c in todo])
+    made = {spec: _step(path, data, c, review_age_days)
+            for (spec, path, c), data in zip(todo, blobs or [None] * len(todo), strict=True)}
     out: dict[str, list[HistoryStep]] = {}
-    for (path, commit), data in zip(order, blobs, strict=True):
-        if data is None:
-            step = HistoryStep(commit, None, None, "deleted", deleted=True)
-        else:
-            record, _ = parse_file("claim", path, data)
-            if isinstance(record, Claim):
-                a = assess(record, commit.date.date(), review_age_days)
-                step = HistoryStep(commit, a.status, a.derived, a.reason)
-            else:
-                step = HistoryStep(commit, None, None, "could not be read")
-        out.setdefault(path, []).append(step)
+    steps = {**kept, **made}
+    for spec, path, commit in order:
+        out.setdefault(path, []).append(HistoryStep(commit, *steps[spec]))
+    # not when git failed: its steps read as deleted this time, not for ever
+    if memo is not None and blobs is not None and (made or len(kept) != len(order)):
+        memo.save({spec: steps[spec] for spec, _path, _c in order})
     return out
+
+
+Step = tuple[str | None, str | None, str, bool]  # HistoryStep's fields but its commit
+
+
+def _step(path: str, data: bytes | None, commit: Commit, review_age_days: int) -> Step:
+    from kb.load import parse_file
+    from kb.model import Claim
+    from kb.status import assess
+
+    if data is None:
+        return (None, None, "deleted", True)
+    record, _ = parse_file("claim", path, data)
+    if not isinstance(record, Claim):
+        return (None, None, "could not be read", False)
+    a = assess(record, commit.date.date(), review_age_days)
+    return (a.status, a.derived, a.reason, False)
+
+
+class StepsMemo:
+    """Each step worked out, under `<commit>:<path>`, in the user's cache (kb.memo: marshal
+    data behind a digest, a journal of what was added). Keyed by the code that parses and
+    assesses a claim and the review age (kb.toml), which a step depends on besides its bytes
+    and its commit's date; a memo that is missing, damaged or under another key is empty."""
+
+    def __init__(self, root: Path, review_age_days: int, folder: Path | None = None) -> None:
+        from kb.cache import PARSER_MODULES, cache_path, code_fingerprint
+        from kb.memo import read_journaled
+
+        self.path = cache_path(root, "history", folder).with_suffix(".memo")
+        self.key = (1, sys.version, code_fingerprint((*PARSER_MODULES, "history", "status")),
+                    review_age_days)
+        self.read = read_journaled(self.path, self.key)
+        value = self.read.value if self.read is not None else None
+        self.steps: dict[str, Step] = {}
+        if isinstance(value, dict):
+            self.steps = {spec: step for spec, step in value.items() if _is_step(step)}
+
+    def save(self, steps: dict[str, Step]) -> None:
+        from kb.memo import write_journaled
+
+        write_journaled(self.path, self.key, steps, self.read)
+
+
+def _is_step(value: object) -> bool:
+    return (type(value) is tuple and len(value) == 4
+            and all(v is None or type(v) is str for v in value[:2])
+            and type(value[2]) is str and type(value[3]) is bool)
 
 
 def claim_history(root: Path, relpath: str, review_age_days: int = 365) -> list[HistoryStep]:

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from kb.forks import widen_pipe
+
 _HEADER = struct.Struct(">Q")
-PIPE_BYTES = 1 << 20  # the answers' pipe (see _widen_pipe)
 
 
 @dataclass(frozen=True)
@@ -197,17 +198,6 @@ class WorkerGone(Exception):
     """The worker died or stopped answering (killed, or out of memory)."""
 
 
-def _widen_pipe(stream: IO[bytes] | None) -> None:
-    """Give the answers' pipe 1 MiB rather than 64 KiB: a large answer then crosses in a
-    sixteenth of the reads and context switches. Where Linux refuses, the default serves."""
-    import fcntl
-
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
-    if stream is not None and set_size is not None:
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(stream.fileno(), set_size, PIPE_BYTES)
-
-
 class Worker:
     def __init__(self, dump: Path, memory_mb: int) -> None:
         self.proc = subprocess.Popen(
@@ -219,7 +209,7 @@ class Worker:
         # A bytearray: a pipe gives at most 64 KiB a read, and re-making an immutable buffer
         # for each made a 23 MB answer cost about 0.5 s of copying.
         self._buffer = bytearray()
-        _widen_pipe(self.proc.stdout)
+        widen_pipe(self.proc.stdout)  # a large answer crosses in a sixteenth of the reads
 
     def _recv(self, deadline: float) -> Any:
         assert self.proc.stdout is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from test_diff import REFUTING, commit, init, needs_git
 
 from kb.history import claim_histories, claim_history, read_blobs
@@ -79,3 +80,76 @@ def test_read_blobs_in_one_process(make_kb: MakeKB, tmp_path: Path) -> None:
     assert blobs[0] == (root / CLAIM).read_bytes()
     assert blobs[1] is None
     assert blobs[2] == (root / "sources/article.txt").read_bytes()
+
+
+@needs_git
+def test_steps_are_kept_by_commit_and_path(make_kb: MakeKB,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the cache, a build reads and parses only the steps of commits it has not seen:
+    each build parsed every version of every claim file again (seconds in a checkout)."""
+    import kb.history as history
+
+    root = make_kb()
+    init(root)
+    path = root / CLAIM
+    original = path.read_text(encoding="utf-8")
+    commit(root, "Add the trade claim", date="2026-01-05T09:00:00+01:00")
+    path.write_text(original.replace("reviews:", REFUTING + "reviews:"), encoding="utf-8")
+    commit(root, "Add refuting evidence", date="2026-02-10T10:00:00+00:00")
+    fresh = claim_histories(root)
+    asked: list[list[str]] = []
+    real = history._read_blobs
+
+    def counted(root_: Path, specs: list[str]) -> list[bytes | None] | None:
+        asked.append(specs)
+        return real(root_, specs)
+
+    monkeypatch.setattr(history, "_read_blobs", counted)
+    assert claim_histories(root, cache=True) == fresh
+    assert claim_histories(root, cache=True) == fresh  # from the memo
+    assert [len(specs) for specs in asked] == [len(fresh[CLAIM]), 0]
+    path.write_text(original, encoding="utf-8")
+    third = commit(root, "Back as it was", date="2026-03-01T08:30:00+00:00")
+    again = claim_histories(root, cache=True)
+    assert asked[-1] == [f"{third}:{CLAIM}"]  # the new step only
+    assert again == claim_histories(root) and len(again[CLAIM]) == 3
+    # another review age (kb.toml) assesses every step again
+    claim_histories(root, review_age_days=30, cache=True)
+    assert len(asked[-1]) == 3
+
+
+@needs_git
+def test_steps_git_could_not_read_are_not_kept(make_kb: MakeKB,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.history as history
+    from kb.cache import cache_path
+
+    root = make_kb()
+    init(root)
+    commit(root, "Add the trade claim")
+    fresh = claim_histories(root)
+    with monkeypatch.context() as patched:
+        patched.setattr(history, "_read_blobs", lambda root_, specs: None)  # git failed
+        failed = claim_histories(root, cache=True)
+    assert failed[CLAIM][0].deleted  # as without the cache: nothing is invented
+    assert claim_histories(root, cache=True) == fresh  # and not remembered
+    memo = cache_path(root, "history").with_suffix(".memo")
+    memo.write_bytes(memo.read_bytes()[:-2])  # damaged: worked out again
+    assert claim_histories(root, cache=True) == fresh
+
+
+@needs_git
+def test_git_log_started_early_is_read_later(make_kb: MakeKB) -> None:
+    from kb.history import GitLog, file_histories
+
+    root = make_kb()
+    init(root)
+    commit(root, "Add the trade claim")
+    log = GitLog(root)  # `kb build` starts it first, and reads it after the check
+    assert log.histories() == file_histories(root) != {}
+    assert log.histories() == {}  # read once
+    unread = GitLog(root)
+    process = unread._process
+    unread.close()  # a build that ended early: git is stopped and reaped
+    assert process is not None and process.returncode is not None
+    assert GitLog(root.parent).histories() == {}  # not a checkout: no history

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from kb.workers import PIPE_BYTES, Job, WorkerPool, evaluate
+from kb.forks import PIPE_BYTES
+from kb.workers import Job, WorkerPool, evaluate
 
 QUERY = "SELECT ?s ?o WHERE { ?s <http://example.org/p> ?o } ORDER BY ?s"
 JSON = "application/sparql-results+json"
