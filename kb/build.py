@@ -145,8 +145,14 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     inputs.release()  # parsed: only their digests are read from here on
     t = time.perf_counter()
     histories = log.histories() if log is not None else {}
+    parsed: dict[str, tuple[str, Any]] = {}
+    if histories:  # a version of a file with the bytes the check parsed: not parsed again
+        digests = {f.path: f.digest for f in inputs.records}
+        parsed = {path: (digests[path], record) for path, record in checked.kb.files
+                  if path in digests}
     steps = claim_histories(root, review_age_days=checked.config.review_age_days,
-                            histories=histories, cache=options.check.use_cache
+                            histories=histories, cache=options.check.use_cache,
+                            parsed=parsed, blobs=log.blobs if log else None
                             ) if histories else {}
     timings["history"] = time.perf_counter() - t
     kb = checked.kb

@@ -10,9 +10,11 @@ import datetime as dt
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kb.forks import widen_pipe
 
@@ -37,15 +39,18 @@ class GitLog:
     """file_histories, with `git log` started now and its output read when asked for: `kb
     build` starts it first and reads it after the check (0.08 s at 10,000 claims and one
     commit; more with a long history). Its pipe is widened to 1 MiB, so that git can write
-    that much before it waits for the reader."""
+    that much before it waits for the reader. It asks for each file's blob at each commit
+    (--raw): claim_histories reads them by that id (git cat-file took 2.5 s for 10,000
+    `<commit>:<path>` names, each a walk of the commit's trees, and 0.15 s for their ids)."""
 
     def __init__(self, root: Path,
                  paths: tuple[str, ...] = ("claims", "sources", "entities")) -> None:
         self._process: subprocess.Popen[bytes] | None = None
+        self.blobs: dict[tuple[str, str], str] = {}  # (commit, path) → the blob there
         if shutil.which("git") is None:
             return
         cmd = ["git", "-C", str(root), "log", f"--format={_RS}%H{_US}%aI{_US}%an{_US}%s",
-               "--name-only", "--no-renames", "--relative", "--", *paths]
+               "--raw", "--no-abbrev", "--no-renames", "--relative", "--", *paths]
         try:
             self._process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                              stdout=subprocess.PIPE,
@@ -67,7 +72,8 @@ class GitLog:
             return {}
         if process.returncode != 0:
             return {}
-        return _histories(out.decode("utf-8", errors="replace"))
+        histories, self.blobs = _histories(out.decode("utf-8", errors="replace"))
+        return histories
 
     def close(self) -> None:
         """Stop git if its output was not read (a build that ended early)."""
@@ -78,18 +84,26 @@ class GitLog:
             process.communicate()
 
 
-def _histories(out: str) -> dict[str, list[Commit]]:
+def _histories(out: str) -> tuple[dict[str, list[Commit]], dict[tuple[str, str], str]]:
+    """git log's output: each file's commits, and the blob each commit left at each path
+    (--raw's lines, ":<mode> <mode> <blob before> <blob after> <status>\t<path>")."""
     histories: dict[str, list[Commit]] = {}
+    blobs: dict[tuple[str, str], str] = {}
     for block in out.split(_RS)[1:]:
-        header, _, names = block.partition("\n")
+        header, _, lines = block.partition("\n")
         sha, date, author, subject = header.split(_US, 3)
         commit = Commit(sha, dt.datetime.fromisoformat(date), author, subject)
-        for name in names.split("\n"):
-            if name.strip():
-                histories.setdefault(name.strip(), []).append(commit)
+        for line in lines.split("\n"):
+            meta, tab, name = line.partition("\t")
+            fields = meta.split()
+            if not (tab and line.startswith(":") and len(fields) >= 4 and name.strip()):
+                continue
+            name = name.strip()
+            histories.setdefault(name, []).append(commit)
+            blobs[(sha, name)] = fields[3]
     for commits in histories.values():
         commits.reverse()
-    return histories
+    return histories, blobs
 
 
 # --- status at each step (additive: claim pages and the PROV-O graph) ---------------------
@@ -112,17 +126,18 @@ def read_blobs(root: Path, specs: list[str]) -> list[bytes | None]:
     None for a spec that names nothing (the file did not exist at that commit), and for every
     spec when git cannot be run.
     """
-    blobs = _read_blobs(root, specs)
+    blobs = _cat_file(root, [f"{s.split(':', 1)[0]}:./{s.split(':', 1)[1]}" for s in specs])
     return [None] * len(specs) if blobs is None else blobs
 
 
-def _read_blobs(root: Path, specs: list[str]) -> list[bytes | None] | None:
-    """read_blobs, or None when git could not be run (nothing to remember)."""
-    if not specs:
+def _cat_file(root: Path, names: list[str]) -> list[bytes | None] | None:
+    """The objects `names` name (blob ids, or `<commit>:./<path>`), from one `git cat-file`;
+    None for a name that names nothing, or None for all when git could not be run."""
+    if not names:
         return []
     if shutil.which("git") is None:
         return None
-    feed = "".join(f"{s.split(':', 1)[0]}:./{s.split(':', 1)[1]}\n" for s in specs)
+    feed = "".join(f"{name}\n" for name in names)
     try:
         out = subprocess.run(["git", "-C", str(root), "cat-file", "--batch"],
                              input=feed.encode("utf-8"), capture_output=True, check=True,
@@ -131,7 +146,7 @@ def _read_blobs(root: Path, specs: list[str]) -> list[bytes | None] | None:
         return None
     blobs: list[bytes | None] = []
     pos = 0
-    for _ in specs:
+    for _ in names:
         end = out.index(b"\n", pos)
         header = out[pos:end].split()
         pos = end + 1
@@ -147,7 +162,10 @@ def _read_blobs(root: Path, specs: list[str]) -> list[bytes | None] | None:
 def claim_histories(root: Path, paths: tuple[str, ...] = ("claims",),
                     review_age_days: int = 365,
                     histories: dict[str, list[Commit]] | None = None,
-                    cache: bool = False) -> dict[str, list[HistoryStep]]:
+                    cache: bool = False,
+                    parsed: Mapping[str, tuple[str, Any]] | None = None,
+                    blobs: Mapping[tuple[str, str], str] | None = None
+                    ) -> dict[str, list[HistoryStep]]:
     """For each claim file under `paths`, its status at each commit that touched it, oldest
     first. One `git log` and one `git cat-file` for the whole knowledge base.
 
@@ -155,25 +173,37 @@ def claim_histories(root: Path, paths: tuple[str, ...] = ("claims",),
     `cache`, each step is kept in the user's cache under its commit and path, which name the
     same bytes for ever (StepsMemo): only the steps of new commits are read and parsed. Each
     build parsed every version of every claim file again: 4.7 s of an edit build at 10,000
-    claims in a git checkout, against ~2 s for the same build without git.
+    claims in a git checkout, against ~2 s for the same build without git. `parsed` (path →
+    the digest of the bytes the check parsed, and its record): a version with those bytes,
+    most often the last, is not parsed again (in a first build, ~13,000 parses).
+    `histories` and `blobs`: a GitLog's, at hand already, to spare a second `git log`.
     """
-    # `histories`: a file_histories result already at hand, to spare a second `git log`
-    known = histories if histories is not None else file_histories(root, paths)
+    if histories is None:
+        log = GitLog(root, paths)
+        known, blobs = log.histories(), log.blobs
+    else:
+        known = histories
+    blobs = blobs or {}
     histories = {p: cs for p, cs in known.items() if p.endswith(".yaml") and any(
         p == d or p.startswith(f"{d}/") for d in paths)}
     order = [(f"{c.sha}:{p}", p, c) for p, commits in sorted(histories.items()) for c in commits]
     memo = StepsMemo(root, review_age_days) if cache and order else None
     kept = memo.steps if memo is not None else {}
     todo = [(spec, path, c) for spec, path, c in order if spec not in kept]
-    blobs = _read_blobs(root, [spec for spec, _path, _c in todo])
-    made = {spec: _step(path, data, c, review_age_days)
-            for (spec, path, c), data in zip(todo, blobs or [None] * len(todo), strict=True)}
+    # each version by its blob's id where git log gave it; none for a file deleted there
+    names = [blobs.get((c.sha, path)) or f"{c.sha}:./{path}" for _spec, path, c in todo]
+    wanted = sorted({name for name in names if name.strip("0")})
+    read = _cat_file(root, wanted)
+    found = dict(zip(wanted, read, strict=True)) if read is not None else {}
+    parsed = parsed or {}
+    made = {spec: _step(path, found.get(name), c, review_age_days, parsed.get(path))
+            for (spec, path, c), name in zip(todo, names, strict=True)}
     out: dict[str, list[HistoryStep]] = {}
     steps = {**kept, **made}
     for spec, path, commit in order:
         out.setdefault(path, []).append(HistoryStep(commit, *steps[spec]))
     # not when git failed: its steps read as deleted this time, not for ever
-    if memo is not None and blobs is not None and (made or len(kept) != len(order)):
+    if memo is not None and read is not None and (made or len(kept) != len(order)):
         memo.save({spec: steps[spec] for spec, _path, _c in order})
     return out
 
@@ -181,14 +211,19 @@ def claim_histories(root: Path, paths: tuple[str, ...] = ("claims",),
 Step = tuple[str | None, str | None, str, bool]  # HistoryStep's fields but its commit
 
 
-def _step(path: str, data: bytes | None, commit: Commit, review_age_days: int) -> Step:
+def _step(path: str, data: bytes | None, commit: Commit, review_age_days: int,
+          now: tuple[str, Any] | None) -> Step:
+    from kb.cache import digest
     from kb.load import parse_file
     from kb.model import Claim
     from kb.status import assess
 
     if data is None:
         return (None, None, "deleted", True)
-    record, _ = parse_file("claim", path, data)
+    if now is not None and digest(data) == now[0]:
+        record = now[1]  # the bytes the check parsed: the same record
+    else:
+        record, _ = parse_file("claim", path, data)
     if not isinstance(record, Claim):
         return (None, None, "could not be read", False)
     a = assess(record, commit.date.date(), review_age_days)

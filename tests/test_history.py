@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_diff import REFUTING, commit, init, needs_git
 
-from kb.history import claim_histories, claim_history, read_blobs
+from kb.history import GitLog, claim_histories, claim_history, read_blobs
 
 from conftest import MakeKB
 
@@ -98,24 +98,26 @@ def test_steps_are_kept_by_commit_and_path(make_kb: MakeKB,
     commit(root, "Add refuting evidence", date="2026-02-10T10:00:00+00:00")
     fresh = claim_histories(root)
     asked: list[list[str]] = []
-    real = history._read_blobs
+    real = history._cat_file
 
-    def counted(root_: Path, specs: list[str]) -> list[bytes | None] | None:
-        asked.append(specs)
-        return real(root_, specs)
+    def counted(root_: Path, names: list[str]) -> list[bytes | None] | None:
+        asked.append(names)
+        return real(root_, names)
 
-    monkeypatch.setattr(history, "_read_blobs", counted)
+    monkeypatch.setattr(history, "_cat_file", counted)
     assert claim_histories(root, cache=True) == fresh
     assert claim_histories(root, cache=True) == fresh  # from the memo
     assert [len(specs) for specs in asked] == [len(fresh[CLAIM]), 0]
     path.write_text(original, encoding="utf-8")
     third = commit(root, "Back as it was", date="2026-03-01T08:30:00+00:00")
     again = claim_histories(root, cache=True)
-    assert asked[-1] == [f"{third}:{CLAIM}"]  # the new step only
+    log = GitLog(root)
+    log.histories()
+    assert asked[-1] == [log.blobs[(third, CLAIM)]]  # the new step only, by its blob's id
     assert again == claim_histories(root) and len(again[CLAIM]) == 3
     # another review age (kb.toml) assesses every step again
     claim_histories(root, review_age_days=30, cache=True)
-    assert len(asked[-1]) == 3
+    assert len(asked[-1]) == 2  # three steps; the third's bytes are the first's: read once
 
 
 @needs_git
@@ -129,7 +131,7 @@ def test_steps_git_could_not_read_are_not_kept(make_kb: MakeKB,
     commit(root, "Add the trade claim")
     fresh = claim_histories(root)
     with monkeypatch.context() as patched:
-        patched.setattr(history, "_read_blobs", lambda root_, specs: None)  # git failed
+        patched.setattr(history, "_cat_file", lambda root_, names: None)  # git failed
         failed = claim_histories(root, cache=True)
     assert failed[CLAIM][0].deleted  # as without the cache: nothing is invented
     assert claim_histories(root, cache=True) == fresh  # and not remembered
@@ -140,7 +142,7 @@ def test_steps_git_could_not_read_are_not_kept(make_kb: MakeKB,
 
 @needs_git
 def test_git_log_started_early_is_read_later(make_kb: MakeKB) -> None:
-    from kb.history import GitLog, file_histories
+    from kb.history import file_histories
 
     root = make_kb()
     init(root)
@@ -153,3 +155,35 @@ def test_git_log_started_early_is_read_later(make_kb: MakeKB) -> None:
     unread.close()  # a build that ended early: git is stopped and reaped
     assert process is not None and process.returncode is not None
     assert GitLog(root.parent).histories() == {}  # not a checkout: no history
+
+
+@needs_git
+def test_the_checked_records_stand_for_the_versions_with_their_bytes(
+        make_kb: MakeKB, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `kb build` hands claim_histories: each file's parsed record, by the digest of its
+    bytes. Only the versions with other bytes are parsed; the steps are the same."""
+    import kb.load as load
+    from kb.check import check
+
+    root = make_kb()
+    init(root)
+    path = root / CLAIM
+    original = path.read_text(encoding="utf-8")
+    commit(root, "Add the trade claim", date="2026-01-05T09:00:00+01:00")
+    path.write_text(original.replace("reviews:", REFUTING + "reviews:"), encoding="utf-8")
+    commit(root, "Add refuting evidence", date="2026-02-10T10:00:00+00:00")
+    fresh = claim_histories(root)
+    checked = check(root)
+    from kb.cache import digest
+
+    parsed = {p: (digest((root / p).read_bytes()), record) for p, record in checked.kb.files}
+    parses: list[str] = []
+    real = load.parse_file
+
+    def counted(kind: str, shown: str, data: bytes) -> object:
+        parses.append(shown)
+        return real(kind, shown, data)
+
+    monkeypatch.setattr(load, "parse_file", counted)
+    assert claim_histories(root, parsed=parsed) == fresh
+    assert parses == [CLAIM]  # the first version; the second is the file as it is
