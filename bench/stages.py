@@ -429,3 +429,35 @@ def _one_claim_reworded(b: Bench) -> None:
        "(its page, listings, dumps and the search index change)", prepare=_one_claim_reworded)
 def build_edit_text(b: Bench) -> list[str]:
     return _kb_at(b, b.work / "edit-kb", "build", "--out", str(b.work / "edit-site"))
+
+
+def _git(copy: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(copy), "-c", "user.name=bench", "-c",
+                    "user.email=bench@example.org", *args], check=True, capture_output=True)
+
+
+def _one_claim_reworded_and_committed(b: Bench) -> None:
+    """build-edit-text in a git checkout, as editors keep a knowledge base: a copy of it
+    committed once, built; then one claim's statement changes and is committed (one commit
+    more each run). The generated bases are not in git, so the other stages read no history;
+    a build here reads each file's history and each claim's status at each of its commits."""
+    copy = b.work / "git-kb"
+    if not copy.is_dir():
+        shutil.copytree(b.root, copy)
+        _git(copy, "init", "-q")
+        _git(copy, "add", "-A")
+        _git(copy, "commit", "-q", "-m", "The generated knowledge base")
+    _built_copy(b, "git")
+    claim = sorted((copy / "claims").rglob("*.yaml"))[1]
+    text = claim.read_text(encoding="utf-8")
+    old, new = 'claim: "', f'claim: "{_REWORDED}'
+    claim.write_text(text.replace(new, old, 1) if new in text else text.replace(old, new, 1),
+                     encoding="utf-8")
+    _git(copy, "commit", "-q", "-a", "-m", "Reworded")
+
+
+@stage("build-edit-git", "`kb build` after one claim's statement changed and was committed, "
+       "in a git checkout of the knowledge base (build-edit-text with history)",
+       prepare=_one_claim_reworded_and_committed, requires=("git",))
+def build_edit_git(b: Bench) -> list[str]:
+    return _kb_at(b, b.work / "git-kb", "build", "--out", str(b.work / "git-site"))

@@ -149,7 +149,9 @@ def test_an_edit_stage_times_an_edit_even_after_a_site_it_did_not_build(tmp_path
     cache = tmp_path / "cache"
     env = dict(os.environ, KB_TODAY="2026-11-28", KB_CACHE_DIR=str(cache), PYTHONPATH=str(REPO))
     b = Bench(root=root, claims=40, files=52, work=tmp_path / "work", env=env)
-    for name in ("build-edit", "build-edit-text", "build-edit-queries"):
+    names = ["build-edit", "build-edit-text", "build-edit-queries"]
+    names += ["build-edit-git"] if shutil.which("git") else []
+    for name in names:
         stage = STAGES[name]
         assert stage.prepare is not None
         stage.prepare(b)
@@ -161,3 +163,8 @@ def test_an_edit_stage_times_an_edit_even_after_a_site_it_did_not_build(tmp_path
         found = re.search(r"(\d+) pages rendered", done.stdout + done.stderr)
         assert found is not None, done.stdout + done.stderr
         assert 0 < int(found.group(1)) < 52, done.stdout  # a whole build: the 52 records and more
+    if "build-edit-git" in names:  # a checkout: one commit of it all, then one an edit
+        log = subprocess.run(["git", "-C", str(tmp_path / "work" / "git-kb"), "log",
+                              "--format=%s"], capture_output=True, text=True, check=True)
+        assert log.stdout.split("\n")[:3] == ["Reworded", "Reworded",
+                                              "The generated knowledge base"]
