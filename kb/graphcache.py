@@ -106,9 +106,10 @@ def assessment(a: Assessment) -> tuple[object, ...]:
             a.last_review and a.last_review.isoformat(), a.due_for_review)
 
 
-def commits(history: list[Commit] | None) -> list[tuple[object, ...]] | None:
-    return None if history is None else [(c.sha, c.date.isoformat(), c.author, c.subject)
-                                         for c in history]
+def commits(history: list[Commit] | None) -> list[str] | None:
+    """A file's history as its commits' ids: a commit's id digests its date, author and
+    message, all the graph takes from it (the ISO dates cost ~0.03 s a build at 10,000)."""
+    return None if history is None else [c.sha for c in history]
 
 
 class Keys:

@@ -196,15 +196,24 @@ def claim_histories(root: Path, paths: tuple[str, ...] = ("claims",),
     read = _cat_file(root, wanted)
     found = dict(zip(wanted, read, strict=True)) if read is not None else {}
     parsed = parsed or {}
-    made = {spec: _step(path, found.get(name), c, review_age_days, parsed.get(path))
-            for (spec, path, c), name in zip(todo, names, strict=True)}
+    made: dict[str, Step] = {}
+    unsure: set[str] = set()  # steps to work out again next time: git did not give them
+    for (spec, path, c), name in zip(todo, names, strict=True):
+        data = found.get(name)
+        if data is not None or not name.strip("0"):  # read, or deleted in that commit
+            made[spec] = _step(path, data, c, review_age_days, parsed.get(path))
+        elif name in found and ":" in name:  # no such path in that commit
+            made[spec] = _step(path, None, c, review_age_days, None)
+            unsure.add(spec)  # (as git log named no blob: not kept)
+        else:  # an object this clone lacks (shallow, partial), or git failed
+            made[spec] = (None, None, "could not be read", False)
+            unsure.add(spec)
     out: dict[str, list[HistoryStep]] = {}
     steps = {**kept, **made}
     for spec, path, commit in order:
         out.setdefault(path, []).append(HistoryStep(commit, *steps[spec]))
-    # not when git failed: its steps read as deleted this time, not for ever
-    if memo is not None and read is not None and (made or len(kept) != len(order)):
-        memo.save({spec: steps[spec] for spec, _path, _c in order})
+    if memo is not None and (len(made) > len(unsure) or len(kept) != len(order)):
+        memo.save({spec: steps[spec] for spec, _path, _c in order if spec not in unsure})
     return out
 
 

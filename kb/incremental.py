@@ -162,8 +162,9 @@ class Keys:
                          config.read_bytes() if config.is_file() else b"",
                          model.today.isoformat(), everything, renderers())
         memo: dict[int, tuple[object, object]] = {}
-        self._memo = memo  # the commits, shared by the histories of many files
-        self.histories = {p: _d(_plain(cs, memo)) for p, cs in sorted(model.histories.items())}
+        self._memo = memo  # the commits, shared by the status steps of many claims
+        # a commit's id digests its date, author and message: all a page shows of it
+        self.histories = {p: _d([c.sha for c in cs]) for p, cs in sorted(model.histories.items())}
         # Every input file, from the digests above rather than reading all bytes again.
         self.whole = _key(self.common, [(f.kind, f.path, self.files[f.path])
                                         for f in inputs.records], snaps,

@@ -133,7 +133,8 @@ def test_steps_git_could_not_read_are_not_kept(make_kb: MakeKB,
     with monkeypatch.context() as patched:
         patched.setattr(history, "_cat_file", lambda root_, names: None)  # git failed
         failed = claim_histories(root, cache=True)
-    assert failed[CLAIM][0].deleted  # as without the cache: nothing is invented
+    step = failed[CLAIM][0]  # said as it is, not taken for a deletion
+    assert step.status is None and step.reason == "could not be read" and not step.deleted
     assert claim_histories(root, cache=True) == fresh  # and not remembered
     memo = cache_path(root, "history").with_suffix(".memo")
     memo.write_bytes(memo.read_bytes()[:-2])  # damaged: worked out again
@@ -187,3 +188,23 @@ def test_the_checked_records_stand_for_the_versions_with_their_bytes(
     monkeypatch.setattr(load, "parse_file", counted)
     assert claim_histories(root, parsed=parsed) == fresh
     assert parses == [CLAIM]  # the first version; the second is the file as it is
+
+
+@needs_git
+def test_a_commit_s_id_changes_with_its_date_author_and_message(make_kb: MakeKB) -> None:
+    """Page and graph keys hold a file's history as its commits' ids (kb.graphcache.commits):
+    what they show of a commit (date, author, message) is digested by its id."""
+    from test_diff import git
+
+    from kb.history import file_histories
+
+    root = make_kb()
+    init(root)
+    ids = [commit(root, "Add", date="2026-01-05T09:00:00+01:00", author="Editor One")]
+    for message, date, author in (("Add", "2026-01-05T09:00:01+01:00", "Editor One"),
+                                  ("Add", "2026-01-05T09:00:00+01:00", "Editor Two"),
+                                  ("Added", "2026-01-05T09:00:00+01:00", "Editor One")):
+        git(root, "commit", "-q", "--amend", "-m", message, "--reset-author", date=date,
+            author=author)
+        ids.append(file_histories(root)[CLAIM][-1].sha)
+    assert len(set(ids)) == 4
