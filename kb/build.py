@@ -97,10 +97,12 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
     options = options or BuildOptions()
     # The files' history (git log) and the files themselves (in a child, kb.prefetch) are
     # looked at while the caches load.
-    log = GitLog(root) if options.history else None
-    reader = InputsReader(root)
+    log: GitLog | None = None
+    reader: InputsReader | None = None
     scanner: SiteScanner | None = None
     try:
+        log = GitLog(root) if options.history else None
+        reader = InputsReader(root)
         with paused_gc():  # 46,000 entries at 10,000 claims, no cycles: nothing to collect
             manifest = load_manifest(root, out) if options.incremental else None
         # With a last build to keep pages of, its site's files are looked at in a child,
@@ -108,7 +110,8 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
         scanner = SiteScanner(out, manifest) if manifest is not None else None
         return _build_site(root, out, options, manifest, scanner, reader, log)
     finally:
-        reader.close()
+        if reader is not None:
+            reader.close()
         if log is not None:
             log.close()
         if scanner is not None:
@@ -151,7 +154,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         parsed = {path: (digests[path], record) for path, record in checked.kb.files
                   if path in digests}
     steps = claim_histories(root, review_age_days=checked.config.review_age_days,
-                            histories=histories, cache=options.check.use_cache,
+                            histories=histories,
+                            cache=options.check.use_cache and options.incremental,
                             parsed=parsed, blobs=log.blobs if log else None
                             ) if histories else {}
     timings["history"] = time.perf_counter() - t
@@ -185,7 +189,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     try:  # from here on, a failure stops the children (the queries', the dumps')
         # One walk of the last site: what is kept is checked against it, file by file (a hand
         # edit changes a file's Stat), and a file no build wrote makes the build a whole new one.
-        scan = scanner.result() if scanner is not None else None
+        site = scanner.result() if scanner is not None else None
         staging = Staging(out)
         # The dumps need only the graph: their workers start now and run beside the planning.
         # Without a manifest every claim page is made, and its .ttl and .jsonld with the dumps.
@@ -247,7 +251,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         page_keys: dict[str, str] = {}
         remade: list[str] = []  # claims whose .ttl and .jsonld are made again
         with paused_gc():  # ~100,000 small tuples: the collector would walk the heap again
-            plan(all_specs, keys, manifest, scan, extras, todo, kept, page_keys, fresh, remade)
+            plan(all_specs, keys, manifest, site, extras, todo, kept, page_keys, fresh, remade)
         if isinstance(extras.results, LaterResults):
             extras.results.wait()  # before the graph is forgotten: a failed child's are made here
         # the wait for the queries' child is theirs, not the plan's
@@ -261,13 +265,13 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # With the last site as it was left, change it in place: only what changed moves in.
         # Only for a few changes: moving most files one by one costs more than a new folder.
         in_place = (manifest is not None and len(todo) <= max(200, len(all_specs) // 4)
-                    and _as_recorded(manifest, scan))
+                    and _as_recorded(manifest, site))
         # The search index is made from small stubs of the indexed pages, by pagefind running
         # in the background while the pages are made, a shard at a time (kb.searchshards); a
         # shard made from the same stubs is kept.
         t_search = time.perf_counter()
         index = (searchshards.plan_index(model, kb.root, todo, page_keys, executable or "",
-                                         extras.search_shards, manifest, scan,
+                                         extras.search_shards, manifest, site,
                                          options.check.use_cache)
                  if engine == "pagefind" else searchshards.IndexPlan(
                      searchshards.Indexed(extras.search_shards)))
@@ -350,7 +354,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     except KeyboardInterrupt as stop:
         raise StoppedAfterCommit from stop
     result.written = written
-    result.held = (model, keys, all_specs, page_keys, pages, todo, kept, manifest, scan, memo,
+    result.held = (model, keys, all_specs, page_keys, pages, todo, kept, manifest, site, memo,
                    inputs, extras)
     timings["total"] = time.perf_counter() - t0
     result.search = engine
@@ -369,10 +373,10 @@ def _claims_csv(root: Path, checked: Checked, g: Any) -> Page:
     return Page(CSV_FILE, data)
 
 
-def _as_recorded(manifest: Any, scan: Any) -> bool:
+def _as_recorded(manifest: Any, site: Any) -> bool:
     """Whether the site holds exactly the files the last build recorded (none added by hand):
-    from the walk the planning made (kb.manifest.scan_site), not a second one."""
-    return bool(manifest.as_recorded(scan))
+    from the walk the planning had (kb.manifest.SiteChanges), not a second one."""
+    return bool(manifest.as_recorded(site))
 
 
 def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,

@@ -49,7 +49,9 @@ class GitLog:
         self.blobs: dict[tuple[str, str], str] = {}  # (commit, path) → the blob there
         if shutil.which("git") is None:
             return
-        cmd = ["git", "-C", str(root), "log", f"--format={_RS}%H{_US}%aI{_US}%an{_US}%s",
+        # core.quotePath off: a name outside ASCII comes as it is, not quoted in octal
+        cmd = ["git", "-C", str(root), "-c", "core.quotePath=false", "log",
+               f"--format={_RS}%H{_US}%aI{_US}%an{_US}%s",
                "--raw", "--no-abbrev", "--no-renames", "--relative", "--", *paths]
         try:
             self._process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -84,6 +86,9 @@ class GitLog:
             process.communicate()
 
 
+_FILE_MODES = ("100644", "100755", "000000")
+
+
 def _histories(out: str) -> tuple[dict[str, list[Commit]], dict[tuple[str, str], str]]:
     """git log's output: each file's commits, and the blob each commit left at each path
     (--raw's lines, ":<mode> <mode> <blob before> <blob after> <status>\t<path>")."""
@@ -96,7 +101,9 @@ def _histories(out: str) -> tuple[dict[str, list[Commit]], dict[tuple[str, str],
         for line in lines.split("\n"):
             meta, tab, name = line.partition("\t")
             fields = meta.split()
-            if not (tab and line.startswith(":") and len(fields) >= 4 and name.strip()):
+            # a file's version, or its deletion (mode 000000); not a submodule or a link
+            if not (tab and line.startswith(":") and len(fields) >= 4 and name.strip()
+                    and fields[1] in _FILE_MODES):
                 continue
             name = name.strip()
             histories.setdefault(name, []).append(commit)
@@ -146,16 +153,19 @@ def _cat_file(root: Path, names: list[str]) -> list[bytes | None] | None:
         return None
     blobs: list[bytes | None] = []
     pos = 0
-    for _ in names:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        pos = end + 1
-        if len(header) == 3 and header[1] == b"blob":
-            size = int(header[2])
-            blobs.append(out[pos : pos + size])
-            pos += size + 1  # the blob is followed by a newline
-        else:  # "<spec> missing", or not a blob
-            blobs.append(None)
+    try:
+        for _ in names:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            pos = end + 1
+            if len(header) == 3:  # "<id> <type> <size>", then the contents and a newline
+                size = int(header[2])
+                blobs.append(out[pos : pos + size] if header[1] == b"blob" else None)
+                pos += size + 1  # whatever the type: the next answer starts after them
+            else:  # "<name> missing"
+                blobs.append(None)
+    except ValueError:  # cut short: nothing of it is trusted
+        return None
     return blobs
 
 
@@ -221,7 +231,7 @@ Step = tuple[str | None, str | None, str, bool]  # HistoryStep's fields but its 
 
 
 def _step(path: str, data: bytes | None, commit: Commit, review_age_days: int,
-          now: tuple[str, Any] | None) -> Step:
+          checked: tuple[str, Any] | None) -> Step:
     from kb.cache import digest
     from kb.load import parse_file
     from kb.model import Claim
@@ -229,8 +239,8 @@ def _step(path: str, data: bytes | None, commit: Commit, review_age_days: int,
 
     if data is None:
         return (None, None, "deleted", True)
-    if now is not None and digest(data) == now[0]:
-        record = now[1]  # the bytes the check parsed: the same record
+    if checked is not None and digest(data) == checked[0]:
+        record = checked[1]  # the bytes the check parsed: the same record
     else:
         record, _ = parse_file("claim", path, data)
     if not isinstance(record, Claim):

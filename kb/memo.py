@@ -1,7 +1,8 @@
 """Small files in the user's cache that a build reads back: marshal data behind a digest.
 
-The build's manifest (kb.manifest) and the model's memo (kb.modelmemo) are plain data — str,
-int, bytes, tuples, lists, dicts — so they are written with marshal, which loads ten times as
+The build's manifest (kb.manifest), the model's memo (kb.modelmemo), the claims' CSV rows
+(kb.csvmemo) and the claims' status steps (kb.history) are plain data — str, int, bytes,
+tuples, lists, dicts — so they are written with marshal, which loads ten times as
 fast as a pickle of dataclasses and cannot run code. Each file is a magic line, the SHA-256 of
 the data, then the data; the data starts with a key (the format, claimkb's and Python's
 versions, and what else the caller puts in). A file cut short or damaged (its digest), or from
@@ -12,7 +13,11 @@ manifest: 8 MB at 10,000 claims, ~80 MB at 100,000), is kept as that file (its b
 journal beside it: what changed since the base was written (read_journaled, write_journaled).
 The journal names the base's digest, so one left by another base (a base written since, by
 this or another build) is not applied; once it has grown to an eighth of its base, the whole
-memo is written again and the journal removed.
+memo is written again and the journal removed. Two builds of one knowledge base at once are not
+locked out of each other: the last whole save wins over a journal written after it against an
+older base. Each user can afford that: a manifest's pages are kept only where the site's files
+still have the recorded Stat, and the other memos are keyed by content, so an older value costs
+time, never a wrong page.
 """
 
 from __future__ import annotations
@@ -78,10 +83,12 @@ def write_memo(path: Path, key: Any, value: Any) -> None:
     """Write the whole memo (and drop a journal of the last one); a memo that cannot be
     written only costs time next build."""
     try:
-        _write(path, marshal.dumps((key, value)))
-    except (OSError, ValueError):  # ValueError: a value marshal cannot write
+        body = marshal.dumps((key, value))
+    except ValueError:  # a value marshal cannot write
         return
-    _drop(journal_path(path))
+    _drop(journal_path(path))  # first: stopped between the two, the old memo reads whole
+    with suppress(OSError):
+        _write(path, body)
 
 
 def journal_path(path: Path) -> Path:
@@ -153,9 +160,11 @@ def write_journaled(path: Path, key: Any, value: Any, last: Journaled | None) ->
 
 
 def _copied(value: Any) -> Any:
+    """The value's dicts and lists copied, their items shared: a caller may set and remove
+    entries of the value it read, but must not change an item in place (a list in a dict)."""
     t = type(value)
     if t is dict or t is list:
-        return value.copy()  # their items are str, bytes, numbers and tuples of them
+        return value.copy()
     if t is tuple:
         return tuple(map(_copied, value))
     return value
@@ -167,8 +176,10 @@ _MISSING = object()
 def _diff(old: Any, new: Any) -> Change:
     if type(old) is dict and type(new) is dict:
         get = old.get
-        # most values are the very objects read (kept entries): `is` before `!=`
-        put = {k: v for k, v in new.items() if (o := get(k, _MISSING)) is not v and o != v}
+        # many values are the very objects read (kept entries): `is` before `!=`; and 1 ==
+        # True == 1.0, so the types are compared too
+        put = {k: v for k, v in new.items() if (o := get(k, _MISSING)) is not v
+               and (o != v or type(o) is not type(v))}
         added = sum(1 for k in put if k not in old)
         gone = [] if len(old) + added == len(new) else [k for k in old if k not in new]
         return (_DICT, put, gone) if put or gone else UNCHANGED
@@ -220,14 +231,32 @@ def _fits(value: Any, change: Any) -> bool:
 
 
 def _apply(value: Any, change: Change) -> Any:
+    """`value` with `change` applied. Its dicts are changed in place, but for one that marshal
+    read as one object in two places: that one is copied first, so that the other keeps it."""
+    seen: dict[int, int] = {}
+    _count(value, seen)
+    return _applied(value, change, {i for i, n in seen.items() if n > 1})
+
+
+def _count(value: Any, seen: dict[int, int]) -> None:
+    if type(value) is tuple:
+        for v in value:
+            _count(v, seen)
+    elif type(value) is dict:
+        seen[id(value)] = seen.get(id(value), 0) + 1
+
+
+def _applied(value: Any, change: Change, shared: set[int]) -> Any:
     tag = change[0]
     if tag == _VALUE:
         return change[1]
     if tag == _DICT:
+        if id(value) in shared:
+            value = dict(value)
         for k in change[2]:
             value.pop(k, None)
         value.update(change[1])
         return value
     if tag == _TUPLE:
-        return tuple(_apply(v, c) for v, c in zip(value, change[1], strict=True))
+        return tuple(_applied(v, c, shared) for v, c in zip(value, change[1], strict=True))
     return value

@@ -69,18 +69,18 @@ class SiteScanner:
         self._child.close()
 
 
-def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: SiteChanges | None,
+def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, site: SiteChanges | None,
          extras: Extras, todo: list[Spec], kept: list[Link], keyed: dict[str, str],
          fresh: Fresh | None = None, remade: list[str] | None = None) -> None:
-    """Sort the pages into those to render (`todo`) and those kept from the last site (`scan`:
-    the walk of it, the files as they are now); `keyed`: each output file's page key.
+    """Sort the pages into those to render (`todo`) and those kept from the last site (`site`:
+    its files as they are now against the manifest); `keyed`: each output file's page key.
     `fresh` (kb.changed.to_key): the claim, entity and source pages whose key is worked out;
     the others' is the one `manifest` recorded, which it would be again. None: every page's is.
     A claim's .ttl and .jsonld have a key of their own (Keys.alternates): `remade` gets the
     claims whose two files are made again, whether their page is or not."""
     from kb.render import outputs
 
-    reusable = manifest.reusable if manifest is not None and scan is not None else None
+    reusable = manifest.reusable if manifest is not None and site is not None else None
     recorded = {} if manifest is None or fresh is None else manifest.pages
     worked_out = {} if fresh is None else {
         "claim.html": fresh.claims, "entity.html": fresh.entities, "source.html": fresh.sources}
@@ -92,7 +92,7 @@ def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: Sit
         key = entry[0] if entry is not None else keys.key(spec.path, spec.template, spec.extra)
         page, *alternates = outputs(spec, extras)
         keyed[page] = key
-        found = reusable(scan, page, key) if reusable and scan else None
+        found = reusable(site, page, key) if reusable and site else None
         if found is not None:
             kept.append(found)
         else:
@@ -105,7 +105,7 @@ def plan(all_specs: list[Spec], keys: Keys, manifest: Manifest | None, scan: Sit
         links = []
         for p in alternates:
             keyed[p] = alternates_key
-            links.append(reusable(scan, p, alternates_key) if reusable and scan else None)
+            links.append(reusable(site, p, alternates_key) if reusable and site else None)
         if all(links):
             kept += [link for link in links if link is not None]
         elif remade is not None:

@@ -268,7 +268,7 @@ class IndexPlan:
 
 
 def plan_index(model: SiteModel, root: Path, todo: list[Any], page_keys: dict[str, str],
-               executable: str, count: int, manifest: Any, scan: Any,
+               executable: str, count: int, manifest: Any, site: Any,
                cache: bool) -> IndexPlan:
     """Which shards of the index are kept (their stubs are those of the last build, and their
     files as it left them) and the stubs of those to make again (kb.stubs)."""
@@ -280,7 +280,7 @@ def plan_index(model: SiteModel, root: Path, todo: list[Any], page_keys: dict[st
     digests = indexed.digests
     parts = index.parts = split(digests, count)  # each shard's pages: hashed once
     indexed.keys = shard_keys(executable, parts)
-    index.found = (manifest.search_reusable(scan, indexed.keys, OUTPUT)
+    index.found = (manifest.search_reusable(site, indexed.keys, OUTPUT)
                    if manifest is not None else {})
     indexed.redone = [i for i in range(count) if i not in index.found]
     if indexed.redone:  # pagefind reads every stub of a shard: those it is not given

@@ -208,3 +208,31 @@ def test_a_commit_s_id_changes_with_its_date_author_and_message(make_kb: MakeKB)
             author=author)
         ids.append(file_histories(root)[CLAIM][-1].sha)
     assert len(set(ids)) == 4
+
+
+@needs_git
+def test_an_object_not_a_blob_does_not_shift_the_others(make_kb: MakeKB) -> None:
+    """git cat-file answers a tree with its contents too: they are skipped, not read as the
+    next answer."""
+    from test_diff import git
+
+    from kb.history import _cat_file
+
+    root = make_kb()
+    init(root)
+    commit(root, "base")
+    blob = git(root, "rev-parse", f"HEAD:{CLAIM}").strip()
+    tree = git(root, "rev-parse", "HEAD^{tree}").strip()
+    assert _cat_file(root, [tree, blob, "0" * 40, blob]) == [
+        None, (root / CLAIM).read_bytes(), None, (root / CLAIM).read_bytes()]
+
+
+@needs_git
+def test_a_name_outside_ascii_has_its_history(make_kb: MakeKB) -> None:
+    from kb.history import file_histories
+
+    name = "claims/café-trade.yaml"
+    root = make_kb({name: "id: café-trade\nclaim: Trade.\nkind: fact\n"})
+    init(root)
+    first = commit(root, "Add")
+    assert [c.sha for c in file_histories(root)[name]] == [first]

@@ -123,3 +123,30 @@ def test_an_unchanged_value_writes_nothing(tmp_path: Path) -> None:
     before = path.stat().st_mtime_ns
     _save(path, _value(50))
     assert path.stat().st_mtime_ns == before and not journal_path(path).exists()
+
+
+def test_a_dict_read_in_two_places_changes_in_one(tmp_path: Path) -> None:
+    """marshal reads one dict written twice as one object: a change to one place is applied
+    to a copy, not to both."""
+    path = tmp_path / "m.memo"
+    d = {f"k{i}": i for i in range(200)}
+    write_journaled(path, KEY, (d, d), None)
+    read = read_journaled(path, KEY)
+    assert read is not None and read.value[0] is read.value[1]
+    changed = ({**d, "new": 1}, dict(d))
+    write_journaled(path, KEY, changed, read)
+    assert journal_path(path).exists()
+    again = read_journaled(path, KEY)
+    assert again is not None and again.value == changed and "new" not in again.value[1]
+
+
+def test_a_value_of_another_type_is_a_change(tmp_path: Path) -> None:
+    path = tmp_path / "m.memo"
+    value = {f"k{i}": 1 for i in range(200)}
+    write_journaled(path, KEY, value, None)
+    read = read_journaled(path, KEY)
+    changed = {**value, "k1": True, "k2": 1.0}  # equal, as Python compares them
+    write_journaled(path, KEY, changed, read)
+    again = read_journaled(path, KEY)
+    assert again is not None
+    assert [type(again.value[k]) for k in ("k0", "k1", "k2")] == [int, bool, float]
