@@ -148,11 +148,12 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     inputs.release()  # parsed: only their digests are read from here on
     t = time.perf_counter()
     histories = log.histories() if log is not None else {}
-    parsed: dict[str, tuple[str, Any]] = {}
-    if histories:  # a version of a file with the bytes the check parsed: not parsed again
+
+    def parsed() -> dict[str, tuple[str, Any]]:  # a version with bytes the check parsed
         digests = {f.path: f.digest for f in inputs.records}
-        parsed = {path: (digests[path], record) for path, record in checked.kb.files
-                  if path in digests}
+        return {path: (digests[path], record) for path, record in checked.kb.files
+                if path in digests}
+
     steps = claim_histories(root, review_age_days=checked.config.review_age_days,
                             histories=histories,
                             cache=options.check.use_cache and options.incremental,

@@ -186,7 +186,7 @@ def test_the_checked_records_stand_for_the_versions_with_their_bytes(
         return real(kind, shown, data)
 
     monkeypatch.setattr(load, "parse_file", counted)
-    assert claim_histories(root, parsed=parsed) == fresh
+    assert claim_histories(root, parsed=lambda: parsed) == fresh
     assert parses == [CLAIM]  # the first version; the second is the file as it is
 
 
