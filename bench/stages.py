@@ -7,6 +7,7 @@ bench/README.md.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -432,8 +433,14 @@ def build_edit_text(b: Bench) -> list[str]:
 
 
 def _git(copy: Path, *args: str) -> None:
+    """git in the copy, and only there: GIT_CEILING_DIRECTORIES keeps a copy without its .git
+    (a run stopped while making it) from reaching the repository around it, and the user's
+    signing and hooks are left out."""
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(copy.parent)}
     subprocess.run(["git", "-C", str(copy), "-c", "user.name=bench", "-c",
-                    "user.email=bench@example.org", *args], check=True, capture_output=True)
+                    "user.email=bench@example.org", "-c", "commit.gpgsign=false",
+                    "-c", "core.hooksPath=/dev/null", *args],
+                   check=True, capture_output=True, env=env)
 
 
 def _one_claim_reworded_and_committed(b: Bench) -> None:
@@ -442,17 +449,22 @@ def _one_claim_reworded_and_committed(b: Bench) -> None:
     more each run). The generated bases are not in git, so the other stages read no history;
     a build here reads each file's history and each claim's status at each of its commits."""
     copy = b.work / "git-kb"
-    if not copy.is_dir():
-        shutil.copytree(b.root, copy)
-        _git(copy, "init", "-q")
-        _git(copy, "add", "-A")
-        _git(copy, "commit", "-q", "-m", "The generated knowledge base")
+    if not (copy / ".git").is_dir():  # made whole, then renamed: never half a checkout
+        shutil.rmtree(copy, ignore_errors=True)
+        making = b.work / "git-kb.making"
+        shutil.rmtree(making, ignore_errors=True)
+        shutil.copytree(b.root, making)
+        _git(making, "init", "-q")
+        _git(making, "add", "-A")
+        _git(making, "commit", "-q", "-m", "The generated knowledge base")
+        making.rename(copy)
     _built_copy(b, "git")
     claim = sorted((copy / "claims").rglob("*.yaml"))[1]
     text = claim.read_text(encoding="utf-8")
     old, new = 'claim: "', f'claim: "{_REWORDED}'
-    claim.write_text(text.replace(new, old, 1) if new in text else text.replace(old, new, 1),
-                     encoding="utf-8")
+    edited = text.replace(new, old, 1) if new in text else text.replace(old, new, 1)
+    assert edited != text, f"{claim} has no claim: line to reword"
+    claim.write_text(edited, encoding="utf-8")
     _git(copy, "commit", "-q", "-a", "-m", "Reworded")
 
 

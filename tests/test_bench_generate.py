@@ -168,3 +168,32 @@ def test_an_edit_stage_times_an_edit_even_after_a_site_it_did_not_build(tmp_path
                               "--format=%s"], capture_output=True, text=True, check=True)
         assert log.stdout.split("\n")[:3] == ["Reworded", "Reworded",
                                               "The generated knowledge base"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None and not os.environ.get("CI"), reason="no git")
+def test_the_git_stage_never_commits_outside_its_copy(tmp_path: Path) -> None:
+    """A run stopped while making the stage's checkout left a copy without .git: git then
+    found the repository around it (the work folder is often inside claimkb's own checkout)."""
+    from bench.stages import STAGES, Bench
+
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    subprocess.run(["git", "-C", str(outer), "init", "-q"], check=True)
+    (outer / "tracked.txt").write_text("one\n")
+    subprocess.run(["git", "-C", str(outer), "add", "tracked.txt"], check=True)
+    subprocess.run(["git", "-C", str(outer), "-c", "user.name=t", "-c", "user.email=t@e",
+                    "-c", "commit.gpgsign=false", "commit", "-q", "-m", "base"], check=True)
+    (outer / "tracked.txt").write_text("two\n")  # an edit of the developer's, not to commit
+    root = tmp_path / "kb"
+    generate(root, 20, seed=0)
+    work = outer / "work"
+    shutil.copytree(root, work / "git-kb")  # as a stopped run left it: no .git
+    env = dict(os.environ, KB_TODAY="2026-11-28", KB_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(REPO))
+    stage = STAGES["build-edit-git"]
+    assert stage.prepare is not None
+    stage.prepare(Bench(root=root, claims=20, files=26, work=work, env=env))
+    log = subprocess.run(["git", "-C", str(outer), "log", "--format=%s"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert log == ["base"]  # nothing committed around the copy
+    assert (work / "git-kb" / ".git").is_dir()
