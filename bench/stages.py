@@ -417,8 +417,12 @@ def _one_claim_reworded(b: Bench) -> None:
     """The knowledge base and site of build-edit; then the statement of one claim changes (and
     changes back the next time). Unlike a review, this changes what search shows: the claim's
     page, its rows in the listings, a chunk of the dumps, and its shard of the search index."""
-    copy = _built_copy(b)
-    claim = sorted((copy / "claims").rglob("*.yaml"))[1]  # not the one build-edit changes
+    _reword(_built_copy(b))
+
+
+def _reword(copy: Path) -> None:
+    """One claim's statement changed, or changed back (not the claim build-edit changes)."""
+    claim = sorted((copy / "claims").rglob("*.yaml"))[1]
     text = claim.read_text(encoding="utf-8")
     old, new = 'claim: "', f'claim: "{_REWORDED}'
     edited = text.replace(new, old, 1) if new in text else text.replace(old, new, 1)
@@ -459,12 +463,7 @@ def _one_claim_reworded_and_committed(b: Bench) -> None:
         _git(making, "commit", "-q", "-m", "The generated knowledge base")
         making.rename(copy)
     _built_copy(b, "git")
-    claim = sorted((copy / "claims").rglob("*.yaml"))[1]
-    text = claim.read_text(encoding="utf-8")
-    old, new = 'claim: "', f'claim: "{_REWORDED}'
-    edited = text.replace(new, old, 1) if new in text else text.replace(old, new, 1)
-    assert edited != text, f"{claim} has no claim: line to reword"
-    claim.write_text(edited, encoding="utf-8")
+    _reword(copy)
     _git(copy, "commit", "-q", "-a", "-m", "Reworded")
 
 
