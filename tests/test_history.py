@@ -82,13 +82,9 @@ def test_read_blobs_in_one_process(make_kb: MakeKB, tmp_path: Path) -> None:
     assert blobs[2] == (root / "sources/article.txt").read_bytes()
 
 
-@needs_git
-def test_steps_are_kept_by_commit_and_path(make_kb: MakeKB,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the cache, a build reads and parses only the steps of commits it has not seen:
-    each build parsed every version of every claim file again (seconds in a checkout)."""
-    import kb.history as history
-
+def _two_versions(make_kb: MakeKB) -> tuple[Path, str]:
+    """A checkout whose claim has two commits: added, then refuting evidence added. The
+    knowledge base, and the claim as first committed."""
     root = make_kb()
     init(root)
     path = root / CLAIM
@@ -96,6 +92,18 @@ def test_steps_are_kept_by_commit_and_path(make_kb: MakeKB,
     commit(root, "Add the trade claim", date="2026-01-05T09:00:00+01:00")
     path.write_text(original.replace("reviews:", REFUTING + "reviews:"), encoding="utf-8")
     commit(root, "Add refuting evidence", date="2026-02-10T10:00:00+00:00")
+    return root, original
+
+
+@needs_git
+def test_steps_are_kept_by_commit_and_path(make_kb: MakeKB,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the cache, a build reads and parses only the steps of commits it has not seen:
+    each build parsed every version of every claim file again (seconds in a checkout)."""
+    import kb.history as history
+
+    root, original = _two_versions(make_kb)
+    path = root / CLAIM
     fresh = claim_histories(root)
     asked: list[list[str]] = []
     real = history._cat_file
@@ -166,13 +174,7 @@ def test_the_checked_records_stand_for_the_versions_with_their_bytes(
     import kb.load as load
     from kb.check import check
 
-    root = make_kb()
-    init(root)
-    path = root / CLAIM
-    original = path.read_text(encoding="utf-8")
-    commit(root, "Add the trade claim", date="2026-01-05T09:00:00+01:00")
-    path.write_text(original.replace("reviews:", REFUTING + "reviews:"), encoding="utf-8")
-    commit(root, "Add refuting evidence", date="2026-02-10T10:00:00+00:00")
+    root, _original = _two_versions(make_kb)
     fresh = claim_histories(root)
     checked = check(root)
     from kb.cache import digest
