@@ -352,6 +352,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
                           last=manifest)
             if memo is not None:
                 save_memo(root, memo, model)
+            if index is not None:  # what pagefind's runs left going, beside the commit
+                index.close()
     except KeyboardInterrupt as stop:
         raise StoppedAfterCommit from stop
     result.written = written
@@ -435,12 +437,12 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
         timings["search"] = timings.get("search", 0.0) + settled
         t = time.perf_counter()
         if index.running is not None:
-            index.running.wait()
-            index.running = None
+            index.wait()  # tidied up after the commit (index.close)
             indexed.files = search.index_files(staging.path, indexed.redone)
             size += sum(st[1] for st in indexed.files.values())
     finally:
-        index.cancel()
+        if index.running is not None:  # not waited for: the build failed
+            index.cancel()
         dumps.close()
         if pages is not None:
             pages.close()

@@ -124,6 +124,8 @@ class ShardIndexing:
         self._slots = threading.Semaphore(PARALLEL)
         self._first = threading.Event()  # the first shards' stubs are written (see settle)
         self._to_keep: list[Page] | None = None  # stubs for the cache (`kept`), by wait()
+        self._keeping: threading.Thread | None = None  # keeping them (see wait)
+        self._kept_failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(stubs,), name="kb-pagefind-shards",
                                         daemon=True)
         self._thread.start()
@@ -183,19 +185,48 @@ class ShardIndexing:
         (kb.build._fill)."""
         self._first.wait()
 
-    def wait(self) -> None:
+    def wait(self, tidied: bool = True) -> None:
         """Wait for every shard; raise SearchError if any failed. (The merged shards' bundles
-        lost the files the browser loads from shard 0 only as their runs ended: prune_merged.)"""
+        lost the files the browser loads from shard 0 only as their runs ended: prune_merged.)
+
+        The changed stubs are kept in the StubCache by a thread started now, beside the last
+        runs. With `tidied` False, return once the index is made: that thread, and the runs'
+        removal of their folders, may go on (~60 ms after an edit at 10,000 claims, which the
+        build spends committing); close() waits for them."""
         if not self._done:
             self._thread.join()
             self._done = True
             if self._kept is not None and self._digests is not None and self._to_keep is not None:
-                self._kept.write(self._to_keep, self._digests)  # beside pagefind's runs
+                self._keeping = threading.Thread(
+                    target=self._keep, args=(self._kept, self._to_keep, self._digests),
+                    name="kb-pagefind-stubs", daemon=True)
+                self._keeping.start()
             self._to_keep = None
         if self._failure is not None:
             raise SearchError(f"the search stubs could not be written: {self._failure}")
         for job in self.jobs:
-            job.wait()
+            job.wait(tidied=False)
+        if tidied:
+            self.close()
+
+    def _keep(self, kept: StubCache, stubs: list[Page], digests: Mapping[str, str]) -> None:
+        try:
+            kept.write(stubs, digests)
+        except BaseException as exc:  # for close(): a thread's error would otherwise be lost
+            self._kept_failure = exc
+
+    def close(self) -> None:
+        """Wait for what wait() left going: the stubs kept, the runs' folders removed. A
+        failure to keep the stubs is raised here (the cache's own write errors cost only
+        time: kb.cache.write_pickle)."""
+        if self._keeping is not None:
+            self._keeping.join()
+            self._keeping = None
+        for job in self.jobs:
+            job.close()
+        if self._kept_failure is not None:
+            failure, self._kept_failure = self._kept_failure, None
+            raise failure
 
     def cancel(self) -> None:
         """Stop every shard's run (the build failed elsewhere)."""
@@ -208,6 +239,10 @@ class ShardIndexing:
         self._done = True
         for job in self.jobs:
             job.cancel()
+        if self._keeping is not None:  # the stubs kept, or their error, are let be
+            self._keeping.join()
+            self._keeping = None
+        self._kept_failure = None
 
 
 def start_shards(executable: str, shards: list[int], count: int, stubs: list[Page],
@@ -251,6 +286,7 @@ class IndexPlan:
     folder: StubCache | None = None
     parts: list[dict[str, str]] = field(default_factory=list)  # each shard's stub digests
     running: ShardIndexing | None = None
+    ending: ShardIndexing | None = None  # waited for, but not tidied up (close)
 
     def start(self, executable: str, output: Path, last: Path | None) -> None:
         """Index the shards to make again, in the background (start_shards); the stubs given
@@ -261,10 +297,25 @@ class IndexPlan:
                                         last, self.parts or None)
         self.stubs = []
 
+    def wait(self) -> None:
+        """Wait for the index to be made (ShardIndexing.wait); close() tidies up after it."""
+        if self.running is not None:
+            running, self.running = self.running, None
+            self.ending = running
+            running.wait(tidied=False)
+
+    def close(self) -> None:
+        if self.ending is not None:
+            ending, self.ending = self.ending, None
+            ending.close()
+
     def cancel(self) -> None:
         if self.running is not None:
             self.running.cancel()
             self.running = None
+        if self.ending is not None:
+            self.ending.cancel()
+            self.ending = None
 
 
 def plan_index(model: SiteModel, root: Path, todo: list[Any], page_keys: dict[str, str],

@@ -7,6 +7,7 @@ import collections
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from test_search_stubs import PAGEFIND, _script, needs_browser, needs_pagefind
 
 from kb import search, searchshards
 from kb.manifest import manifest_path
+from kb.stubs import StubCache
 from kb.write import Page
 
 GENERATED = (60, 11)  # claims, seed: the conftest's `generated` and `kb` (78 indexed pages)
@@ -178,6 +180,75 @@ def test_settle_returns_when_a_shard_cannot_start(tmp_path: Path, failure: str,
     with pytest.raises(search.SearchError):
         job.wait()
     job.cancel()
+
+
+def _held_removal(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """shutil.rmtree held until `release` is set (`removing`: it was called)."""
+    removing, release = threading.Event(), threading.Event()
+    real = shutil.rmtree
+
+    def held(path: Any, *args: Any, **kwargs: Any) -> None:
+        removing.set()
+        release.wait(10)
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", held)
+    return removing, release
+
+
+def test_the_build_waits_for_the_index_not_for_the_tidying(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """wait(tidied=False) returns once the index is made, while the runs still remove their
+    stub folders (the build commits meanwhile); close() waits for that."""
+    root = tmp_path / "kb"
+    kept = StubCache(root)
+    stubs = _stubs(30)
+    digests = search.stub_digests(stubs)
+    removing, release = _held_removal(monkeypatch)
+    exe = _script(tmp_path, 'mkdir -p "$4" && echo {} > "$4/pagefind-entry.json"\n')
+    job = searchshards.start_shards(exe, [0], 1, stubs, tmp_path / "pagefind", kept, digests)
+    try:
+        waiting = threading.Thread(target=job.wait, kwargs={"tidied": False}, daemon=True)
+        waiting.start()
+        waiting.join(10)
+        assert not waiting.is_alive()  # returned with the removal held
+        assert removing.is_set() and job.jobs[0].folder.is_dir()
+        assert (tmp_path / "pagefind" / "0" / "pagefind-entry.json").is_file()
+    finally:
+        release.set()
+    job.close()
+    assert not job.jobs[0].folder.exists()
+    assert StubCache(root).missing(digests) == set()  # the stubs were kept, by close()
+
+
+def test_stubs_that_could_not_be_kept_fail_at_close(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stubs are kept in a thread beside the commit: its error is not lost."""
+    def broken(self: StubCache, *args: Any) -> None:
+        raise RuntimeError("the stubs' shard broke")
+
+    monkeypatch.setattr(StubCache, "write", broken)
+    stubs = _stubs(10)
+    exe = _script(tmp_path, 'mkdir -p "$4" && echo {} > "$4/pagefind-entry.json"\n')
+    job = searchshards.start_shards(exe, [0], 1, stubs, tmp_path / "pagefind",
+                                    StubCache(tmp_path / "kb"), search.stub_digests(stubs))
+    job.wait(tidied=False)
+    with pytest.raises(RuntimeError, match="shard broke"):
+        job.close()
+    job.close()  # told once
+
+
+def test_cancel_after_the_wait_waits_for_the_tidying(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build that fails after its wait for the index (its commit) leaves no stub folder."""
+    removing, release = _held_removal(monkeypatch)
+    exe = _script(tmp_path, 'mkdir -p "$4" && echo {} > "$4/pagefind-entry.json"\n')
+    job = searchshards.start_shards(exe, [0], 1, _stubs(10), tmp_path / "pagefind")
+    job.wait(tidied=False)
+    assert removing.wait(10)
+    threading.Timer(0.3, release.set).start()
+    job.cancel()
+    assert release.is_set() and not job.jobs[0].folder.exists()
 
 
 # -- in a build ------------------------------------------------------------------------------------
