@@ -290,27 +290,42 @@ class Staging:
             raise WriteError(f"{out} is not a folder")
         whole = set(folders)
         old: Path | None = None  # where replaced folders are set aside, beside the site
+
+        def set_aside() -> Path:
+            nonlocal old
+            if old is None:
+                old = Path(tempfile.mkdtemp(prefix=_tagged(out, "old"), dir=out.parent))
+            return old
+
         for n, folder in enumerate(sorted(whole)):
             src, dst = self.path / folder, out / folder
             if src.is_dir():
                 if dst.exists():
-                    if old is None:
-                        old = Path(tempfile.mkdtemp(prefix=_tagged(out, "old"),
-                                                    dir=out.parent))
-                    dst.rename(old / str(n))
+                    dst.rename(set_aside() / str(n))
                 dst.parent.mkdir(parents=True, exist_ok=True)  # a folder in a folder (pagefind/3)
                 src.rename(dst)
-        if old is not None:
-            remove_later(old)
-        for dirpath, dirnames, files in os.walk(self.path):
-            rel = os.path.relpath(dirpath, self.path)
-            if rel == ".":
-                dirnames[:] = [d for d in dirnames if d not in whole]
-            target = str(out) if rel == "." else os.path.join(out, rel)
-            if files:
-                os.makedirs(target, exist_ok=True)
-            for name in files:
-                os.replace(os.path.join(dirpath, name), os.path.join(target, name))
+        kept = 0  # large replaced files linked into the set-aside folder
+        try:
+            for dirpath, dirnames, files in os.walk(self.path):
+                rel = os.path.relpath(dirpath, self.path)
+                if rel == ".":
+                    dirnames[:] = [d for d in dirnames if d not in whole]
+                target = str(out) if rel == "." else os.path.join(out, rel)
+                if files:
+                    os.makedirs(target, exist_ok=True)
+                for name in files:
+                    into = os.path.join(target, name)
+                    # A large file replaced is linked aside first, so that the rename does
+                    # not free its blocks: ext4 took 6-8 ms a dump (6-9 MB) at 10,000
+                    # claims, a third of the commit; the detached removal frees them.
+                    if _large(into):
+                        with contextlib.suppress(OSError):  # then replaced as it is
+                            os.link(into, set_aside() / f"f{kept}")
+                            kept += 1
+                    os.replace(os.path.join(dirpath, name), into)
+        finally:
+            if old is not None:
+                remove_later(old)
         for path in remove:
             gone = _checked_path(path)
             with contextlib.suppress(FileNotFoundError):
@@ -323,6 +338,16 @@ class Staging:
                 except OSError:
                     break
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+LARGE = 1 << 18  # bytes: a replaced file of this size or more is unlinked by remove_later
+
+
+def _large(path: str) -> bool:
+    try:
+        return os.stat(path, follow_symlinks=False).st_size >= LARGE
+    except OSError:
+        return False
 
 
 def _plain(path: str) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_incremental import SEARCH, TODAY, assert_same_site, build, files
 
-from kb import search
+from kb import search, write
 
 from conftest import until
 
@@ -324,3 +324,46 @@ def test_the_commit_lock_is_released_when_the_cleanup_fails(
     with pytest.raises(RuntimeError, match="cleanup"):
         build(kb, site)
     assert not COMMITTING.locked()
+
+
+def _staged(site: Path, files: dict[str, bytes]) -> write.Staging:
+    staging = write.Staging(site)
+    for name, data in files.items():
+        (staging.path / name).parent.mkdir(parents=True, exist_ok=True)
+        (staging.path / name).write_bytes(data)
+    return staging
+
+
+def test_a_large_file_replaced_in_place_is_freed_by_the_detached_removal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replacing a dump freed its blocks during the commit (6-8 ms each on ext4 at 10,000
+    claims): it is linked into the set-aside folder first, which remove_later deletes."""
+    site = tmp_path / "site"
+    (site / "data").mkdir(parents=True)
+    large, small = b"old dump " * (write.LARGE // 8), b"<p>old</p>"
+    (site / "data" / "kb.nt.gz").write_bytes(large)
+    (site / "index.html").write_bytes(small)
+    old_inode = (site / "data" / "kb.nt.gz").stat().st_ino
+    set_aside: list[Path] = []
+    monkeypatch.setattr(write, "remove_later", set_aside.append)
+    _staged(site, {"data/kb.nt.gz": b"new dump", "index.html": b"<p>new</p>"}).commit_in_place()
+    assert (site / "data" / "kb.nt.gz").read_bytes() == b"new dump"
+    assert (site / "index.html").read_bytes() == b"<p>new</p>"
+    [folder] = set_aside
+    [linked] = [f for f in folder.rglob("*") if f.is_file()]  # the large one only
+    assert linked.stat().st_ino == old_inode and linked.read_bytes() == large
+    assert not list(tmp_path.glob("*new*"))  # the staging folder is gone
+
+
+def test_a_file_that_cannot_be_linked_aside_is_replaced_all_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "big.json").write_bytes(b"x" * write.LARGE)
+
+    def refused(*args: object) -> None:
+        raise PermissionError("no links here")
+
+    monkeypatch.setattr(os, "link", refused)
+    _staged(site, {"big.json": b"{}"}).commit_in_place()
+    assert (site / "big.json").read_bytes() == b"{}"
