@@ -178,10 +178,14 @@ def load_manifest(root: Path, out: Path, folder: Path | None = None) -> Manifest
 
 
 def save_manifest(root: Path, manifest: Manifest, folder: Path | None = None,
-                  last: Manifest | None = None) -> None:
+                  last: Manifest | None = None,
+                  pages_changed: tuple[dict[str, tuple[str, Stat]], list[str]] | None = None
+                  ) -> None:
     """Save `manifest`; with `last` (the manifest this build loaded), only what changed since
-    it was read is written."""
+    it was read is written. `pages_changed`: the entries of `pages` set and removed since
+    `last`, when the caller made it so (kb.build._recorded); not looked for again."""
     write_journaled(manifest_path(root, folder), _manifest_key(),
                     (manifest.out, manifest.pages, manifest.search_keys, manifest.search_files,
                      manifest.stubs, manifest.rows_common, manifest.list_rows, manifest.seen),
-                    None if last is None else last.read)
+                    None if last is None else last.read,
+                    None if pages_changed is None else {1: pages_changed})

@@ -26,6 +26,7 @@ import hashlib
 import marshal
 import os
 import tempfile
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,11 +139,17 @@ def read_journaled(path: Path, key: Any) -> Journaled | None:
     return Journaled(value, _copied(value), digest, size, changes)
 
 
-def write_journaled(path: Path, key: Any, value: Any, last: Journaled | None) -> None:
+def write_journaled(path: Path, key: Any, value: Any, last: Journaled | None,
+                    known: Mapping[int, tuple[dict[Any, Any], list[Any]]] | None = None) -> None:
     """Write `value` as a journal of what changed since `last` was read, or whole (write_memo)
-    when there is no `last` or its journal would grow past an eighth of its base."""
+    when there is no `last` or its journal would grow past an eighth of its base.
+
+    `known`: for items of a tuple `value` (by index) that are dicts, what the caller knows
+    changed in them since `last` was read (the entries set, the keys removed): they are not
+    compared entry by entry. The caller must have made them so: the journal trusts it."""
     if last is not None:
-        since_last = _diff(last.as_read, value)
+        since_last = _diff_known(last.as_read, value, known) if known else _diff(last.as_read,
+                                                                                  value)
         if since_last[0] == _SAME:
             return  # the file holds this value
         changes = _merge(last.changes, since_last, value)
@@ -187,6 +194,17 @@ def _diff(old: Any, new: Any) -> Change:
         parts = tuple(_diff(o, n) for o, n in zip(old, new, strict=True))
         return UNCHANGED if all(p[0] == _SAME for p in parts) else (_TUPLE, parts)
     return UNCHANGED if type(old) is type(new) and old == new else (_VALUE, new)
+
+
+def _diff_known(old: Any, new: Any,
+                known: Mapping[int, tuple[dict[Any, Any], list[Any]]]) -> Change:
+    if not (type(old) is tuple and type(new) is tuple and len(old) == len(new)):
+        return _diff(old, new)
+    parts = tuple(_diff(o, n) if i not in known
+                  else (_DICT, dict(known[i][0]), list(known[i][1]))
+                  if known[i][0] or known[i][1] else UNCHANGED
+                  for i, (o, n) in enumerate(zip(old, new, strict=True)))
+    return UNCHANGED if all(p[0] == _SAME for p in parts) else (_TUPLE, parts)
 
 
 def _merge(since_base: Change, since_last: Change, value: Any) -> Change:

@@ -121,6 +121,7 @@ class WriteResult:
     bytes: int
     stats: dict[str, Stat] = field(default_factory=dict)  # path → its file's Stat
     linked: int = 0  # files kept from the previous site (linked, or left in place)
+    made: dict[str, Stat] = field(default_factory=dict)  # those of `stats` made by this build
 
 
 def _checked_path(path: str) -> PurePosixPath:

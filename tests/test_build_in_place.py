@@ -9,6 +9,7 @@ ends the commit first.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -367,3 +368,33 @@ def test_a_file_that_cannot_be_linked_aside_is_replaced_all_the_same(
     monkeypatch.setattr(os, "link", refused)
     _staged(site, {"big.json": b"{}"}).commit_in_place()
     assert (site / "big.json").read_bytes() == b"{}"
+
+
+def test_the_manifest_after_an_edit_records_every_file_as_a_whole_save_would(
+        kb: Path, tmp_path: Path) -> None:
+    """After an edit in place, the manifest's entries are the last ones with those of the files
+    made set and those of the files gone removed (kb.build._recorded), and its journal is
+    written from that change alone: read back, it is what the files are."""
+    from kb.manifest import load_manifest
+
+    site = tmp_path / "site"
+    build(kb, site)
+    first = load_manifest(kb, site)
+    assert first is not None
+    text = a_claim(kb).read_text("utf-8")
+    (kb / "claims" / "gone-by-hand.yaml").write_text(
+        re.sub(r"^id: .*$", "id: gone-by-hand", text, count=1, flags=re.M), "utf-8")
+    build(kb, site)  # a claim more; then it goes, and a statement changes
+    inode = site.stat().st_ino
+    (kb / "claims" / "gone-by-hand.yaml").unlink()
+    reword(kb, "Newly worded, ")
+    result = build(kb, site)
+    assert result.written is not None and site.stat().st_ino == inode  # in place
+    page_keys = result.held[3]
+    whole = {p: (page_keys.get(p, ""), st) for p, st in result.written.stats.items()
+             if not p.startswith(search.OUTPUT + "/")}
+    saved = load_manifest(kb, site)
+    assert saved is not None and saved.pages == whole
+    on_disk = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
+    assert set(saved.pages) | set(saved.search_files) == on_disk
+    assert not any("gone-by-hand" in p for p in saved.pages)

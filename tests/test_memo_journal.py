@@ -150,3 +150,33 @@ def test_a_value_of_another_type_is_a_change(tmp_path: Path) -> None:
     again = read_journaled(path, KEY)
     assert again is not None
     assert [type(again.value[k]) for k in ("k0", "k1", "k2")] == [int, bool, float]
+
+
+def test_changes_the_caller_knows_are_journaled_without_comparing(tmp_path: Path) -> None:
+    """`known`: a dict's entries set and removed, as the build knows them (the manifest's
+    pages after an edit in place): written as said, the other items compared as ever."""
+    path = tmp_path / "m.memo"
+    _save(path, _value(2000))
+    for round_ in range(3):  # journals that add up, each from a known change
+        read = read_journaled(path, KEY)
+        assert read is not None
+        value = read.value
+        pages = dict(value[1])
+        put = {f"p{round_}": ("edited", (round_, 0, 0)), f"new{round_}": ("added", (1, 2, 3))}
+        gone = [f"p{1000 + round_}"]
+        for k in gone:
+            del pages[k]
+        pages.update(put)
+        files = {**value[3], "f7": -round_ - 1}  # not known: compared
+        new = (value[0], pages, value[2], files, value[4])
+        write_journaled(path, KEY, new, read, {1: (put, gone)})
+        assert journal_path(path).exists()
+        again = read_journaled(path, KEY)
+        assert again is not None and again.value == new
+    # what the caller says is what is written: a change it does not tell is not looked for
+    read = read_journaled(path, KEY)
+    assert read is not None
+    untold = (read.value[0], {**read.value[1], "p5": ("untold", (0, 0, 0))}, *read.value[2:])
+    write_journaled(path, KEY, untold, read, {1: ({}, [])})
+    again = read_journaled(path, KEY)
+    assert again is not None and again.value[1]["p5"] == read.value[1]["p5"]
