@@ -63,6 +63,7 @@ class BuildResult:
     graph: Any = None  # kb.kbgraph.KBGraph, for the SPARQL endpoint of `kb serve`
     timings: dict[str, float] = field(default_factory=dict)
     rendered: int = 0  # pages (specs) rendered; the others were kept from the last build
+    warnings: list[str] = field(default_factory=list)  # said after the build's summary
     # The model, the page keys and the plan, freed with the result rather than when the build
     # returns: `kb build` exits without freeing them (kb.cli.run), ~0.3 s at 10,000 claims.
     held: tuple[Any, ...] = ()
@@ -338,6 +339,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         raise
     timings["write"] = (time.perf_counter() - t - timings.get("search", 0.0)
                         - timings.get("render", 0.0))
+    unkept = ""
     try:
         with holding:  # a Ctrl-C or SIGTERM held since the commit stops the build at its end
             # Every file is recorded, for the next build to keep pages and to see the site
@@ -353,10 +355,17 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
                           last=manifest, pages_changed=since)
             if memo is not None:
                 save_memo(root, memo, model)
-            if index is not None:  # what pagefind's runs left going, beside the commit
-                index.close()
     except KeyboardInterrupt as stop:
         raise StoppedAfterCommit from stop
+    finally:  # what pagefind's runs left going beside the commit, signals no longer held
+        if index is not None:
+            try:
+                unkept = index.close()
+            except KeyboardInterrupt as stop:
+                raise StoppedAfterCommit from stop
+    if unkept:
+        result.warnings.append(f"the search index's stubs were not kept for the next build "
+                               f"(it will make them again): {unkept}")
     result.written = written
     result.held = (model, keys, all_specs, page_keys, pages, todo, kept, manifest, site, memo,
                    inputs, extras)
@@ -539,6 +548,7 @@ def build_command(root: Path, out: Path, options: BuildOptions | None = None,
     lines.append(f"built {w.files} files ({w.bytes / 1e6:.1f} MB) into {w.out} in "
                  f"{t.get('total', 0):.1f} s; search: {result.search}; "
                  f"{result.rendered} pages rendered, {w.linked} files kept")
+    lines += [f"kb: warning: {warning}" for warning in result.warnings]
     if timings:  # one "stage seconds" line each, for the benchmark to read
         lines += [f"timing {stage} {seconds:.3f}" for stage, seconds in t.items()]
     return Outcome(0, lines, result)

@@ -205,8 +205,9 @@ class Indexing:
 
     One thread of its own writes the stubs, runs pagefind and removes the folder: 13,000 small
     files take most of a second to write and as long to remove, even on tmpfs, time the caller
-    spends rendering instead. wait() or cancel() ends it; calling either again does nothing
-    (wait() raises again if the run failed).
+    spends rendering instead. wait(), close() or cancel() ends it; calling one again does
+    nothing (wait() raises again if the run failed). wait(tidied=False) returns once the index
+    is made, before the folders are removed: close() then waits for that.
     """
 
     def __init__(self, executable: str, stubs: list[Page], output: Path, folder: Path,

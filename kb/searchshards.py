@@ -103,8 +103,9 @@ class ShardIndexing:
 
     One thread of its own starts an Indexing for each shard as a slot frees; each reads a new
     folder of its shard's stubs in path order (the changed ones, and the StubCache's others
-    when there is one). wait() keeps the changed stubs in the StubCache, beside the runs, and
-    waits for them; wait() or cancel() ends it, as Indexing's do.
+    when there is one). wait() keeps the changed stubs in the StubCache, in a thread beside the
+    runs, and waits for them; wait() (tidied), close() after wait(tidied=False), or cancel()
+    ends it all, as Indexing's do.
     """
 
     def __init__(self, executable: str, shards: list[int], count: int, stubs: list[Page],
@@ -125,7 +126,7 @@ class ShardIndexing:
         self._first = threading.Event()  # the first shards' stubs are written (see settle)
         self._to_keep: list[Page] | None = None  # stubs for the cache (`kept`), by wait()
         self._keeping: threading.Thread | None = None  # keeping them (see wait)
-        self._kept_failure: BaseException | None = None
+        self.kept_failure: Exception | None = None  # why they could not be kept
         self._thread = threading.Thread(target=self._run, args=(stubs,), name="kb-pagefind-shards",
                                         daemon=True)
         self._thread.start()
@@ -135,8 +136,9 @@ class ShardIndexing:
         count, wanted = self.count, set(self.shards)
         if self._kept is not None and self._digests is not None:
             # The changed stubs, and the cache's for the others: the changed ones are kept in
-            # the cache by wait(), while pagefind runs (writing them first held up the pages'
-            # rendering, which waits for the first shards' folders: kb.build._fill).
+            # the cache by a thread wait() starts, while pagefind runs and the build commits
+            # (writing them first held up the pages' rendering, which waits for the first
+            # shards' folders: kb.build._fill).
             self._to_keep = stubs
             changed = {page.path: page for page in stubs}
             parts = self._parts or split(self._digests, count)
@@ -202,31 +204,31 @@ class ShardIndexing:
                     name="kb-pagefind-stubs", daemon=True)
                 self._keeping.start()
             self._to_keep = None
-        if self._failure is not None:
-            raise SearchError(f"the search stubs could not be written: {self._failure}")
-        for job in self.jobs:
-            job.wait(tidied=False)
-        if tidied:
-            self.close()
+        try:
+            if self._failure is not None:
+                raise SearchError(f"the search stubs could not be written: {self._failure}")
+            for job in self.jobs:
+                job.wait(tidied=False)
+        finally:
+            if tidied:
+                self.close()
 
     def _keep(self, kept: StubCache, stubs: list[Page], digests: Mapping[str, str]) -> None:
         try:
             kept.write(stubs, digests)
-        except BaseException as exc:  # for close(): a thread's error would otherwise be lost
-            self._kept_failure = exc
+        except Exception as exc:  # for close(): a thread's error would otherwise be lost
+            self.kept_failure = exc
 
     def close(self) -> None:
-        """Wait for what wait() left going: the stubs kept, the runs' folders removed. A
-        failure to keep the stubs is raised here (the cache's own write errors cost only
-        time: kb.cache.write_pickle)."""
+        """Wait for what wait() left going: the stubs kept, the runs' folders removed. The
+        stubs are a cache: a failure to keep them (`kept_failure`) costs the next build time
+        only, and is not raised (the cache's own write errors are not even told:
+        kb.cache.write_pickle)."""
         if self._keeping is not None:
             self._keeping.join()
             self._keeping = None
         for job in self.jobs:
             job.close()
-        if self._kept_failure is not None:
-            failure, self._kept_failure = self._kept_failure, None
-            raise failure
 
     def cancel(self) -> None:
         """Stop every shard's run (the build failed elsewhere)."""
@@ -242,7 +244,6 @@ class ShardIndexing:
         if self._keeping is not None:  # the stubs kept, or their error, are let be
             self._keeping.join()
             self._keeping = None
-        self._kept_failure = None
 
 
 def start_shards(executable: str, shards: list[int], count: int, stubs: list[Page],
@@ -300,14 +301,18 @@ class IndexPlan:
     def wait(self) -> None:
         """Wait for the index to be made (ShardIndexing.wait); close() tidies up after it."""
         if self.running is not None:
-            running, self.running = self.running, None
-            self.ending = running
-            running.wait(tidied=False)
+            self.ending = self.running  # first: reachable by cancel() at every moment
+            self.running = None
+            self.ending.wait(tidied=False)
 
-    def close(self) -> None:
-        if self.ending is not None:
-            ending, self.ending = self.ending, None
-            ending.close()
+    def close(self) -> str:
+        """Wait for what the index's wait left going; why its stubs could not be kept, or ""."""
+        if self.ending is None:
+            return ""
+        ending = self.ending
+        ending.close()
+        self.ending = None
+        return "" if ending.kept_failure is None else str(ending.kept_failure)
 
     def cancel(self) -> None:
         if self.running is not None:

@@ -187,6 +187,8 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
                 echo(line)
             return
         echo(f"rebuilt in {result.timings.get('total', 0):.1f} s")
+        for warning in result.warnings:
+            echo(f"kb: warning: {warning}")
         if endpoint is not None and result.graph is not None:
             latest["g"] = result.graph
             endpoint.reload()

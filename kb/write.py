@@ -284,7 +284,9 @@ class Staging:
         what this gives up is only that a reader might, for the milliseconds of the renames,
         see some files new and some old. Each file is replaced atomically (rename). Each of
         `folders` (e.g. the search index's shards that changed: pagefind/3) is staged whole and
-        replaced whole, by two renames.
+        replaced whole, by two renames. A large file replaced or removed is first linked or
+        moved into a folder set aside beside the site, which a detached process deletes
+        (`remove_later`): freeing its blocks is not waited for.
         """
         out = self.out
         if not out.is_dir():
@@ -305,7 +307,7 @@ class Staging:
                     dst.rename(set_aside() / str(n))
                 dst.parent.mkdir(parents=True, exist_ok=True)  # a folder in a folder (pagefind/3)
                 src.rename(dst)
-        kept = 0  # large replaced files linked into the set-aside folder
+        aside = 0  # large files linked or moved into the set-aside folder
         try:
             for dirpath, dirnames, files in os.walk(self.path):
                 rel = os.path.relpath(dirpath, self.path)
@@ -321,23 +323,28 @@ class Staging:
                     # claims, a third of the commit; the detached removal frees them.
                     if _large(into):
                         with contextlib.suppress(OSError):  # then replaced as it is
-                            os.link(into, set_aside() / f"f{kept}")
-                            kept += 1
+                            os.link(into, set_aside() / f"f{aside}")
+                            aside += 1
                     os.replace(os.path.join(dirpath, name), into)
+            for path in remove:
+                gone = _checked_path(path)
+                where = str(out.joinpath(*gone.parts))
+                with contextlib.suppress(FileNotFoundError):
+                    if _large(where):  # as above: moved aside, freed by the removal
+                        os.rename(where, set_aside() / f"f{aside}")
+                        aside += 1
+                    else:
+                        os.unlink(where)
+                for parent in gone.parents:  # folders the removal left empty go too
+                    if parent == PurePosixPath("."):
+                        break
+                    try:
+                        os.rmdir(out.joinpath(*parent.parts))
+                    except OSError:
+                        break
         finally:
             if old is not None:
                 remove_later(old)
-        for path in remove:
-            gone = _checked_path(path)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(out.joinpath(*gone.parts))
-            for parent in gone.parents:  # folders the removal left empty go too
-                if parent == PurePosixPath("."):
-                    break
-                try:
-                    os.rmdir(out.joinpath(*parent.parts))
-                except OSError:
-                    break
         shutil.rmtree(self.path, ignore_errors=True)
 
 

@@ -344,15 +344,19 @@ def test_a_large_file_replaced_in_place_is_freed_by_the_detached_removal(
     large, small = b"old dump " * (write.LARGE // 8), b"<p>old</p>"
     (site / "data" / "kb.nt.gz").write_bytes(large)
     (site / "index.html").write_bytes(small)
+    (site / "data" / "gone.nt.gz").write_bytes(large)  # a large file the build removes
     old_inode = (site / "data" / "kb.nt.gz").stat().st_ino
+    gone_inode = (site / "data" / "gone.nt.gz").stat().st_ino
     set_aside: list[Path] = []
     monkeypatch.setattr(write, "remove_later", set_aside.append)
-    _staged(site, {"data/kb.nt.gz": b"new dump", "index.html": b"<p>new</p>"}).commit_in_place()
+    _staged(site, {"data/kb.nt.gz": b"new dump", "index.html": b"<p>new</p>"}).commit_in_place(
+        ["data/gone.nt.gz"])
     assert (site / "data" / "kb.nt.gz").read_bytes() == b"new dump"
     assert (site / "index.html").read_bytes() == b"<p>new</p>"
+    assert not (site / "data" / "gone.nt.gz").exists()
     [folder] = set_aside
-    [linked] = [f for f in folder.rglob("*") if f.is_file()]  # the large one only
-    assert linked.stat().st_ino == old_inode and linked.read_bytes() == large
+    aside = {f.stat().st_ino: f.read_bytes() for f in folder.rglob("*") if f.is_file()}
+    assert aside == {old_inode: large, gone_inode: large}  # the large ones only
     assert not list(tmp_path.glob("*new*"))  # the staging folder is gone
 
 
@@ -375,7 +379,7 @@ def test_the_manifest_after_an_edit_records_every_file_as_a_whole_save_would(
     """After an edit in place, the manifest's entries are the last ones with those of the files
     made set and those of the files gone removed (kb.build._recorded), and its journal is
     written from that change alone: read back, it is what the files are."""
-    from kb.manifest import load_manifest
+    from kb.manifest import load_manifest, scan_site
 
     site = tmp_path / "site"
     build(kb, site)
@@ -395,6 +399,7 @@ def test_the_manifest_after_an_edit_records_every_file_as_a_whole_save_would(
              if not p.startswith(search.OUTPUT + "/")}
     saved = load_manifest(kb, site)
     assert saved is not None and saved.pages == whole
-    on_disk = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
-    assert set(saved.pages) | set(saved.search_files) == on_disk
+    scan = scan_site(site)  # every file as it is: the Stat the manifest records
+    assert scan is not None
+    assert {p: st for p, (_key, st) in saved.pages.items()} | saved.search_files == scan.stats
     assert not any("gone-by-hand" in p for p in saved.pages)
