@@ -256,3 +256,20 @@ def test_every_indexing_removes_what_killed_builds_left(
     with pytest.raises(searchshards.SearchError):
         running.wait()
     assert calls == [1]
+
+
+@pytest.mark.parametrize("with_rm", [True, False])
+def test_remove_later_deletes_the_folder_in_another_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_rm: bool) -> None:
+    """With the system's rm (started in ~1 ms), or Python's where there is none: the folder
+    goes, whatever its files are called, and nothing beside it."""
+    folder = tmp_path / ".site.old-1"
+    (folder / "a" / "b").mkdir(parents=True)
+    (folder / "a" / "b" / "index.html").write_text("page")
+    (folder / "-rf").write_text("a name like an option")
+    (tmp_path / "site").mkdir()
+    if not with_rm:
+        monkeypatch.setattr(write, "_rm", lambda: None)
+    write.remove_later(folder)
+    assert until(lambda: not folder.exists())
+    assert (tmp_path / "site").is_dir()
