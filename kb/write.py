@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -507,12 +508,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def left_behind(folder: Path, prefixes: Iterable[str]) -> list[Path]:
+STALE = 3600.0  # seconds since a trash folder last changed, after which it is anyone's
+
+
+def left_behind(folder: Path, prefixes: Iterable[str], trash: Iterable[str] = ()) -> list[Path]:
     """The folders in `folder` named `prefix` + `process_tag()` + anything by a process of this
     user, pid namespace and machine boot that is gone (killed: SIGKILL, out of memory). Names
     of older versions, links, files and anything else are never among them, nor anything
-    where the namespace or boot cannot be read."""
-    here, wanted = _where(), tuple(prefixes)
+    where the namespace or boot cannot be read.
+
+    With a prefix of `trash` (folders set aside only to be deleted), also those of this user
+    from another boot or namespace that have not changed for STALE seconds: a reboot stopped
+    their deletion, and no process can still want them (a set-aside folder is read only in the
+    instant between two renames, and changes while it is filled)."""
+    here, wanted, garbage = _where(), tuple(prefixes), tuple(trash)
     found: list[Path] = []
     if here == "0":
         return found
@@ -526,14 +535,18 @@ def left_behind(folder: Path, prefixes: Iterable[str]) -> list[Path]:
                 continue
             tag, dash, _rest = entry.name[len(prefix):].partition("-")
             pid, dot, where = tag.partition(".")
-            if not (dash and dot and pid.isascii() and pid.isdigit() and where == here):
+            mine = where == here
+            if not (dash and dot and pid.isascii() and pid.isdigit()
+                    and (mine or prefix in garbage)):
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
-                    and int(pid) != os.getpid() and not _alive(int(pid))):
+            if not (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()):
+                continue
+            if (int(pid) != os.getpid() and not _alive(int(pid)) if mine
+                    else time.time() - st.st_ctime > STALE):
                 found.append(Path(entry.path))
                 break
     return found
@@ -543,7 +556,8 @@ def remove_left_behind(out: Path) -> list[Path]:
     """Remove, in a detached process each (`remove_later`), the folders beside `out` that a
     build of it made and left behind when it was killed: a staging folder can be the size of
     the site. Returns them."""
-    found = left_behind(out.parent, (_beside(out, "new"), _beside(out, "old")))
+    found = left_behind(out.parent, (_beside(out, "new"), _beside(out, "old")),
+                        trash=(_beside(out, "old"),))
     for folder in found:
         remove_later(folder)
     return found

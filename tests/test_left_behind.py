@@ -273,3 +273,23 @@ def test_remove_later_deletes_the_folder_in_another_process(
     write.remove_later(folder)
     assert until(lambda: not folder.exists())
     assert (tmp_path / "site").is_dir()
+
+
+def test_a_set_aside_folder_of_another_boot_is_removed_once_stale(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reboot stops a set-aside folder's removal (it holds an old site, or old dumps); its
+    boot is not this one, so its process cannot be asked after: once it has not changed for
+    write.STALE seconds it is trash. A staging folder of another boot is never taken."""
+    site = tmp_path / "site"
+    site.mkdir()
+    dead = _dead_pid()
+    old = tmp_path / f".site.old-{dead}.4026531836.0123456789ab-a1"
+    new = tmp_path / f".site.new-{dead}.4026531836.0123456789ab-b2"
+    for folder in (old, new):
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "kb.nt.gz").write_text("an old dump")
+    assert remove_left_behind(site) == []  # just changed: it may be another machine's, at work
+    monkeypatch.setattr(write, "STALE", -1.0)
+    assert remove_left_behind(site) == [old]
+    assert until(lambda: not old.exists())
+    assert (new / "data" / "kb.nt.gz").is_file()
