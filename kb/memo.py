@@ -148,8 +148,7 @@ def write_journaled(path: Path, key: Any, value: Any, last: Journaled | None,
     changed in them since `last` was read (the entries set, the keys removed): they are not
     compared entry by entry. The caller must have made them so: the journal trusts it."""
     if last is not None:
-        since_last = _diff_known(last.as_read, value, known) if known else _diff(last.as_read,
-                                                                                  value)
+        since_last = _diff(last.as_read, value, known)
         if since_last[0] == _SAME:
             return  # the file holds this value
         changes = _merge(last.changes, since_last, value)
@@ -180,7 +179,9 @@ def _copied(value: Any) -> Any:
 _MISSING = object()
 
 
-def _diff(old: Any, new: Any) -> Change:
+def _diff(old: Any, new: Any,
+          known: Mapping[int, tuple[dict[Any, Any], list[Any]]] | None = None) -> Change:
+    """What changed from `old` to `new`; `known`: write_journaled's, for a tuple's items."""
     if type(old) is dict and type(new) is dict:
         get = old.get
         # many values are the very objects read (kept entries): `is` before `!=`; and 1 ==
@@ -191,20 +192,15 @@ def _diff(old: Any, new: Any) -> Change:
         gone = [] if len(old) + added == len(new) else [k for k in old if k not in new]
         return (_DICT, put, gone) if put or gone else UNCHANGED
     if type(old) is tuple and type(new) is tuple and len(old) == len(new):
-        parts = tuple(_diff(o, n) for o, n in zip(old, new, strict=True))
+        parts = tuple(_told(*known[i]) if known and i in known else _diff(o, n)
+                      for i, (o, n) in enumerate(zip(old, new, strict=True)))
         return UNCHANGED if all(p[0] == _SAME for p in parts) else (_TUPLE, parts)
     return UNCHANGED if type(old) is type(new) and old == new else (_VALUE, new)
 
 
-def _diff_known(old: Any, new: Any,
-                known: Mapping[int, tuple[dict[Any, Any], list[Any]]]) -> Change:
-    if not (type(old) is tuple and type(new) is tuple and len(old) == len(new)):
-        return _diff(old, new)
-    parts = tuple(_diff(o, n) if i not in known
-                  else (_DICT, dict(known[i][0]), list(known[i][1]))
-                  if known[i][0] or known[i][1] else UNCHANGED
-                  for i, (o, n) in enumerate(zip(old, new, strict=True)))
-    return UNCHANGED if all(p[0] == _SAME for p in parts) else (_TUPLE, parts)
+def _told(put: dict[Any, Any], gone: list[Any]) -> Change:
+    """A dict's change as the caller knows it (write_journaled's `known`)."""
+    return (_DICT, dict(put), list(gone)) if put or gone else UNCHANGED
 
 
 def _merge(since_base: Change, since_last: Change, value: Any) -> Change:
