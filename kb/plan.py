@@ -45,11 +45,8 @@ class SiteScanner:
         self.manifest = manifest
 
         def walk() -> Any:  # compared in the child: only what differs crosses the pipe
-            scan = scan_site(out)
-            if scan is None:
-                return None
-            found = manifest.compare(scan)
-            return found.changed, found.extra, found.foreign
+            found = self._walk()
+            return None if found is None else (found.changed, found.extra, found.foreign)
 
         self._child = Forked(walk, nice=NICE)
 
@@ -62,7 +59,10 @@ class SiteScanner:
         if (ok and isinstance(value, tuple) and len(value) == 3 and isinstance(value[0], dict)
                 and isinstance(value[1], int) and isinstance(value[2], bool)):
             return SiteChanges(*value)
-        scan = scan_site(self.out)  # not forked, or the child failed: walk here
+        return self._walk()  # not forked, or the child failed: walk here
+
+    def _walk(self) -> SiteChanges | None:
+        scan = scan_site(self.out)
         return None if scan is None else self.manifest.compare(scan)
 
     def close(self) -> None:
