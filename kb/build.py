@@ -128,6 +128,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     from kb.incremental import Keys
     from kb.load import Inputs
     from kb.manifest import Manifest, save_manifest
+    from kb.modelindex import load_index, save_index
     from kb.modelmemo import load_memo, save_memo
     from kb.pages import build_model
     from kb.plan import plan
@@ -147,11 +148,11 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     if checked.report.errors:
         return result
     inputs.release()  # parsed: only their digests are read from here on
+    digests = {f.path: f.digest for f in inputs.records}
     t = time.perf_counter()
     histories = log.histories() if log is not None else {}
 
     def parsed() -> dict[str, tuple[str, Any]]:  # a version with bytes the check parsed
-        digests = {f.path: f.digest for f in inputs.records}
         return {path: (digests[path], record) for path, record in checked.kb.files
                 if path in digests}
 
@@ -222,9 +223,11 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         t = time.perf_counter()
         waited = timings["queries"]
         memo = load_memo(root) if options.check.use_cache else None
+        last_index = load_index(root) if options.check.use_cache else None
         with paused_gc():
             model = build_model(kb, checked.config, checked.context.today, histories,
-                                g.network.independent_sources, g.assessments, memo)
+                                g.network.independent_sources, g.assessments, memo,
+                                last_index, digests if options.check.use_cache else None)
         model.steps = steps
         lines = record_lines(g)
         # The named queries' results are in their own pages' keys only (Keys.results): with
@@ -355,6 +358,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
                           last=manifest, pages_changed=since)
             if memo is not None:
                 save_memo(root, memo, model)
+            if model.index is not None:
+                save_index(root, last_index, model.index)
     except KeyboardInterrupt as stop:
         raise StoppedAfterCommit from stop
     finally:  # what pagefind's runs left going beside the commit, signals no longer held

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import heapq
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -20,6 +21,7 @@ from kb import model as m
 from kb.charts import human
 from kb.config import Config
 from kb.history import Commit, HistoryStep
+from kb.modelindex import Indexes, IndexMemo, Pairs, finish, merge, remove, to_patch
 from kb.modelmemo import ModelMemo, locate_quote, peers_key_of
 from kb.quantities import PEERS, QuantityViews
 from kb.quotes import Normalised, context
@@ -99,7 +101,12 @@ class Span:
 
     @property
     def anchor(self) -> str:
-        return f"q-{self.claim_id}-{self.role[0]}{self.n}"
+        return anchor(self.claim_id, self.role, self.n)
+
+
+def anchor(claim_id: str, role: str, n: int) -> str:
+    """The id of a quote's place in its source's page."""
+    return f"q-{claim_id}-{role[0]}{n}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,7 @@ class SiteModel(QuantityViews):
     located: dict[tuple[str, str, int], Located] = field(default_factory=dict)
     claim_ids: list[str] = field(default_factory=list)  # sorted by id
     steps: dict[str, list[HistoryStep]] = field(default_factory=dict)  # claim file → its steps
+    index: IndexMemo | None = field(default=None, repr=False)  # for kb.modelindex.save_index
     _peers: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _peers_known: bool = field(default=False, repr=False)  # _peers holds every claim's
     peers_key: str = field(default="", repr=False)  # kb.modelmemo.peers_key_of, with a memo
@@ -325,29 +333,77 @@ class SiteModel(QuantityViews):
 def build_model(kb: m.KnowledgeBase, config: Config, today: dt.date,
                 histories: dict[str, list[Commit]], independent: dict[str, int],
                 assessments: dict[str, Assessment] | None = None,
-                memo: ModelMemo | None = None) -> SiteModel:
+                memo: ModelMemo | None = None, last: IndexMemo | None = None,
+                digests: Mapping[str, str] | None = None) -> SiteModel:
     """The model; with `memo` (kb.modelmemo.load_memo), what it holds is taken from it instead
-    of worked out again, and what is worked out is added to it (kb.modelmemo.save_memo)."""
+    of worked out again, and what is worked out is added to it (kb.modelmemo.save_memo).
+    With `digests` (file → digest of its bytes), its indexes are kept in `model.index` for
+    kb.modelindex.save_index; with `last` as well, the last build's, patched where they can
+    be (kb.modelindex)."""
     model = SiteModel(kb, config, today, histories, independent)
     claims, snapshots = kb.claims, kb.snapshots
     model.claim_ids = claim_ids = sorted(claims)
     normalised: dict[str, Normalised] = {}  # made when a quote is not in the memo
-    digests = {} if memo is None else {
+    texts = {} if memo is None and digests is None else {
         sid: hashlib.blake2b(s.text.encode("utf-8"), digest_size=16).hexdigest()
         for sid, s in snapshots.items()}
-    # Each claim is seen once and its tags and entities are sets: appending cannot repeat an
-    # id in an index (the sources' indexes, where a claim may cite one source twice, are made
-    # sets below). setdefault inline: a helper's call per item cost 0.3 s at 10,000 claims.
-    by_status, by_kind, by_tag = model.by_status, model.by_kind, model.by_tag
-    made_by, about, related_in = model.made_by, model.about, model.related_in
-    appears_in, evidence_from = model.appears_in, model.evidence_from
-    spans, located, assessed = model.spans, model.located, model.assessments
-    given = assessments or {}
-    for cid in claim_ids:
+    given, age = assessments or {}, config.review_age_days
+    model.assessments = assessed = {cid: given.get(cid) or assess(claims[cid], today, age)
+                                    for cid in claim_ids}
+    pairs: Pairs | None = None
+    if digests is not None:
+        dg = digests.get
+        pairs = {cid: (dg(c.loc.path, ""), assessed[cid].status) for cid, c in claims.items()}
+        if not all(digest for digest, _status in pairs.values()):
+            pairs = None  # a record not read from a file's bytes: what it is made of is unknown
+    redo = None if pairs is None else to_patch(last, pairs, texts)
+    if last is not None and redo is not None:
+        if memo is not None:  # the quotes of the claims not looked at stay in the memo
+            memo.used.update(memo.located)
+        indexes = last.indexes
+        remove(indexes, redo)
+        merge(indexes, index_claims(kb, sorted(redo & claims.keys()), assessed, memo,
+                                    normalised, texts))
+    else:
+        indexes = finish(index_claims(kb, claim_ids, assessed, memo, normalised, texts))
+    if pairs is not None:
+        model.index = IndexMemo(pairs, texts, indexes)
+    model.by_status, model.by_kind, model.by_tag = (indexes.by_status, indexes.by_kind,
+                                                    indexes.by_tag)
+    model.made_by, model.about = indexes.made_by, indexes.about
+    model.appears_in, model.evidence_from = indexes.appears_in, indexes.evidence_from
+    model.related_in = indexes.related_in
+    model.spans = {sid: [Span(*span) for span in spans] for sid, spans in indexes.spans.items()}
+    model.located = {key: Located(*where) for key, where in indexes.located.items()}
+    for sid in sorted(kb.sources):
+        s = kb.sources[sid]
+        for ref in sorted({*(r.id for r in s.authors),
+                           *([s.publisher.id] if s.publisher else [])}):
+            model.published_by.setdefault(ref, []).append(sid)
+    if memo is not None:  # once a build: the memo is checked, and saved, under this key
+        model.peers_key = peers_key_of(claims, claim_ids, PEERS)
+        if memo.peers_key and memo.peers_key == model.peers_key:
+            model._peers, model._peers_known = dict(memo.peers), True
+    return model
+
+
+def index_claims(kb: m.KnowledgeBase, ids: list[str], assessed: dict[str, Assessment],
+                 memo: ModelMemo | None, normalised: dict[str, Normalised],
+                 texts: dict[str, str]) -> Indexes:
+    """The claims `ids` (sorted) indexed, not yet finished (kb.modelindex.finish, merge).
+    Each claim is seen once and its tags and entities are sets: appending cannot repeat an id
+    in an index (the sources' indexes, where a claim may cite one source twice, are made sets
+    by finish). setdefault inline: a helper's call per item cost 0.3 s at 10,000 claims; and
+    it is faster than a defaultdict's subscript (measured)."""
+    raw = Indexes()
+    claims, snapshots = kb.claims, kb.snapshots
+    by_status, by_kind, by_tag = raw.by_status, raw.by_kind, raw.by_tag
+    made_by, about, related_in = raw.made_by, raw.about, raw.related_in
+    appears_in, evidence_from = raw.appears_in, raw.evidence_from
+    spans, located = raw.spans, raw.located
+    for cid in ids:
         c = claims[cid]
-        a = given.get(cid) or assess(c, today, config.review_age_days)
-        assessed[cid] = a
-        by_status.setdefault(a.status, []).append(cid)
+        by_status.setdefault(assessed[cid].status, []).append(cid)
         by_kind.setdefault(c.kind, []).append(cid)
         if c.tags:
             for tag in sorted(set(c.tags)):
@@ -366,31 +422,14 @@ def build_model(kb: m.KnowledgeBase, config: Config, today: dt.date,
                 snap = snapshots.get(sid)
                 if not quote or snap is None:
                     continue
-                where = locate_quote(memo, normalised, sid, digests.get(sid, ""), snap.text,
+                where = locate_quote(memo, normalised, sid, texts.get(sid, ""), snap.text,
                                      quote)
                 if where is None:
                     continue
-                span = Span(where[0], where[1], cid, role, n)
-                spans.setdefault(sid, []).append(span)
+                spans.setdefault(sid, []).append((where[0], where[1], cid, role, n))
                 pre, post = context(snap.text, *where)
-                located[(cid, role, n)] = Located(pre, snap.text[where[0]:where[1]], post,
-                                                  span.anchor)
+                located[(cid, role, n)] = (pre, snap.text[where[0]:where[1]], post,
+                                           anchor(cid, role, n))
         for rel in c.related:
             related_in.setdefault(rel.claim.id, []).append((cid, rel.relation))
-    for sid in sorted(kb.sources):
-        s = kb.sources[sid]
-        for ref in sorted({*(r.id for r in s.authors),
-                           *([s.publisher.id] if s.publisher else [])}):
-            model.published_by.setdefault(ref, []).append(sid)
-    for index in (appears_in, evidence_from):
-        for key in index:
-            index[key] = sorted(set(index[key]))
-    for found in spans.values():
-        found.sort(key=lambda s: (s.start, -s.end, s.claim_id, s.role, s.n))
-    model.by_status = dict(sorted(by_status.items()))
-    model.by_tag = dict(sorted(by_tag.items()))
-    if memo is not None:  # once a build: the memo is checked, and saved, under this key
-        model.peers_key = peers_key_of(claims, claim_ids, PEERS)
-        if memo.peers_key and memo.peers_key == model.peers_key:
-            model._peers, model._peers_known = dict(memo.peers), True
-    return model
+    return raw
