@@ -13,8 +13,6 @@ tests compare the two on every bad case.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +135,12 @@ def run_cached(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str],
                                          "entity": kb.entities}
     assessed = ctx._assessed
     shards, get = cache.shards, snaps.get
-    # the loop runs 13,000 times after one edit: the cache's get() is inlined
+    # ids referred to by the first record of each id: entities, sources, claims
+    entities: set[str] = set()
+    sources: set[str] = set()
+    claims: set[str] = set()
+    # the loop runs 13,000 times after one edit: the cache's get() is inlined, and the sets
+    # are filled in it (a union of 130,000 tuples each, after it, took ~0.2 s)
     for path, record in kb.files:
         kind = _KINDS[type(record)]
         d = digests.get(path)
@@ -154,25 +157,22 @@ def run_cached(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str],
         if found[5] is not None:
             assessed[record.id] = (record, found[5])
         firsts.append((record, found))
+        entities.update(found[2])
+        sources.update(found[3])
+        claims.update(found[4])
     problems += duplicate_ids(kb)
-    entities = _union(f[2] for _, f in firsts)
-    sources = _union(f[3] for _, f in firsts)
-    problems += _unknown(kb, firsts, entities, sources)
+    problems += _unknown(kb, firsts, entities, sources, claims)
     problems += unused(kb, entities, sources)
     problems += depends_on_cycles(kb, ctx)
     problems += depends_on_weak(kb, ctx)
     return problems
 
 
-def _union(parts: Iterable[tuple[str, ...]]) -> set[str]:
-    return set(chain.from_iterable(parts))
-
-
 def _unknown(kb: m.KnowledgeBase, firsts: list[tuple[m.Record, Local]], entities: set[str],
-             sources: set[str]) -> list[Problem]:
+             sources: set[str], claims: set[str]) -> list[Problem]:
     """R301, looked for only in the records that refer to an id no record has."""
     missing = ((entities - kb.entities.keys()) | (sources - kb.sources.keys())
-               | (_union(f[4] for _, f in firsts) - kb.claims.keys()))
+               | (claims - kb.claims.keys()))
     missing.discard("")  # an empty id was reported by the schema, not here
     if not missing:
         return []
