@@ -13,7 +13,7 @@ A claim page's key is made of (Keys.claim), besides what every page's key holds 
 - what the sources it cites show of themselves (Keys.source), and the entities it names
   (Keys.entity);
 - the rows of the claims it relates to, of those that relate to it (`related_in`), and of its
-  quantity peers (decided by what kb.modelmemo.peers_key_of digests).
+  quantity peers (decided by what kb.modelindex.peers_key_of digests).
 
 Those values, for every claim, source and entity, are kept with the manifest (`Seen`) and
 compared with this build's as whole maps (at C speed when they are equal). A changed value

@@ -13,6 +13,8 @@ patched indexes with fresh ones after each kind of edit.
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 import sys
 from dataclasses import dataclass, field, fields
 from operator import itemgetter
@@ -46,6 +48,9 @@ class Indexes:
     related_in: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     spans: dict[str, list[SpanData]] = field(default_factory=dict)  # source → quotes in it
     located: dict[tuple[str, str, int], LocatedData] = field(default_factory=dict)
+    # quantity claim → what decides its chart's peers: unit, period, tags, entities (sorted)
+    quantities: dict[str, tuple[str, str | None, list[str], list[str]]] = field(
+        default_factory=dict)
 
     def as_data(self) -> tuple[dict[Any, Any], ...]:
         return tuple(getattr(self, f.name) for f in fields(self))
@@ -53,6 +58,15 @@ class Indexes:
 
 _CLAIM_LISTS = ("by_status", "by_kind", "by_tag", "made_by", "about", "appears_in",
                 "evidence_from")
+
+
+def peers_key_of(indexes: Indexes, peers: int) -> str:
+    """What decides the quantity charts' peers (kb.modelmemo.ModelMemo.peers): each quantity
+    claim's unit, period, tags and entities, and how many peers a chart shows. marshal's
+    format 2 writes equal values as equal bytes, whichever objects hold them (patched or
+    fresh indexes)."""
+    parts = [(cid, *part) for cid, part in sorted(indexes.quantities.items())]
+    return hashlib.sha256(marshal.dumps((peers, parts), 2)).hexdigest()
 
 
 def span_order(span: SpanData) -> tuple[int, int, str, str, int]:
@@ -150,6 +164,8 @@ def remove(indexes: Indexes, gone: set[str]) -> None:
     _drop(indexes.spans, gone, 2)
     for located_key in [k for k in indexes.located if k[0] in gone]:
         del indexes.located[located_key]
+    for cid in gone:
+        indexes.quantities.pop(cid, None)
 
 
 def _drop(table: dict[str, list[Any]], gone: set[str], at: int) -> None:
@@ -177,6 +193,7 @@ def merge(indexes: Indexes, added: Indexes) -> None:
     for key, spans in added.spans.items():
         indexes.spans[key] = sorted([*indexes.spans.get(key, ()), *spans], key=span_order)
     indexes.located.update(added.located)
+    indexes.quantities.update(added.quantities)
     indexes.by_status = dict(sorted(indexes.by_status.items()))
     indexes.by_tag = dict(sorted(indexes.by_tag.items()))
     # kinds in the order of their first claim, as a fresh build meets them (Keys hashes them

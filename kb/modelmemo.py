@@ -8,16 +8,12 @@ tests/test_build_caches.py).
 
 from __future__ import annotations
 
-import hashlib
-import marshal
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import kb as kb_package
-from kb import model as m
 from kb.memo import read_memo, write_memo
 from kb.quotes import Normalised, locate, normalise
 
@@ -79,18 +75,6 @@ def save_memo(root: Path, memo: ModelMemo, model: SiteModel,
         return
     write_memo(memo_path(root, folder), _memo_key(),
                (memo.used, peers_key if complete else "", peers))
-
-
-def peers_key_of(claims: Mapping[str, m.Claim], claim_ids: list[str], peers: int) -> str:
-    """What decides the quantity peers: each quantity claim's unit, period, tags and entities
-    (and how many peers a chart shows)."""
-    parts = []
-    for cid in claim_ids:
-        c = claims[cid]
-        if c.quantity is not None:
-            parts.append((cid, c.quantity.unit, c.period, sorted(set(c.tags)),
-                          sorted({r.id for r in c.about})))
-    return hashlib.sha256(marshal.dumps((peers, parts))).hexdigest()
 
 
 def locate_quote(memo: ModelMemo | None, normalised: dict[str, Normalised], sid: str,

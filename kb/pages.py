@@ -21,8 +21,17 @@ from kb import model as m
 from kb.charts import human
 from kb.config import Config
 from kb.history import Commit, HistoryStep
-from kb.modelindex import Indexes, IndexMemo, Pairs, finish, merge, remove, to_patch
-from kb.modelmemo import ModelMemo, locate_quote, peers_key_of
+from kb.modelindex import (
+    Indexes,
+    IndexMemo,
+    Pairs,
+    finish,
+    merge,
+    peers_key_of,
+    remove,
+    to_patch,
+)
+from kb.modelmemo import ModelMemo, locate_quote
 from kb.quantities import PEERS, QuantityViews
 from kb.quotes import Normalised, context
 from kb.status import Assessment, assess
@@ -153,7 +162,7 @@ class SiteModel(QuantityViews):
     index: IndexMemo | None = field(default=None, repr=False)  # for kb.modelindex.save_index
     _peers: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _peers_known: bool = field(default=False, repr=False)  # _peers holds every claim's
-    peers_key: str = field(default="", repr=False)  # kb.modelmemo.peers_key_of, with a memo
+    peers_key: str = field(default="", repr=False)  # kb.modelindex.peers_key_of, with a memo
     _rows: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     # Rows of the last site's list of every claim, as written there with `root` LAST_ROWS_ROOT
     # (kb.lastrows): used as they are on that page, split in two parts for others.
@@ -381,7 +390,7 @@ def build_model(kb: m.KnowledgeBase, config: Config, today: dt.date,
                            *([s.publisher.id] if s.publisher else [])}):
             model.published_by.setdefault(ref, []).append(sid)
     if memo is not None:  # once a build: the memo is checked, and saved, under this key
-        model.peers_key = peers_key_of(claims, claim_ids, PEERS)
+        model.peers_key = peers_key_of(indexes, PEERS)
         if memo.peers_key and memo.peers_key == model.peers_key:
             model._peers, model._peers_known = dict(memo.peers), True
     return model
@@ -400,19 +409,21 @@ def index_claims(kb: m.KnowledgeBase, ids: list[str], assessed: dict[str, Assess
     by_status, by_kind, by_tag = raw.by_status, raw.by_kind, raw.by_tag
     made_by, about, related_in = raw.made_by, raw.about, raw.related_in
     appears_in, evidence_from = raw.appears_in, raw.evidence_from
-    spans, located = raw.spans, raw.located
+    spans, located, quantities = raw.spans, raw.located, raw.quantities
     for cid in ids:
         c = claims[cid]
         by_status.setdefault(assessed[cid].status, []).append(cid)
         by_kind.setdefault(c.kind, []).append(cid)
-        if c.tags:
-            for tag in sorted(set(c.tags)):
-                by_tag.setdefault(tag, []).append(cid)
+        tags = sorted(set(c.tags)) if c.tags else []
+        for tag in tags:
+            by_tag.setdefault(tag, []).append(cid)
         if c.claimant:
             made_by.setdefault(c.claimant.id, []).append(cid)
-        if c.about:
-            for ref in sorted({r.id for r in c.about}):
-                about.setdefault(ref, []).append(cid)
+        entities = sorted({r.id for r in c.about}) if c.about else []
+        for ref in entities:
+            about.setdefault(ref, []).append(cid)
+        if c.quantity is not None:
+            quantities[cid] = (c.quantity.unit, c.period, tags, entities)
         cited: tuple[tuple[str, dict[str, list[str]], list[tuple[str, str | None]]], ...] = (
             ("appearance", appears_in, [(ap.source.id, ap.quote) for ap in c.appearances]),
             ("evidence", evidence_from, [(ev.source.id, ev.quote) for ev in c.evidence]))

@@ -24,10 +24,12 @@ from kb.modelindex import (
     IndexMemo,
     index_path,
     load_index,
+    peers_key_of,
     save_index,
     to_patch,
 )
 from kb.pages import SiteModel, build_model
+from kb.quantities import PEERS
 
 TODAY = dt.date(2026, 11, 28)
 GENERATED = (50, 3)  # claims, seed: the conftest's `generated` and `kb`
@@ -54,6 +56,7 @@ def assert_same_indexes(patched: SiteModel, fresh: SiteModel) -> None:
         assert getattr(patched, name) == getattr(fresh, name), name
     assert patched.index is not None and fresh.index is not None
     assert patched.index.as_data() == fresh.index.as_data()
+    assert peers_key_of(patched.index.indexes, PEERS) == peers_key_of(fresh.index.indexes, PEERS)
 
 
 EDITS: dict[str, Callable[[Path], None]] = {
@@ -167,3 +170,16 @@ def test_a_record_without_a_digest_keeps_no_indexes(kb: Path) -> None:
     model = build_model(checked.kb, checked.config, checked.context.today, {},
                         g.network.independent_sources, g.assessments, None, None, digests)
     assert model.index is None
+
+
+@pytest.mark.parametrize(("change", "changes_peers"), [
+    ("tag", True), ("period", True), ("quantity", False), ("statement", False)])
+def test_the_peers_key_is_what_decides_the_peers(kb: Path, change: str,
+                                                  changes_peers: bool) -> None:
+    """Unit, period, tags and entities of each quantity claim: not its value or statement."""
+    before = make_model(kb, None).index
+    EDITS[change](kb)
+    after = make_model(kb, None).index
+    assert before is not None and after is not None
+    assert (peers_key_of(before.indexes, PEERS) != peers_key_of(after.indexes, PEERS)) is (
+        changes_peers)
