@@ -223,7 +223,9 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         t = time.perf_counter()
         waited = timings["queries"]
         memo = load_memo(root) if options.check.use_cache else None
-        last_index = load_index(root) if options.check.use_cache else None
+        # `--full` makes them afresh too, and keeps them for the next build
+        last_index = (load_index(root) if options.check.use_cache and options.incremental
+                      else None)
         with paused_gc():
             model = build_model(kb, checked.config, checked.context.today, histories,
                                 g.network.independent_sources, g.assessments, memo,

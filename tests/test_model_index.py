@@ -183,3 +183,24 @@ def test_the_peers_key_is_what_decides_the_peers(kb: Path, change: str,
     assert before is not None and after is not None
     assert (peers_key_of(before.indexes, PEERS) != peers_key_of(after.indexes, PEERS)) is (
         changes_peers)
+
+
+def test_a_full_build_makes_the_indexes_afresh_and_keeps_them(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.modelindex as modelindex
+    from kb.build import BuildOptions, build_site
+
+    site = tmp_path / "site"
+    assert build_site(kb, site, BuildOptions(check=CheckOptions(today=TODAY))).ok
+    kept = load_index(kb)
+    assert kept is not None
+
+    def not_read(*args: object) -> None:
+        raise AssertionError("a full build read the last indexes")
+
+    monkeypatch.setattr(modelindex, "load_index", not_read)
+    EDITS["statement"](kb)
+    assert build_site(kb, site, BuildOptions(check=CheckOptions(today=TODAY),
+                                             incremental=False)).ok
+    after = load_index(kb)  # this module's own name: the one patched is kb.modelindex's
+    assert after is not None and after.pairs != kept.pairs
