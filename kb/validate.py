@@ -88,10 +88,10 @@ def id_local(path: str, record: m.Record) -> Iterator[Problem]:
 
 def duplicate_ids(kb: m.KnowledgeBase) -> Iterator[Problem]:
     """I203: the same id in two files of one kind."""
-    # Each kind's table holds the first record of each id: with as many records as the tables
-    # hold, no id is used twice (counting is ~40 times cheaper than the keys at 100,000 claims).
-    if sum(1 for _path, record in kb.files if record.id) == (
-            len(kb.claims) + len(kb.sources) + len(kb.entities)):
+    # Each kind's table holds the first record of each id, the empty one too (kb.load): with as
+    # many records as the tables hold, no two share a kind and an id (a comparison of lengths,
+    # where keying every record took ~5 ms at 10,000 claims).
+    if len(kb.files) == len(kb.claims) + len(kb.sources) + len(kb.entities):
         return
     first: dict[tuple[str, str], str] = {}
     for path, record in kb.files:

@@ -184,3 +184,14 @@ def test_a_cold_cache_is_filled_by_the_helper_that_runs_half_the_rules(
     monkeypatch.setattr(kb.rulecache, "local", never)
     warm = check(root, CheckOptions(today=TODAY, jobs=2))
     assert lines(warm) == plain
+
+
+def test_a_duplicate_id_is_found_beside_a_record_without_one(make_kb: MakeKB) -> None:
+    """The tables hold a record without an id under "": it must not hide a duplicate from
+    duplicate_ids' quick count."""
+    root = make_kb({"claims/no-id.yaml": "claim: x\nkind: fact\n",
+                    "claims/dup.yaml": "id: dup\nclaim: a\nkind: fact\n",
+                    "claims/dup-2.yaml": "id: dup\nclaim: b\nkind: fact\n"})
+    for use_cache in (False, True):
+        codes = [p.code for p in run(root, use_cache).report]
+        assert codes.count("I203") == 1 and "S102" in codes, codes
