@@ -65,8 +65,10 @@ def load_memo(root: Path, folder: Path | None = None) -> ModelMemo:
 
 def save_memo(root: Path, memo: ModelMemo, model: SiteModel,
               folder: Path | None = None) -> None:
-    """Keep what this build worked out (only the quotes it looked up: the memo does not
-    grow with every past edit), when it differs from what was read."""
+    """Keep what this build worked out, when it differs from what was read: only the quotes it
+    looked up, so the memo does not grow with every past edit. A build that patched the
+    model's indexes (kb.modelindex) looked up only the changed claims' quotes and keeps the
+    others it read too: a quote edited away stays until a build makes the indexes afresh."""
     complete = model._peers_known or len(model._peers) >= len(model.claim_ids)
     peers_key = model.peers_key  # worked out once, by build_model
     peers = ({c: p for c, p in model._peers.items() if p} if complete else {})
