@@ -174,7 +174,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     # store's copy beside the planning would raise the peak (STAGGERED_FROM, as for the dumps).
     beside = not options.keep_graph and len(kb.claims) < STAGGERED_FROM
     with paused_gc():  # millions of objects, no cycles: collections would walk them again
-        g, extras = graph_extras(checked, histories, root, timings, inputs,
+        g, extras = graph_extras(checked, histories, root, timings, digests,
                                  options.check.use_cache, keep_store=options.keep_graph,
                                  beside=beside)
     result.graph = g

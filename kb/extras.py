@@ -66,7 +66,7 @@ DUMPS = (("jsonld", "JSON-LD, gzip (one named graph per file)"),
 
 
 def graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
-                 timings: dict[str, float], inputs: Any = None,
+                 timings: dict[str, float], digests: Mapping[str, str] | None = None,
                  use_cache: bool = True, keep_store: bool = True,
                  beside: bool = False) -> tuple[Any, Any]:
     """The graph, and Extras (downloads, alternates, query results); the dumps come later.
@@ -75,15 +75,14 @@ def graph_extras(checked: Checked, histories: dict[str, Any], root: Path,
     not hold it (the peak of this process is unchanged: it is while the store is there).
     `beside` (with `keep_store` False): the queries run in a child forked now (LaterResults),
     which holds the store instead, and this process goes on; their results are waited for
-    when first read."""
+    when first read. `digests` (path → digest of the bytes its record was parsed from) key
+    each file's named graph in the graph cache (kb.graphcache)."""
     from kb import export
     from kb.graph import build_graph
     from kb.query import named_queries
     from kb.render import Extras
 
     t = time.perf_counter()
-    # The files' digests key each file's named graph in the graph cache (kb.graphcache).
-    digests = {f.path: f.digest for f in inputs.records} if inputs is not None else None
     g = build_graph(checked, histories, cache=use_cache, digests=digests)
     timings["graph"] = time.perf_counter() - t
     extras = Extras()
