@@ -291,9 +291,13 @@ def _claim_context(model: SiteModel, cid: str, root: str) -> dict[str, Any]:
 def outputs(spec: Spec, extras: Extras) -> list[str]:
     """The files one spec makes: a claim's page also makes its record as Turtle and JSON-LD."""
     if spec.template == "claim.html" and extras.graph is not None and extras.record_alternates:
-        cid = dict(spec.extra)["id"]
-        return [spec.path, f"claims/{cid}.ttl", f"claims/{cid}.jsonld"]
+        return [spec.path, *alternates_of(dict(spec.extra)["id"])]
     return [spec.path]
+
+
+def alternates_of(cid: str) -> tuple[str, str]:
+    """A claim's record as Turtle and as JSON-LD, beside its page."""
+    return f"claims/{cid}.ttl", f"claims/{cid}.jsonld"
 
 
 def render_stream(model: SiteModel, extras: Extras, root: Path | None, todo: list[Spec],

@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,85 @@ def test_a_child_not_waited_for_is_stopped_and_reaped(tmp_path: Path) -> None:
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left behind
     assert child.result() == (False, None)
+
+
+# --- the plan's inline tests of a kept file against Manifest.reusable ---------------------------
+
+def _reference_plan(all_specs: list[Any], keys: Any, recorded_manifest: Manifest | None,
+                    site: SiteChanges | None, extras: Any, fresh: Any) -> tuple[Any, ...]:
+    """The plan as it was written before its tests were inlined: kb.render.outputs for each
+    spec's files, Manifest.reusable for each file kept."""
+    from kb.render import outputs
+
+    todo: list[Any] = []
+    kept: list[Any] = []
+    keyed: dict[str, str] = {}
+    remade: list[str] = []
+    m = recorded_manifest
+    reusable = m.reusable if m is not None and site is not None else None
+    recorded = {} if m is None or fresh is None else m.pages
+    worked_out = {} if fresh is None else {
+        "claim.html": fresh.claims, "entity.html": fresh.entities, "source.html": fresh.sources}
+    for spec in all_specs:
+        entry = None
+        ids = worked_out.get(spec.template) if recorded else None
+        if ids is not None and dict(spec.extra)["id"] not in ids:
+            entry = recorded.get(spec.path)
+        key = entry[0] if entry is not None else keys.key(spec.path, spec.template, spec.extra)
+        page, *alternates = outputs(spec, extras)
+        keyed[page] = key
+        found = reusable(site, page, key) if reusable and site else None
+        if found is not None:
+            kept.append(found)
+        else:
+            todo.append(spec)
+        if not alternates:
+            continue
+        cid = dict(spec.extra)["id"]
+        known = recorded.get(alternates[0]) if entry is not None else None
+        alternates_key = known[0] if known is not None else keys.alternates(cid)
+        links = []
+        for p in alternates:
+            keyed[p] = alternates_key
+            links.append(reusable(site, p, alternates_key) if reusable and site else None)
+        if all(links):
+            kept += [link for link in links if link is not None]
+        else:
+            remade.append(cid)
+    return todo, kept, list(keyed.items()), remade
+
+
+def test_the_plan_keeps_what_the_manifest_would(kb: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every plan of a first build, edit builds, a build after a hand edit of the site and one
+    without the last site's walk gives what the reference loop gives, file for file."""
+    from test_incremental import CHANGES, build
+
+    compared: list[tuple[int, int, int]] = []
+    real = plan.plan
+
+    def both(all_specs: list[Any], keys: Any, recorded: Manifest | None,
+             site: SiteChanges | None, extras: Any, todo: list[Any], kept: list[Any],
+             keyed: dict[str, str], fresh: Any = None, remade: list[str] | None = None) -> None:
+        real(all_specs, keys, recorded, site, extras, todo, kept, keyed, fresh, remade)
+        expected = _reference_plan(all_specs, keys, recorded, site, extras, fresh)
+        assert (todo, kept, list(keyed.items()), remade) == expected
+        compared.append((len(todo), len(kept), fresh is None))
+
+    monkeypatch.setattr(plan, "plan", both)
+    out = tmp_path / "site"
+    build(kb, out)
+    for name in ("statement", "review", "evidence", "deleted-claim"):
+        CHANGES[name](kb)
+        build(kb, out)
+    page = next(out.glob("claims/*/index.html"))
+    page.write_text(page.read_text(encoding="utf-8") + "<!-- by hand -->", encoding="utf-8")
+    record = sorted(out.glob("claims/*.jsonld"))[-1]  # another claim's, and only one of its two
+    record.write_bytes(record.read_bytes() + b"\n")
+    build(kb, out)
+    monkeypatch.setattr(plan.SiteScanner, "result", lambda self, wait=False: None)
+    build(kb, out)
+    assert len(compared) == 7
+    assert compared[0][1] == 0  # the first build keeps nothing
+    assert all(kept > 0 for _todo, kept, _ in compared[1:6])  # the edits keep most files
+    assert compared[6][1] == 0  # without the walk nothing is known to be untouched
