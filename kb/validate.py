@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import difflib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from kb import model as m
@@ -29,15 +29,38 @@ class Context:
     review_age_days: int = 365
     _normalised: dict[str, Normalised] = field(default_factory=dict)
     _assessed: dict[str, tuple[m.Claim, Assessment]] = field(default_factory=dict)
+    # Assessments the rule cache gave a shard at a time (kb.rulecache), each for the claim
+    # with its id in `_of`, the knowledge base's table: as `_assessed`, by identity.
+    _given: dict[str, Assessment] = field(default_factory=dict)
+    _of: dict[str, m.Claim] = field(default_factory=dict)
 
     def assessment(self, claim: m.Claim) -> Assessment:
         """The claim's status as of this context's day, worked out once: several rules, the
         network and the graph all need it."""
         seen = self._assessed.get(claim.id)
-        if seen is None or seen[0] is not claim:
-            seen = (claim, assess(claim, self.today, self.review_age_days))
-            self._assessed[claim.id] = seen
+        if seen is not None and seen[0] is claim:
+            return seen[1]
+        given = self._given.get(claim.id)
+        if given is not None and self._of.get(claim.id) is claim:
+            return given
+        seen = (claim, assess(claim, self.today, self.review_age_days))
+        self._assessed[claim.id] = seen
         return seen[1]
+
+    def take_assessments(self, claims: dict[str, m.Claim],
+                         given: Iterable[dict[str, Assessment]]) -> None:
+        """Assessments of the claims of `claims` (by id), worked out before for the same files
+        on the same day."""
+        self._of = claims
+        for assessed in given:
+            self._given.update(assessed)
+
+    def assessed(self) -> dict[str, Assessment]:
+        """Every assessment known without working one out (for tests)."""
+        of = self._of
+        known = {cid: a for cid, a in self._given.items() if cid in of}
+        known.update((cid, pair[1]) for cid, pair in self._assessed.items())
+        return known
 
     def snapshot(self, kb: m.KnowledgeBase, source_id: str) -> Normalised | None:
         snap = kb.snapshots.get(source_id)

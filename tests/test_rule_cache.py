@@ -35,7 +35,7 @@ def same(root: Path, today: dt.date = TODAY) -> list[str]:
     cached = run(root, True, today)
     assert lines(cached) == lines(plain)
     assert sorted(cached.report.problems, key=repr) == sorted(plain.report.problems, key=repr)
-    assert {k: v[1] for k, v in cached.context._assessed.items()} == {
+    assert cached.context.assessed() == {
         cid: plain.context.assessment(c) for cid, c in plain.kb.claims.items()}
     return lines(plain)
 
@@ -195,3 +195,94 @@ def test_a_duplicate_id_is_found_beside_a_record_without_one(make_kb: MakeKB) ->
     for use_cache in (False, True):
         codes = [p.code for p in run(root, use_cache).report]
         assert codes.count("I203") == 1 and "S102" in codes, codes
+
+
+# --- a shard's aggregate -------------------------------------------------------------------------
+
+def _claim(cid: str, about: str = "russia") -> str:
+    return f"id: {cid}\nclaim: {cid}\nkind: fact\nabout: [{about}]\n"
+
+
+def _looked_at(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files the next runs look at one by one (each of them adds to its shard's aggregate
+    while every id has one record)."""
+    import kb.rulecache
+
+    seen: list[str] = []
+    real = kb.rulecache._Gathered.add
+
+    def add(self: object, path: str, *args: object) -> None:
+        seen.append(path)
+        real(self, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kb.rulecache._Gathered, "add", add)
+    return seen
+
+
+def _same_shard_as(path: str, folder: str) -> str:
+    from kb.cache import shard_of
+
+    return next(f"{folder}/extra-{i}.yaml" for i in range(100_000)
+                if shard_of(f"{folder}/extra-{i}.yaml") == shard_of(path))
+
+
+def test_unchanged_shards_are_taken_whole(make_kb: MakeKB,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an edit, only the files of the edited file's shard are looked at one by one; a
+    file new in a shard adds to its aggregate; each report is a fresh run's."""
+    from kb.cache import shard_of
+
+    files = {f"claims/c{i}.yaml": _claim(f"c{i}") for i in range(40)}
+    root = make_kb(files)
+    same(root)  # cold: the rules fill the cache and its aggregates
+    seen = _looked_at(monkeypatch)
+    same(root)
+    assert seen == []  # nothing changed: every shard taken whole
+    paths = [str(p.relative_to(root)) for p in root.rglob("*.yaml") if p.name != "kb.toml"]
+    (root / "claims/c7.yaml").write_text(_claim("c7", "nobody"), encoding="utf-8")
+    assert any("R301" in line for line in same(root))
+    assert sorted(seen) == sorted(p for p in paths if shard_of(p) == shard_of("claims/c7.yaml"))
+    seen.clear()
+    new = _same_shard_as("claims/c3.yaml", "claims")
+    (root / new).write_text(_claim("extra", "nobody"), encoding="utf-8")
+    same(root)
+    assert seen == [new]  # its shard's aggregate held: the new file is added to it
+    seen.clear()
+    same(root)
+    assert seen == []
+    (root / "claims/c3.yaml").unlink()
+    same(root)
+    assert sorted(seen) == sorted(p for p in [*paths, new] if p != "claims/c3.yaml"
+                                  and shard_of(p) == shard_of(new))
+
+
+def test_a_duplicate_id_makes_every_file_looked_at(make_kb: MakeKB,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two records of one id, only the first's rules count: no aggregate is trusted."""
+    root = make_kb({f"claims/c{i}.yaml": _claim(f"c{i}") for i in range(10)})
+    same(root)
+    same(root)
+    (root / "claims/copy.yaml").write_text(_claim("c1"), encoding="utf-8")
+    assert any("I203" in line for line in same(root))
+    (root / "claims/copy.yaml").unlink()
+    seen = _looked_at(monkeypatch)
+    same(root)
+    assert seen == []  # the aggregates of the files left as they were still hold
+
+
+def test_an_assessment_given_whole_is_for_its_own_claim_only() -> None:
+    """The assessments a shard gave are its claims': another claim object with the same id
+    (say, a second record of that id) has its own worked out."""
+    from kb import model as m
+    from kb.status import assess
+    from kb.validate import Context
+
+    mine = m.Claim(id="a", claim="a", kind="fact")
+    other = m.Claim(id="a", claim="a", kind="fact",
+                    evidence=[m.Evidence(source=m.Ref("s"), stance="refutes")])
+    ctx = Context(TODAY)
+    given = assess(mine, TODAY, 365)
+    ctx.take_assessments({"a": mine}, [{"a": given}])
+    assert ctx.assessment(mine) is given
+    assert ctx.assessment(other).status == "refuted"
+    assert ctx.assessment(mine) is given  # still, beside the other's
