@@ -344,7 +344,7 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
     """
     kb = checked.kb
     ctx = checked.context
-    assessments = {cid: ctx.assessment(c) for cid, c in kb.claims.items()}
+    assessments = ctx.assessments(kb.claims)
     # the first of two records with one id wins, as in the model
     records = [(path, record, kind) for path, record in kb.files
                if record.id and kb.record(kind := kind_of(record), record.id) is record]

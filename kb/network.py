@@ -298,8 +298,8 @@ def depends_on_cycles(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
 def depends_on_weak(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
     """N702: a claim resting on a claim the evidence refutes or disputes."""
     cache: dict[str, str] = {}
-    for cid in sorted(kb.claims):
-        for rel in kb.claims[cid].related:
+    for claim in kb.claims.values():  # the report sorts what it is given
+        for rel in claim.related:
             other = kb.claims.get(rel.claim.id)
             if rel.relation != "depends-on" or other is None:
                 continue
@@ -340,7 +340,6 @@ def analyze(root: Path) -> tuple[list[str], int]:
     from kb.check import check  # lazily: kb.check imports the rules in this module
 
     checked = check(root)
-    ctx = checked.context
-    assessments = {cid: ctx.assessment(c) for cid, c in checked.kb.claims.items()}
+    assessments = checked.context.assessments(checked.kb.claims)
     report = analyse(checked.kb, assessments)
     return report_lines(report, checked.kb), 1 if report.cycles else 0

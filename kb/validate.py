@@ -47,6 +47,13 @@ class Context:
         self._assessed[claim.id] = seen
         return seen[1]
 
+    def assessments(self, claims: dict[str, m.Claim]) -> dict[str, Assessment]:
+        """Every claim's of `claims` (a knowledge base's table), in its order: one call, not
+        one per claim (100,000 of them at 100,000 claims)."""
+        given = self._given if self._of is claims else {}
+        one = self.assessment
+        return {cid: given.get(cid) or one(c) for cid, c in claims.items()}
+
     def take_assessments(self, claims: dict[str, m.Claim],
                          given: Iterable[dict[str, Assessment]]) -> None:
         """Assessments of the claims of `claims` (by id), worked out before for the same files

@@ -286,3 +286,5 @@ def test_an_assessment_given_whole_is_for_its_own_claim_only() -> None:
     assert ctx.assessment(mine) is given
     assert ctx.assessment(other).status == "refuted"
     assert ctx.assessment(mine) is given  # still, beside the other's
+    assert ctx.assessments({"a": mine}) == {"a": given}
+    assert ctx.assessments({"a": other})["a"].status == "refuted"
