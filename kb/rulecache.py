@@ -298,13 +298,21 @@ def run_cached(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str],
         cache.set_aggregates(held, gathered)
 
     def every_first() -> list[tuple[m.Record, Local]]:
-        """With the files the aggregates stood for (only when an id is unknown: R301)."""
+        """With the files the aggregates stood for (only when an id is unknown: R301). A
+        covered file's own entry may be gone or of other bytes while its shard's aggregate
+        holds (its file was away for a run, or edited while ids were duplicated, then put
+        back): its Local is then worked out again, and kept."""
         more = []
         for path, record in kb.files:
             if path in covered:
-                entry = shards[shard_of(path)].get((_KINDS[type(record)], path))
-                if entry is not None:
-                    more.append((record, entry[1]))
+                kind, d = _KINDS[type(record)], digests[path]
+                entry = shards[shard_of(path)].get((kind, path))
+                if entry is not None and entry[0] == d:
+                    found = entry[1]
+                else:
+                    found = local(kb, ctx, path, record, snaps)
+                    cache.put(kind, path, d, found)
+                more.append((record, found))
         return firsts + more
 
     problems += duplicate_ids(kb)

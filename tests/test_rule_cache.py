@@ -256,18 +256,42 @@ def test_unchanged_shards_are_taken_whole(make_kb: MakeKB,
                                   and shard_of(p) == shard_of(new))
 
 
-def test_a_duplicate_id_makes_every_file_looked_at(make_kb: MakeKB,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """With two records of one id, only the first's rules count: no aggregate is trusted."""
+def test_a_file_away_for_a_run_then_back_is_checked_for_unknown_ids(make_kb: MakeKB) -> None:
+    """Its shard's aggregate holds again when it is back, byte for byte, but its own entry
+    was dropped while it was away: R301 must be found all the same."""
+    from kb.cache import shard_of
+
     root = make_kb({f"claims/c{i}.yaml": _claim(f"c{i}") for i in range(10)})
+    taken = {shard_of(p.relative_to(root).as_posix()) for p in root.rglob("*.yaml")}
+    lonely = next(name for i in range(100_000)  # a file alone in its shard
+                  if shard_of(name := f"claims/lonely-{i}.yaml") not in taken)
+    (root / lonely).write_text(_claim("lonely", "nobody"), encoding="utf-8")
+    reported = same(root)
+    assert any("R301" in line and lonely in line for line in reported)
     same(root)
+    (root / lonely).rename(root / "away.txt")
+    assert not any("R301" in line for line in same(root))
+    (root / "away.txt").rename(root / lonely)
+    assert same(root) == reported
+    assert same(root) == reported
+
+
+def test_a_file_edited_while_ids_were_duplicated_then_put_back(make_kb: MakeKB) -> None:
+    """While two records share an id, no aggregate is used or written, but the edited file's
+    own entry is: put back as it was, its shard's aggregate holds again, and its entry is of
+    other bytes. R301 must be found all the same."""
+    root = make_kb({f"claims/c{i}.yaml": _claim(f"c{i}") for i in range(10)})
+    (root / "claims/c4.yaml").write_text(_claim("c4", "nobody"), encoding="utf-8")
+    reported = same(root)
+    assert any("R301" in line for line in reported)
     same(root)
     (root / "claims/copy.yaml").write_text(_claim("c1"), encoding="utf-8")
     assert any("I203" in line for line in same(root))
-    (root / "claims/copy.yaml").unlink()
-    seen = _looked_at(monkeypatch)
+    (root / "claims/c4.yaml").write_text(_claim("c4"), encoding="utf-8")
     same(root)
-    assert seen == []  # the aggregates of the files left as they were still hold
+    (root / "claims/c4.yaml").write_text(_claim("c4", "nobody"), encoding="utf-8")
+    (root / "claims/copy.yaml").unlink()
+    assert same(root) == reported
 
 
 def test_an_assessment_given_whole_is_for_its_own_claim_only() -> None:
