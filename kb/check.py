@@ -69,7 +69,7 @@ def check(root: Path, options: CheckOptions | None = None,
         report.extend(run_rules(kb, ctx, jobs))
     else:  # the rules of unchanged files come from their cache (kb.rulecache)
         digests = {f.path: f.digest for f in inputs.records}
-        keep = {(f.kind, f.path) for f in inputs.records}
+        keep = inputs.kinds_and_paths()
         if rules.empty and jobs > 1 and len(kb.files) >= PARALLEL_MIN:
             # Nothing to reuse (first run, new day, new code): the rules run on two processes
             # as without a cache, and the helper fills both caches once its rules are done.
