@@ -134,6 +134,7 @@ class ParseCache:
     they name their folder, the code they depend on, and what a well-formed entry is."""
 
     what = "parse"
+    pinned: frozenset[tuple[str, str]] = frozenset()  # keys of entries that are no file's
 
     def __init__(self, root: Path, folder: Path | None = None,
                  extra: tuple[str | int, ...] = ()) -> None:
@@ -183,9 +184,11 @@ class ParseCache:
         self.dirty.add(index)
 
     def keep_only(self, keep: set[tuple[str, str]]) -> None:
-        """Drop the entries of files that are gone (when the cache is next saved)."""
+        """Drop the entries of files that are gone (when the cache is next saved), but those
+        under the keys `pinned`, which are no file's."""
+        pinned = self.pinned
         for index, shard in enumerate(self.shards):
-            gone = [k for k in shard if k not in keep]
+            gone = [k for k in shard if k not in keep and k not in pinned]
             for k in gone:
                 del shard[k]
             if gone:

@@ -231,6 +231,13 @@ class KnowledgeBase:
     # records of a kind in file order, duplicates included, for rules that look at all of them
     files: list[tuple[str, Record]] = field(default_factory=list)
 
+    def one_record_per_id(self) -> bool:
+        """Whether no two records of a kind share an id. Each kind's table holds the first
+        record of each id, the empty one too (kb.load): as many records as the tables hold
+        means none is a second (a comparison of lengths, where keying every record took ~5 ms
+        at 10,000 claims)."""
+        return len(self.files) == len(self.claims) + len(self.sources) + len(self.entities)
+
     def record(self, kind: str, id_: str) -> Record | None:
         if kind == "claim":
             return self.claims.get(id_)

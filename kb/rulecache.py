@@ -73,6 +73,7 @@ class RuleCache(ParseCache):
     (kb.toml), so a new day or setting runs every rule again."""
 
     what = "rules"
+    pinned = frozenset({AGGREGATE})
 
     def __init__(self, root: Path, ctx: Context, folder: Path | None = None) -> None:
         super().__init__(root, folder, (ctx.today.isoformat(), ctx.review_age_days))
@@ -97,15 +98,6 @@ class RuleCache(ParseCache):
                 and type(e) is tuple and (f is None or type(f) is Assessment)
                 and type(g) is tuple and len(g) == 2 and type(g[0]) is tuple
                 and type(g[1]) is tuple and len(g[0]) == len(g[1]))
-
-    def keep_only(self, keep: set[tuple[str, str]]) -> None:
-        """As ParseCache's, the shards' aggregates kept (kb.rulecache.set_aggregates)."""
-        for index, shard in enumerate(self.shards):
-            gone = [k for k in shard if k not in keep and k != AGGREGATE]
-            for k in gone:
-                del shard[k]
-            if gone:
-                self.dirty.add(index)
 
     def aggregates(self, digests: dict[str, str], snaps: dict[str, str]) -> dict[int, Aggregate]:
         """The shards' aggregates that still hold: each file they were made from has the digest
@@ -218,15 +210,10 @@ def local(kb: m.KnowledgeBase, ctx: Context, path: str, record: m.Record,
 NO_DEPS: Deps = ((), ())
 
 
-def _unique(kb: m.KnowledgeBase) -> bool:
-    """Whether each id has one record (an empty one included): each is the first with its id."""
-    return len(kb.files) == len(kb.claims) + len(kb.sources) + len(kb.entities)
-
-
 def fill(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str], cache: RuleCache) -> None:
     """Put every file's Local into `cache` (after the rules ran without it: see kb.check)."""
     snaps = snapshot_keys(kb)
-    unique = _unique(kb)
+    unique = kb.one_record_per_id()  # then each record is the first with its id
     gathered: dict[int, _Gathered] = {}
     for path, record in kb.files:
         d = digests.get(path)
@@ -255,26 +242,32 @@ def run_cached(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str],
     entities: set[str] = set()
     sources: set[str] = set()
     claims: set[str] = set()
-    unique = _unique(kb)
+    unique = kb.one_record_per_id()  # then each record is the first with its id
     held = cache.aggregates(digests, snaps) if unique else {}
     covered: set[str] = set()  # the files of the shards whose aggregate holds
     for agg in held.values():
         covered.update(agg[0])
     gathered: dict[int, _Gathered] = {}
-    # the loop runs 13,000 times after one edit, less the files of the shards it has not
-    # reached: the cache's get() is inlined, and the sets are filled in it
-    for path, record in kb.files:
-        if path in covered:
-            continue
-        kind = _KINDS[type(record)]
-        d = digests.get(path)
-        index = shard_of(path)
+
+    def cached(path: str, record: m.Record, kind: str, d: str | None, index: int) -> Local:
+        """The file's Local from its entry, when that is of these bytes and the snapshots it
+        quotes are as they were; else worked out, and kept."""
         entry = shards[index].get((kind, path))
         found: Local | None = entry[1] if entry is not None and entry[0] == d else None
         if found is None or (found[6][0] and tuple(map(get, found[6][0])) != found[6][1]):
             found = local(kb, ctx, path, record, snaps)
             if d is not None:
                 cache.put(kind, path, d, found)
+        return found
+
+    # after one edit, only the files of the shards it reached (~2,000 at 100,000 claims)
+    for path, record in kb.files:
+        if path in covered:
+            continue
+        kind = _KINDS[type(record)]
+        d = digests.get(path)
+        index = shard_of(path)
+        found = cached(path, record, kind, d, index)
         problems += found[0]
         if tables[kind].get(record.id) is not record:
             continue  # a second record with this id: the rules see only the first
@@ -302,18 +295,9 @@ def run_cached(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str],
         covered file's own entry may be gone or of other bytes while its shard's aggregate
         holds (its file was away for a run, or edited while ids were duplicated, then put
         back): its Local is then worked out again, and kept."""
-        more = []
-        for path, record in kb.files:
-            if path in covered:
-                kind, d = _KINDS[type(record)], digests[path]
-                entry = shards[shard_of(path)].get((kind, path))
-                if entry is not None and entry[0] == d:
-                    found = entry[1]
-                else:
-                    found = local(kb, ctx, path, record, snaps)
-                    cache.put(kind, path, d, found)
-                more.append((record, found))
-        return firsts + more
+        return firsts + [(record, cached(path, record, _KINDS[type(record)], digests[path],
+                                         shard_of(path)))
+                         for path, record in kb.files if path in covered]
 
     problems += duplicate_ids(kb)
     problems += _unknown(kb, every_first if held else lambda: firsts, entities, sources, claims)
