@@ -237,7 +237,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # page again.
         everything = (engine, extras.search_shards, extras.record_alternates, extras.downloads,
                       [repr(q) for q in extras.queries], lines is None)
-        keys = Keys(model, inputs, checked.kb.root, everything, lines, extras.results)
+        keys = Keys(model, inputs, checked.kb.root, everything, lines, extras.results, digests)
         if lines is None:  # a graph we cannot see into: its records change
             keys.common = keys.whole
         if manifest is not None:
