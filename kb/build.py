@@ -148,7 +148,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     if checked.report.errors:
         return result
     inputs.release()  # parsed: only their digests are read from here on
-    digests = {f.path: f.digest for f in inputs.records}
+    digests = inputs.digests()
     t = time.perf_counter()
     histories = log.histories() if log is not None else {}
 

@@ -68,7 +68,7 @@ def check(root: Path, options: CheckOptions | None = None,
     if cache is None or rules is None:
         report.extend(run_rules(kb, ctx, jobs))
     else:  # the rules of unchanged files come from their cache (kb.rulecache)
-        digests = {f.path: f.digest for f in inputs.records}
+        digests = inputs.digests()
         keep = inputs.kinds_and_paths()
         if rules.empty and jobs > 1 and len(kb.files) >= PARALLEL_MIN:
             # Nothing to reuse (first run, new day, new code): the rules run on two processes
