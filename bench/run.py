@@ -9,6 +9,7 @@ process among it and the children it waited for; pages a forked worker shares co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -264,11 +265,34 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers") from None
 
 
+# Seconds a run waits after the last run in its work folder deleted what it set aside: this
+# machine's ext4 (no journal) will not reuse an inode freed less than 1 to 6 minutes ago and
+# scans past each one (bench.stages.set_aside). A 100,000-claim run started right after a
+# 10,000-claim one began its cold build within two minutes of ~200,000 files deleted.
+SETTLE = 360.0
+EMPTIED = ".trash-emptied"  # in the work folder: when a run last deleted its trash (time.time())
+
+
 def empty_trash(workdir: Path) -> None:
     """Delete the outputs the stages set aside (bench.stages.set_aside), now that no run is
-    timed any more."""
-    for trash in sorted(workdir.glob(f"work-*/*/{TRASH}")):
+    timed any more, and note when (settle_time)."""
+    trashes = sorted(workdir.glob(f"work-*/*/{TRASH}"))
+    for trash in trashes:
         shutil.rmtree(trash, ignore_errors=True)
+    if trashes:
+        with contextlib.suppress(OSError):
+            (workdir / EMPTIED).write_text(f"{time.time()}\n", encoding="utf-8")
+
+
+def settle_time(workdir: Path, now: float | None = None) -> float:
+    """Seconds left until SETTLE has passed since a run last emptied its trash in `workdir`;
+    0 when it has, or when no run has."""
+    try:
+        emptied = float((workdir / EMPTIED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0.0
+    now = time.time() if now is None else now
+    return max(0.0, min(SETTLE, emptied + SETTLE - now))
 
 
 def compile_kb(folder: Path | None = None) -> str:
@@ -310,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown stage(s): {', '.join(unknown)}" if unknown
                      else "give at least one stage, size and run")
     bytecode = compile_kb()
+    wait = settle_time(args.workdir.resolve())
+    if wait:
+        print(f"bench: waiting {wait:.0f} s: the last run here deleted its set-aside outputs "
+              f"{SETTLE - wait:.0f} s ago, and files created meanwhile would cost more "
+              "(bench/README.md)", file=sys.stderr)
+        time.sleep(wait)
     load_before = machine.load_average()
     results: list[Result] = []
     corpora: list[Corpus] = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from bench.run import empty_trash
 from bench.stages import STAGES, TRASH, Bench
 
@@ -74,3 +76,29 @@ def test_an_edit_stage_waits_for_the_last_site_to_be_deleted(tmp_path: Path) -> 
     (old / "claims").mkdir(parents=True)  # nobody deletes this one
     _wait_for_removal(site, patience=0.0)
     assert not old.exists() and site.is_dir()
+
+
+def test_a_run_waits_a_while_after_the_last_run_emptied_its_trash(tmp_path: Path) -> None:
+    """The file system keeps skipping the inodes the last run freed for a few minutes: a run
+    started sooner waits out the rest (bench.run.settle_time), and no deletion means no wait."""
+    from bench.run import SETTLE, settle_time
+
+    assert settle_time(tmp_path) == 0.0  # no run here yet
+    empty_trash(tmp_path)  # nothing to delete: no wait either
+    assert settle_time(tmp_path) == 0.0
+
+    b = _bench(tmp_path)
+    (b.work / "site").mkdir()
+    (b.work / "site" / "index.html").write_text("last run")
+    prepare = STAGES["build"].prepare
+    assert prepare is not None
+    prepare(b)
+    empty_trash(tmp_path)
+    import time
+
+    now = time.time()
+    left = settle_time(tmp_path, now)
+    assert SETTLE - 60 < left <= SETTLE
+    assert settle_time(tmp_path, now + SETTLE / 2) == pytest.approx(left - SETTLE / 2)
+    assert settle_time(tmp_path, now + SETTLE) == 0.0
+    assert settle_time(tmp_path, now - 3600) == SETTLE  # a clock set back: never longer
