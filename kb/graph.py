@@ -345,9 +345,13 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
     kb = checked.kb
     ctx = checked.context
     assessments = ctx.assessments(kb.claims)
-    # the first of two records with one id wins, as in the model
-    records = [(path, record, kind) for path, record in kb.files
-               if record.id and kb.record(kind := kind_of(record), record.id) is record]
+    # the first of two records with one id wins, as in the model (when no id has two, each
+    # record is its id's first: 130,000 lookups fewer at 100,000 claims)
+    if kb.one_record_per_id():
+        records = [(path, record, kind_of(record)) for path, record in kb.files if record.id]
+    else:
+        records = [(path, record, kind) for path, record in kb.files
+                   if record.id and kb.record(kind := kind_of(record), record.id) is record]
     store = _open_cache(checked, cache)
     keys = Keys(kb, assessments, histories or {}, digests)
     if store is None:
@@ -393,9 +397,13 @@ def build_graph(checked: Checked, histories: dict[str, list[Commit]] | None = No
             del unread[g]
     triples: MutableMapping[str, bytes] = cast(dict[str, bytes], blocks)
     if unread and store is not None:
-        sources = {iris.graph(kind, record.id): (path, record) for path, record, kind in records}
+        sources: dict[str, tuple[str, m.Record]] = {}  # made when first wanted: rarely
 
         def remake(graph_iri: str) -> bytes:  # a block the cache turned out not to hold
+            if not sources:
+                made = {iris.graph(kind, record.id): (path, record)
+                        for path, record, kind in records}
+                sources.update(made)  # whole, at once
             path, record = sources[graph_iri]
             one = _Builder(checked, assessments, network)
             _record(one, graph_iri, path, record, keys.histories.get(path))

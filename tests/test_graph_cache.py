@@ -681,6 +681,66 @@ def test_a_shard_replaced_since_the_index_was_written_is_read_at_once(tmp_path: 
     assert all(isinstance(again.find(h, "k"), int) for h in others)
 
 
+def test_a_shard_file_gone_since_the_save_leaves_the_others_unread(tmp_path: Path) -> None:
+    """The index is taken whole only when every shard it describes is open: one gone, its
+    graphs are not found (and not read from anywhere), the others' are, by their lengths."""
+    from kb.cache import shard_of
+    from kb.config import Config
+
+    cache, graphs = _saved_cache(tmp_path)
+    i = shard_of(next(iter(graphs)))
+    cache.shard_path(i).unlink()
+    again = GraphCache(tmp_path, Config())
+    assert i not in again._open
+    assert not any(shard_of(g) == i for g in again._index)
+    for g, block in graphs.items():
+        assert again.find(g, "k") == (None if shard_of(g) == i else len(block))
+    again.close()
+    assert all(again.find(g, "k") is None for g in graphs)  # closed: nothing found
+
+
+def test_a_shard_read_for_one_graph_answers_for_all_of_its_graphs(tmp_path: Path) -> None:
+    """Once a shard is read (here by a lookup), its graphs are found in it, as blocks, and
+    no longer by the index; the shards not read still answer by their lengths."""
+    from kb.cache import shard_of
+    from kb.config import Config
+
+    _, graphs = _saved_cache(tmp_path)
+    again = GraphCache(tmp_path, Config())
+    first = next(iter(graphs))
+    i = shard_of(first)
+    assert again.get(graphcache.KIND, first, "k") == graphs[first]
+    assert all(shard_of(g) != i for g in again._index)
+    for g, block in graphs.items():
+        assert again.find(g, "k") == (block if shard_of(g) == i else len(block))
+
+
+def test_the_index_written_after_a_put_and_a_drop_describes_the_shards(tmp_path: Path) -> None:
+    """A save after one graph changed and one went writes an index of exactly the graphs kept,
+    each under its key and length, and of each shard file's Stat: the next open reads none."""
+    from kb.cache import shard_of
+    from kb.config import Config
+    from kb.graphshards import read_index
+
+    _, graphs = _saved_cache(tmp_path)
+    again = GraphCache(tmp_path, Config())
+    changed = next(iter(graphs))
+    dropped = next(g for g in graphs if shard_of(g) != shard_of(changed))
+    again.put_block(changed, "k2", b"<urn:s> <urn:p> <urn:changed> .\n")
+    kept = set(graphs) - {dropped}
+    again.save_graphs(kept, background=False)
+    stats, index = read_index(again.folder, again.key)
+    assert set(index) == kept
+    assert index[changed] == ("k2", len(b"<urn:s> <urn:p> <urn:changed> .\n"))
+    assert all(index[g] == ("k", len(graphs[g])) for g in kept - {changed})
+    for i, st in stats.items():
+        s = again.shard_path(i).stat()
+        assert st == (s.st_ino, s.st_size, s.st_mtime_ns)
+    reopened = GraphCache(tmp_path, Config())
+    assert set(reopened._open) == {shard_of(g) for g in graphs} and not any(reopened.shards)
+    assert reopened.find(dropped, "k") is None and reopened.find(changed, "k2") == index[changed][1]
+
+
 def test_an_index_that_cannot_be_trusted_means_every_shard_is_read(tmp_path: Path) -> None:
     from kb.config import Config
 
