@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kb.check import Checked, CheckOptions, check, today
 from kb.history import read_blobs
-from kb.model import KIND_DIRS, Claim, Entity, KnowledgeBase, Record, Source
+from kb.model import KIND_DIRS, Claim, KnowledgeBase, Record
 from kb.problems import Problem
 from kb.specs import RECORDS
 from kb.status import assess
@@ -125,9 +125,7 @@ class Diff:
 
 
 def _table(kb: KnowledgeBase, kind: str) -> dict[str, Record]:
-    tables: dict[str, dict[str, Claim] | dict[str, Source] | dict[str, Entity]] = {
-        "claim": kb.claims, "source": kb.sources, "entity": kb.entities}
-    return dict(tables[kind])
+    return dict(kb.tables()[kind])
 
 
 def _title(record: Record | None) -> str:

@@ -13,7 +13,7 @@ import multiprocessing
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kb import model as m
 from kb.cache import ParseCache, digest, paused_gc
@@ -399,8 +399,7 @@ def load(
     kb = m.KnowledgeBase(inputs.root)
     with paused_gc():
         parsed = _parse_all(inputs.records, cache, jobs)
-    tables: dict[str, dict[str, Any]] = {"claim": kb.claims, "source": kb.sources,
-                                         "entity": kb.entities}
+    tables = kb.tables()
     files = kb.files
     for f, (record, probs) in zip(inputs.records, parsed, strict=True):
         if probs:

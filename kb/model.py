@@ -238,6 +238,10 @@ class KnowledgeBase:
         at 10,000 claims)."""
         return len(self.files) == len(self.claims) + len(self.sources) + len(self.entities)
 
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """Each kind's table (claim, source, entity: kb.load's FileInput.kind) by its name."""
+        return {"claim": self.claims, "source": self.sources, "entity": self.entities}
+
     def record(self, kind: str, id_: str) -> Record | None:
         if kind == "claim":
             return self.claims.get(id_)

@@ -234,8 +234,7 @@ def run_cached(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str],
     snaps = snapshot_keys(kb)
     problems: list[Problem] = []
     firsts: list[tuple[m.Record, Local]] = []
-    tables: dict[str, dict[str, Any]] = {"claim": kb.claims, "source": kb.sources,
-                                         "entity": kb.entities}
+    tables = kb.tables()
     assessed = ctx._assessed
     shards, get = cache.shards, snaps.get
     # ids referred to by the first record of each id: entities, sources, claims
