@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import platform
+import statistics
 import subprocess
+import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -81,3 +86,37 @@ def load_average() -> str:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
+
+
+@dataclass
+class _Row:
+    """A small record, as kb's parse cache holds hundreds of thousands of them."""
+
+    path: str
+    line: int
+    text: str
+
+
+def workload(n: int = 50_000) -> str:
+    """A fixed piece of pure-Python work like kb's own: small records pickled and unpickled,
+    a dict of paths built, the paths sorted and hashed. Returns the digest (the same on every
+    machine)."""
+    rows = [_Row(f"claims/topic-{i % 97}/claim-{i}.yaml", i, str(i * 7919)) for i in range(n)]
+    back = pickle.loads(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+    table = {r.path: (r.line, r.text) for r in back}
+    ordered = sorted(table, key=lambda path: path[::-1])
+    return hashlib.blake2b("\n".join(ordered).encode(), digest_size=16).hexdigest()
+
+
+def speed(runs: int = 3) -> float:
+    """Seconds the machine takes for `workload` (the median of `runs`), for the results' header.
+
+    kb's figures follow it: the same code ran 2.2-3 times slower on one machine of this kind
+    than on another (docs/decisions.md, twenty-fourth session), so figures of two runs compare
+    only beside their machines' speeds."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        workload()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

@@ -204,7 +204,8 @@ def _seconds(x: float) -> str:
 
 
 def render(results: list[Result], corpora: list[Corpus], repeat: int,
-           load_before: str, load_after: str, command: str, bytecode: str = "") -> str:
+           load_before: str, load_after: str, command: str, bytecode: str = "",
+           speeds: tuple[float, float] | None = None) -> str:
     lines = [
         "# Benchmark results", "",
         f"Measured with `{command}` (see bench/README.md). Each figure is the median of "
@@ -225,6 +226,9 @@ def render(results: list[Result], corpora: list[Corpus], repeat: int,
     lines += [f"| {k} | {v} |" for k, v in machine.describe(REPO)]
     if bytecode:
         lines.append(f"| kb's bytecode | {bytecode} |")
+    if speeds is not None:
+        lines.append(f"| speed: `bench.machine.workload`, before and after (lower is faster) "
+                     f"| {speeds[0]:.3f} s, {speeds[1]:.3f} s |")
     lines += [f"| load average (1, 5, 15 min) before | {load_before} |",
               f"| load average after | {load_after} |", ""]
     lines += ["## Knowledge bases", "",
@@ -341,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
               "(bench/README.md)", file=sys.stderr)
         time.sleep(wait)
     load_before = machine.load_average()
+    speed_before = machine.speed()
     results: list[Result] = []
     corpora: list[Corpus] = []
     try:
@@ -360,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         [f"--sizes {','.join(map(str, args.sizes))}", f"--repeat {args.repeat}",
          f"--stages {','.join(names)}"])
     text = render(results, corpora, args.repeat, load_before, machine.load_average(), command,
-                  bytecode)
+                  bytecode, (speed_before, machine.speed()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)
