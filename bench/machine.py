@@ -8,6 +8,7 @@ import pickle
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -108,15 +109,25 @@ def workload(n: int = 50_000) -> str:
     return hashlib.blake2b("\n".join(ordered).encode(), digest_size=16).hexdigest()
 
 
-def speed(runs: int = 3) -> float:
-    """Seconds the machine takes for `workload` (the median of `runs`), for the results' header.
-
-    kb's figures follow it: the same code ran 2.2-3 times slower on one machine of this kind
-    than on another (docs/decisions.md, twenty-fourth session), so figures of two runs compare
-    only beside their machines' speeds."""
+def time_workload(runs: int = 3) -> float:
+    """Seconds `workload` takes here, the median of `runs`."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         workload()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def speed(runs: int = 3) -> float:
+    """Seconds the machine takes for `workload` (time_workload), for the results' header.
+
+    kb's figures follow it: the same code ran 2.0-2.6 times slower on one machine of this kind
+    than on another (docs/decisions.md, twenty-fourth session), so figures of two runs compare
+    only beside their machines' speeds. Timed in a process of its own: the workload's ~70 MB,
+    kept by the runner, counted in the max RSS of every command it started afterwards (a forked
+    child starts with its parent's pages)."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import bench.machine as m; print(m.time_workload({runs:d}))"],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, check=True)
+    return float(done.stdout)
