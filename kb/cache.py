@@ -378,7 +378,8 @@ def write_pickle(path: Path, key: Any, value: Any) -> tuple[int, int, int] | Non
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY)
         try:
             with os.fdopen(fd, "wb") as fh:
-                pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                with paused_gc():  # a tuple made for each record pickled: a full collection
+                    pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
                 fh.flush()
                 st = os.fstat(fh.fileno())
             os.replace(tmp, path)  # readers see the old file or the whole new one

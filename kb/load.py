@@ -397,21 +397,24 @@ def load(
     problems = list(inputs.problems)
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     kb = m.KnowledgeBase(inputs.root)
+    # The records, then a tuple each for the list of files and one for the caches' set of
+    # them: at 100,000 claims the collector, left on after the parse, ran two full collections
+    # over these (0.23 s of an edit build on a machine where it took ~30 s).
     with paused_gc():
         parsed = _parse_all(inputs.records, cache, jobs)
-    tables = kb.tables()
-    files = kb.files
-    for f, (record, probs) in zip(inputs.records, parsed, strict=True):
-        if probs:
-            problems += probs
-        if record is None:
-            continue
-        files.append((f.path, record))
-        tables[f.kind].setdefault(record.id, record)
-    if cache is not None:
-        cache.keep_only(inputs.kinds_and_paths())
-        if save:
-            cache.save()
+        tables = kb.tables()
+        files = kb.files
+        for f, (record, probs) in zip(inputs.records, parsed, strict=True):
+            if probs:
+                problems += probs
+            if record is None:
+                continue
+            files.append((f.path, record))
+            tables[f.kind].setdefault(record.id, record)
+        if cache is not None:
+            cache.keep_only(inputs.kinds_and_paths())
+    if cache is not None and save:
+        cache.save()
     problems += _snapshots(inputs, kb)
     return kb, problems
 
