@@ -85,6 +85,27 @@ def _commit_lock_released() -> Iterator[None]:
     COMMITTING.release()
 
 
+@pytest.fixture
+def collections() -> Iterator[Callable[[], int]]:
+    """How many collections the cyclic collector has started since the fixture was made: for
+    the places that pause it (kb.cache.paused_gc)."""
+    import gc
+
+    started: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        yield lambda: len(started)
+    finally:
+        gc.callbacks.remove(count)
+        gc.unfreeze()  # what the pauses froze, for the tests after these
+
+
 MakeKB = Callable[..., Path]
 
 

@@ -4,33 +4,13 @@ cycles, and each of its collections walked them all again (kb.cache.paused_gc)."
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from kb.cache import ParseCache, wait_for_saves, write_pickle
 from kb.load import load, read_inputs
 
 GENERATED = (600, 2)  # claims, seed: enough records for the collector's thresholds
-
-
-@pytest.fixture
-def collections() -> Iterator[Callable[[], int]]:
-    """How many collections have started since the fixture was made."""
-    started: list[int] = []
-
-    def count(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            started.append(info["generation"])
-
-    gc.collect()
-    gc.callbacks.append(count)
-    try:
-        yield lambda: len(started)
-    finally:
-        gc.callbacks.remove(count)
-        gc.unfreeze()  # what the pauses froze, for the tests after these
 
 
 def test_loading_from_the_parse_cache_starts_no_collection(
