@@ -14,6 +14,7 @@ forked child, off the caller's path.
 from __future__ import annotations
 
 import atexit
+import copyreg
 import gc
 import hashlib
 import os
@@ -25,12 +26,13 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import kb
+from kb import model as m
 
 _FORMAT = 2
 SHARDS = 64
@@ -212,7 +214,7 @@ class ParseCache:
 
     def _write(self) -> None:
         for index in sorted(self.dirty):
-            write_pickle(self.shard_path(index), self.key, self.shards[index])
+            write_pickle(self.shard_path(index), self.key, self.shards[index], LAZY_RECORDS)
         with suppress(OSError):  # the one-file cache of claimkb before the shards
             self.folder.with_suffix(".pickle").unlink(missing_ok=True)
 
@@ -369,17 +371,28 @@ def unpickle(data: bytes, key: Any) -> Any:
     return value if stored_key == key else None
 
 
-def write_pickle(path: Path, key: Any, value: Any) -> tuple[int, int, int] | None:
+# How ParseCache pickles records: read back lazily (kb.model.RecordBase).
+LAZY_RECORDS: Mapping[type, Callable[[Any], Any]] = {
+    kind: m.lazy_reduce for kind in m.KEPT}
+
+
+def write_pickle(path: Path, key: Any, value: Any,
+                 reducers: Mapping[type, Callable[[Any], Any]] | None = None,
+                 ) -> tuple[int, int, int] | None:
     """Store `value` under `key`, atomically; a cache that cannot be written only costs time.
-    The Stat (inode, size, mtime) of the file written, or None when it could not be: taken
-    from the file itself, not from `path`, which another process may have replaced since."""
+    `reducers` pickle those types their own way (pickle's dispatch_table). The Stat (inode,
+    size, mtime) of the file written, or None when it could not be: taken from the file
+    itself, not from `path`, which another process may have replaced since."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY)
         try:
             with os.fdopen(fd, "wb") as fh:
                 with paused_gc():  # a tuple made for each record pickled: a full collection
-                    pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                    pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
+                    if reducers:
+                        pickler.dispatch_table = {**copyreg.dispatch_table, **reducers}
+                    pickler.dump((key, value))
                 fh.flush()
                 st = os.fstat(fh.fileno())
             os.replace(tmp, path)  # readers see the old file or the whole new one

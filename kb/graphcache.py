@@ -186,7 +186,7 @@ class Keys:
             assessment(self.assessments[record.id]),  # status, verdict, reason, due for review
             network.independent_sources.get(record.id, 0),
             # where each quote is found in its source's text snapshot
-            [snapshots.get(c.source.id) for c in record.citations()],
+            [snapshots.get(source) for source in record.cited_sources()],
         )
 
 

@@ -6,10 +6,12 @@ item, to the place of that value), so every later rule can point an editor at th
 
 from __future__ import annotations
 
+import copyreg
 import datetime as dt
-from dataclasses import dataclass, field
+import pickle
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, NamedTuple, SupportsIndex
+from typing import TYPE_CHECKING, Any, NamedTuple, SupportsIndex
 
 from kb.problems import Loc, unpickled_by_tuple
 
@@ -88,6 +90,8 @@ class Located:
         Half the time of unpickling the parse cache went on the ~50 places of each record
         (one Loc a field and list item), which a build reads only to report a problem: one
         string unpickles at once, and at() unpacks it the first time it is asked."""
+        if _LAZY in self.__dict__:  # a lazy record (lazy_reduce) is pickled whole elsewhere
+            _fill(self)
         reduced = super().__reduce_ex__(protocol)
         locs = self.locs
         if (not isinstance(reduced, tuple) or len(reduced) < 3
@@ -160,8 +164,44 @@ class Relation(Located):
     relation: str = "context"
 
 
+_LAZY = "_lazy"  # in a lazy record's __dict__: its other fields, pickled (lazy_reduce)
+_CITED = "_cited"  # in a lazy claim's __dict__: Claim.cited_sources()
+
+
 @dataclass
-class Claim(Located):
+class RecordBase(Located):
+    """A claim, source or entity: what a file holds, and what the parse cache may give lazily.
+
+    The parse cache (kb.cache.ParseCache) pickles each record with lazy_reduce: the few fields
+    that every build reads of every record, and the others as one pickled string, unpickled
+    the first time one of them is read. At 100,000 claims, unpickling every record whole took
+    a fifth of a build after one edit, which reads the rest of one record."""
+
+    if not TYPE_CHECKING:  # for mypy, a class with __getattr__ has every attribute
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only when `name` is not in the instance: the record's class keeps no
+            # defaults (see _no_class_defaults), so a lazy record's field lands here.
+            if _LAZY not in self.__dict__:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            _fill(self)
+            return getattr(self, name)
+
+
+def _fill(record: Located) -> None:
+    """Give a lazy record its other fields. Safe in two threads at once: the fields are set
+    before the marker goes, and both threads set equal values."""
+    state = record.__dict__
+    blob = state.get(_LAZY)
+    if blob is None:
+        return
+    state.update(pickle.loads(blob))
+    state.pop(_LAZY, None)
+    state.pop(_CITED, None)
+
+
+@dataclass
+class Claim(RecordBase):
     id: str = ""
     claim: str = ""
     kind: str = ""  # empty when the file's kind is missing or invalid (already reported)
@@ -181,9 +221,15 @@ class Claim(Located):
         """Every place the claim cites a source: its appearances, then its evidence."""
         return [*self.appearances, *self.evidence]
 
+    def cited_sources(self) -> list[str]:
+        """The ids of the sources its citations() cite, in their order: known to a lazy
+        claim without reading its appearances and evidence."""
+        cited: list[str] | None = self.__dict__.get(_CITED)
+        return cited if cited is not None else [c.source.id for c in self.citations()]
+
 
 @dataclass
-class Source(Located):
+class Source(RecordBase):
     id: str = ""
     title: str = ""
     kind: str = "other"
@@ -198,7 +244,7 @@ class Source(Located):
 
 
 @dataclass
-class Entity(Located):
+class Entity(RecordBase):
     id: str = ""
     name: str = ""
     kind: str = "other"
@@ -208,6 +254,53 @@ class Entity(Located):
 
 
 Record = Claim | Source | Entity
+
+# What a lazy record holds from the start: what a build reads of every record, also of those
+# whose file did not change (a claim's id, place, entities, period, quantity, relations, tags
+# and cited sources; a source's title, publisher and authors; an entity's name). Read another
+# field of every record, and the laziness only costs: tests/test_lazy_records.py counts the
+# records a build after one edit fills.
+KEPT: dict[type, tuple[str, ...]] = {
+    Claim: ("id", "loc", "claimant", "about", "period", "quantity", "related", "tags"),
+    Source: ("id", "loc", "title", "publisher", "authors"),
+    Entity: ("id", "loc", "name"),
+}
+
+
+def _no_class_defaults(cls: type) -> None:
+    """Remove the class attributes @dataclass leaves for its defaults (its __init__ keeps its
+    own copies), so that a field a lazy record lacks reaches __getattr__ rather than the
+    default."""
+    for f in fields(cls):
+        if f.name in cls.__dict__:
+            delattr(cls, f.name)
+
+
+for _kind in KEPT:
+    _no_class_defaults(_kind)
+
+
+def lazy_reduce(record: Record) -> tuple[Any, ...]:
+    """How the parse cache pickles a record (a reducer of its pickler's dispatch_table): the
+    fields KEPT, and the others pickled apart, as one string; a lazy record as it is."""
+    state = record.__dict__
+    if _LAZY in state:
+        return (copyreg.__newobj__, (type(record),), dict(state))  # type: ignore[attr-defined]
+    kept = KEPT[type(record)]
+    held = {name: state[name] for name in kept}
+    rest = {name: value for name, value in state.items() if name not in kept}
+    locs = rest.get("locs")
+    if isinstance(locs, dict):
+        rest["locs"] = pack_locs(locs, record.loc.path)
+    if isinstance(record, Claim):
+        held[_CITED] = record.cited_sources()
+    held[_LAZY] = pickle.dumps(rest, pickle.HIGHEST_PROTOCOL)
+    return (copyreg.__newobj__, (type(record),), held)  # type: ignore[attr-defined]
+
+
+def is_lazy(record: Record) -> bool:
+    """Whether the record has not read its other fields yet (for tests and benchmarks)."""
+    return _LAZY in record.__dict__
 
 
 @dataclass(frozen=True)

@@ -293,7 +293,7 @@ def unreferenced(kb: m.KnowledgeBase, ctx: Context) -> Iterator[Problem]:
         used_entities.update(r.id for r in claim.about)
         if claim.claimant:
             used_entities.add(claim.claimant.id)
-        used_sources.update(i.source.id for i in claim.citations())
+        used_sources.update(claim.cited_sources())
     for source in kb.sources.values():
         used_entities.update(r.id for r in source.authors)
         if source.publisher:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -296,15 +296,18 @@ def test_a_half_written_shard_is_never_in_place(tmp_path: Path,
     # a writer that dies half-way leaves the old shard as it was, and no stray file is read
     path = tmp_path / "00.pickle"
     write_pickle(path, "key", {"old": 1})
-    real_dump = pickle.dump
 
-    def dies_half_way(obj: object, fh: object, protocol: int | None = None) -> None:
-        fh.write(pickle.dumps(obj)[:10])  # type: ignore[attr-defined]
-        raise OSError("disk full")
+    class DiesHalfWay:
+        def __init__(self, fh: BinaryIO, protocol: int | None = None) -> None:
+            self.fh = fh
 
-    monkeypatch.setattr(pickle, "dump", dies_half_way)
-    write_pickle(path, "key", {"new": 2})
-    monkeypatch.setattr(pickle, "dump", real_dump)
+        def dump(self, obj: object) -> None:
+            self.fh.write(pickle.dumps(obj)[:10])
+            raise OSError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pickle, "Pickler", DiesHalfWay)
+        write_pickle(path, "key", {"new": 2})
     assert kb.cache.read_pickle(path, "key") == {"old": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["00.pickle"]
 
