@@ -189,13 +189,14 @@ class RecordBase(Located):
 
 
 def _fill(record: Located) -> None:
-    """Give a lazy record its other fields. Safe in two threads at once: the fields are set
-    before the marker goes, and both threads set equal values."""
+    """Give a lazy record its other fields; one set on it meanwhile stays as set. Safe in two
+    threads at once: the fields are set before the marker goes, and both set equal values."""
     state = record.__dict__
     blob = state.get(_LAZY)
     if blob is None:
         return
-    state.update(pickle.loads(blob))
+    for name, value in pickle.loads(blob).items():
+        state.setdefault(name, value)
     state.pop(_LAZY, None)
     state.pop(_CITED, None)
 

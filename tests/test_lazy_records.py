@@ -75,6 +75,15 @@ def test_a_lazy_record_pickled_again_is_the_same_record(records: list[m.Record],
     assert copy.copy(claim) == claim and dataclasses.replace(claim, claim="x").claim == "x"
 
 
+def test_a_field_set_on_a_lazy_record_stays_as_set(records: list[m.Record],
+                                                  tmp_path: Path) -> None:
+    claim = next(r for r in through_the_cache(records, tmp_path) if isinstance(r, m.Claim))
+    claim.claim = "changed"
+    assert m.is_lazy(claim)
+    assert claim.kind and not m.is_lazy(claim)  # filled: the other fields from the cache
+    assert claim.claim == "changed"
+
+
 def test_a_missing_attribute_is_still_an_attribute_error(records: list[m.Record],
                                                         tmp_path: Path) -> None:
     lazy = through_the_cache(records, tmp_path)[0]
