@@ -166,6 +166,7 @@ class Relation(Located):
 
 _LAZY = "_lazy"  # in a lazy record's __dict__: its other fields, pickled (lazy_reduce)
 _CITED = "_cited"  # in a lazy claim's __dict__: Claim.cited_sources()
+_MARKERS = (_LAZY, _CITED)
 
 
 @dataclass
@@ -181,16 +182,19 @@ class RecordBase(Located):
 
         def __getattr__(self, name: str) -> Any:
             # Reached only when `name` is not in the instance: the record's class keeps no
-            # defaults (see _no_class_defaults), so a lazy record's field lands here.
-            if _LAZY not in self.__dict__:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            # defaults (see _no_class_defaults), so a lazy record's field lands here. Filled
+            # first, then looked up: another thread may have filled it since the miss.
             _fill(self)
-            return getattr(self, name)
+            try:
+                return self.__dict__[name]
+            except KeyError:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}") from None
 
 
 def _fill(record: Located) -> None:
-    """Give a lazy record its other fields; one set on it meanwhile stays as set. Safe in two
-    threads at once: the fields are set before the marker goes, and both set equal values."""
+    """Give a lazy record its other fields; one set on it meanwhile stays as set. Two threads
+    may fill one record at once: the fields are set before the marker goes, and are equal."""
     state = record.__dict__
     blob = state.get(_LAZY)
     if blob is None:
@@ -225,8 +229,11 @@ class Claim(RecordBase):
     def cited_sources(self) -> list[str]:
         """The ids of the sources its citations() cite, in their order: known to a lazy
         claim without reading its appearances and evidence."""
-        cited: list[str] | None = self.__dict__.get(_CITED)
-        return cited if cited is not None else [c.source.id for c in self.citations()]
+        state = self.__dict__
+        cited: list[str] | None = state.get(_CITED)
+        if cited is None or "appearances" in state or "evidence" in state:  # set since
+            return [c.source.id for c in self.citations()]
+        return list(cited)
 
 
 @dataclass
@@ -260,7 +267,7 @@ Record = Claim | Source | Entity
 # whose file did not change (a claim's id, place, entities, period, quantity, relations, tags
 # and cited sources; a source's title, publisher and authors; an entity's name). Read another
 # field of every record, and the laziness only costs: tests/test_lazy_records.py counts the
-# records a build after one edit fills.
+# records a build after one edit fills. `loc` must stay in each: Located has a class default.
 KEPT: dict[type, tuple[str, ...]] = {
     Claim: ("id", "loc", "claimant", "about", "period", "quantity", "related", "tags"),
     Source: ("id", "loc", "title", "publisher", "authors"),
@@ -285,9 +292,11 @@ def lazy_reduce(record: Record) -> tuple[Any, ...]:
     """How the parse cache pickles a record (a reducer of its pickler's dispatch_table): the
     fields KEPT, and the others pickled apart, as one string; a lazy record as it is."""
     state = record.__dict__
-    if _LAZY in state:
-        return (copyreg.__newobj__, (type(record),), dict(state))  # type: ignore[attr-defined]
     kept = KEPT[type(record)]
+    if _LAZY in state:
+        if all(name in kept or name in _MARKERS for name in state):
+            return (copyreg.__newobj__, (type(record),), dict(state))  # type: ignore[attr-defined]
+        _fill(record)  # a field was set on it since: split it afresh
     held = {name: state[name] for name in kept}
     rest = {name: value for name, value in state.items() if name not in kept}
     locs = rest.get("locs")
