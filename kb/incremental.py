@@ -234,8 +234,7 @@ class Keys:
             if c is None or not self.narrow:
                 hit = self.row(cid)
             else:
-                sources = sorted({*(a.source.id for a in c.appearances),
-                                  *(e.source.id for e in c.evidence)})
+                sources = sorted(set(c.cited_sources()))
                 hit = _d(cid, self.m.status(cid), c.claim, c.kind, c.period,
                          c.claimant.id if c.claimant else None, [r.id for r in c.about],
                          list(c.tags), sources)

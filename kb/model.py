@@ -264,12 +264,14 @@ class Entity(RecordBase):
 Record = Claim | Source | Entity
 
 # What a lazy record holds from the start: what a build reads of every record, also of those
-# whose file did not change (a claim's id, place, entities, period, quantity, relations, tags
-# and cited sources; a source's title, publisher and authors; an entity's name). Read another
-# field of every record, and the laziness only costs: tests/test_lazy_records.py counts the
-# records a build after one edit fills. `loc` must stay in each: Located has a class default.
+# whose file did not change (all a claim's row in a listing or the CSV shows: its statement,
+# kind, entities, period, quantity and tags, with its relations and the ids of the sources it
+# cites; a source's title, publisher and authors; an entity's name). Read another field of
+# every record, and the laziness only costs: tests/test_lazy_records.py counts the records a
+# build after one edit fills. `loc` must stay in each: Located has a class default.
 KEPT: dict[type, tuple[str, ...]] = {
-    Claim: ("id", "loc", "claimant", "about", "period", "quantity", "related", "tags"),
+    Claim: ("id", "loc", "claim", "kind", "claimant", "about", "period", "quantity", "related",
+            "tags"),
     Source: ("id", "loc", "title", "publisher", "authors"),
     Entity: ("id", "loc", "name"),
 }

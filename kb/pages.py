@@ -280,8 +280,7 @@ class SiteModel(QuantityViews):
             c = self.kb.claims[cid]
             st = self.status(cid)
             ents = " ".join([*([c.claimant.id] if c.claimant else []), *(r.id for r in c.about)])
-            srcs = " ".join(sorted({*(a.source.id for a in c.appearances),
-                                    *(e.source.id for e in c.evidence)}))
+            srcs = " ".join(sorted(set(c.cited_sources())))
             meta = c.kind + (f" · {c.period}" if c.period else "")
             hit = self._rows[cid] = (
                 f'<li class="claim-row" data-status="{st}" data-kind="{escape(c.kind)}" '

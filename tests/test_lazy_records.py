@@ -51,9 +51,12 @@ def test_a_record_from_the_cache_is_lazy_and_equal(records: list[m.Record],
             assert after.cited_sources() == [c.source.id for c in before.citations()]
             assert m.is_lazy(after)
         # the first other field fills it, with the value the record had (not the class's
-        # default: the kind of a claim is "" by default, the kind of a source "other")
-        assert after.kind == before.kind and after.kind
+        # default: a claim's appearances are [] by default, a source's kind "other")
+        other = next(f.name for f in dataclasses.fields(before)
+                     if f.name not in m.KEPT[type(before)])
+        assert getattr(after, other) == getattr(before, other)
         assert not m.is_lazy(after)
+        assert after.kind == before.kind and after.kind
         assert after == before and repr(after) == repr(before)
         assert after.at("id") == before.at("id")
 
@@ -77,10 +80,11 @@ def test_a_lazy_record_pickled_again_is_the_same_record(records: list[m.Record],
 def test_a_field_set_on_a_lazy_record_stays_as_set(records: list[m.Record],
                                                   tmp_path: Path) -> None:
     claim = next(r for r in through_the_cache(records, tmp_path) if isinstance(r, m.Claim))
-    claim.claim = "changed"
+    verdict = m.Verdict(status="set by a caller")
+    claim.verdict = verdict
     assert m.is_lazy(claim)
-    assert claim.kind and not m.is_lazy(claim)  # filled: the other fields from the cache
-    assert claim.claim == "changed"
+    assert claim.appearances and not m.is_lazy(claim)  # filled: the other fields from the cache
+    assert claim.verdict is verdict
 
 
 def test_a_missing_attribute_is_still_an_attribute_error(records: list[m.Record],
@@ -103,7 +107,7 @@ def test_a_record_another_thread_filled_meanwhile_is_read(records: list[m.Record
     expected = next(r for r in records if isinstance(r, m.Claim) and r.id == claim.id)
     m._fill(claim)  # thread A
     assert not m.is_lazy(claim)
-    assert type(claim).__getattr__(claim, "kind") == expected.kind  # thread B
+    assert type(claim).__getattr__(claim, "appearances") == expected.appearances  # thread B
 
 
 def test_cited_sources_follow_citations_set_on_a_lazy_claim(records: list[m.Record],
@@ -141,8 +145,6 @@ def test_a_check_after_one_edit_fills_only_that_record(kb: Path) -> None:
 
 
 def test_a_build_after_one_edit_fills_few_records(tmp_path: Path) -> None:
-    # 1,000 claims: in a smaller base, the listings made again after one edit show most claims
-    # (whose rows need their text); here about half, at 10,000 claims one in twenty
     kb = tmp_path / "kb"
     generate(kb, 1000, seed=5)
 
@@ -153,13 +155,15 @@ def test_a_build_after_one_edit_fills_few_records(tmp_path: Path) -> None:
         wait_for_saves()
         return [record for _, record in result.checked.kb.files]
 
-    build()
-    build()  # its caches are those of a build whose records came from the parse cache
+    build()  # cold: the claims' CSV is made by a worker, and no memo of its rows is kept
     _add_review(kb)
     records = build()
     lazy = [r for r in records if m.is_lazy(r)]
-    # the stages before the pages read the rest of no record: were one to, none would be lazy
-    assert len(lazy) > len(records) / 4, len(lazy)
+    # Filled: the edited claim, those whose pages are made again, the claims of the feed's
+    # newest reviews: 127 of 1,300 records here, 101 of 13,000 at 10,000 claims. A stage that
+    # read one more field of every record (the CSV's rows, made afresh after a cold build,
+    # read the statements when they were not kept) would fill them all.
+    assert len(lazy) > len(records) * 3 / 4, len(lazy)
     assert {type(r) for r in lazy} == {m.Claim, m.Source, m.Entity}
 
 
