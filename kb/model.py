@@ -176,7 +176,7 @@ class RecordBase(Located):
     The parse cache (kb.cache.ParseCache) pickles each record with lazy_reduce: the few fields
     that every build reads of every record, and the others as one pickled string, unpickled
     the first time one of them is read. At 100,000 claims, unpickling every record whole took
-    a fifth of a build after one edit, which reads the rest of one record."""
+    a fifth of a build after one edit, which reads the rest of a hundred or so."""
 
     if not TYPE_CHECKING:  # for mypy, a class with __getattr__ has every attribute
 
