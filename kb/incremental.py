@@ -162,22 +162,19 @@ class Keys:
         self.snaps = {Path(p).stem: h for p, h in snaps}
         self.record_lines = record_lines  # claim id → what decides its graph's block
         config = root / CONFIG_FILE
+        # The day is in no page's key of claimkb's own templates: what it decides (a status,
+        # "due for review") is in the keys already, as a claim page's assessment, a row's
+        # status, and in `whole` every claim's row and due flag. With it here, the first build
+        # of each day made every page again (~100 s at 100,000 claims). A knowledge base's own
+        # template may show the day itself (`today`): then it is here.
         self.common = _h(FORMAT, code_fingerprint(), templates_digest(root),
                          config.read_bytes() if config.is_file() else b"",
-                         model.today.isoformat(), everything, renderers())
+                         "" if self.narrow else model.today.isoformat(), everything,
+                         renderers())
         memo: dict[int, tuple[object, object]] = {}
         self._memo = memo  # the commits, shared by the status steps of many claims
         # a commit's id digests its date, author and message: all a page shows of it
         self.histories = {p: _d([c.sha for c in cs]) for p, cs in sorted(model.histories.items())}
-        # Every input file, from the digests above rather than reading all bytes again.
-        self.whole = _key(self.common, [(f.kind, f.path, self.files[f.path])
-                                        for f in inputs.records], snaps,
-                          [(str(p.loc), p.code) for p in inputs.problems],
-                          list(self.histories.items()))
-        m = model
-        self.listing = _h(self.common, [(s, len(ids)) for s, ids in m.by_status.items()],
-                          [(k, len(ids)) for k, ids in m.by_kind.items()],
-                          [(t, len(ids)) for t, ids in m.by_tag.items()])
         # A claim's row: its id, file digest and status as they are, in one pass (a digest of
         # each cost more than the longer keys: ids are slugs, digests hex and statuses names,
         # so none holds a separator).
@@ -185,6 +182,17 @@ class Keys:
         self._rows: dict[str, bytes] = {
             cid: f"{cid}\x1f{files.get(c.loc.path, '')}\x1f{status(cid)}\x1e".encode()
             for cid, c in model.kb.claims.items()}
+        # Every input file, from the digests above rather than reading all bytes again, and
+        # what the day decides of every claim (its status, in its row, and whether it is due).
+        self.whole = _key(self.common, [(f.kind, f.path, self.files[f.path])
+                                        for f in inputs.records], snaps,
+                          [(str(p.loc), p.code) for p in inputs.problems],
+                          list(self.histories.items()), b"".join(self._rows.values()),
+                          [cid for cid, a in model.assessments.items() if a.due_for_review])
+        m = model
+        self.listing = _h(self.common, [(s, len(ids)) for s, ids in m.by_status.items()],
+                          [(k, len(ids)) for k, ids in m.by_kind.items()],
+                          [(t, len(ids)) for t, ids in m.by_tag.items()])
         self._list_rows: dict[str, bytes] = {}
         # The listings show each claim as kb.pages.SiteModel.row does, and nothing else of it:
         # their keys hold what a row shows, not the claim's whole file, so an edit that leaves

@@ -298,6 +298,25 @@ def _snapshot_added(root: Path) -> None:  # a text holding the quotes claims tak
         "".join(f"{q}. Then other words.\n" for q in quotes[sid]), "utf-8")
 
 
+def test_a_new_day_makes_again_only_the_pages_it_changes(kb: Path, tmp_path: Path) -> None:
+    # The day decides statuses and "due for review", which are in the keys of the pages that
+    # show them; it is in no other page's key (a whole re-render each morning before).
+    site = tmp_path / "site"
+    build(kb, site, search="json")
+    claim_pages = len(list((site / "claims").glob("*/index.html")))
+    for days in (1, 400):  # a day on; then more than a year: most claims are due by then
+        today = TODAY + dt.timedelta(days=days)
+        partial = build(kb, site, search="json", today=today)
+        copy, fresh = tmp_path / f"kb-{days}", tmp_path / f"fresh-{days}"
+        shutil.copytree(kb, copy)
+        build(copy, fresh, incremental=False, search="json", today=today)
+        assert_same_site(site, fresh)
+        if days == 1:
+            assert partial.rendered < claim_pages / 4, partial.rendered
+        else:
+            assert partial.rendered > claim_pages / 4, partial.rendered
+
+
 def test_a_sequence_of_edits_and_their_undoing_equals_full_builds(
         generated: Path, kb: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
