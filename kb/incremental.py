@@ -304,8 +304,8 @@ class Keys:
         c = m.kb.claims[cid]
         path = c.loc.path
         a = m.assessments.get(cid)
-        # The assessment follows from the claim's file, the day and kb.toml (all in the key
-        # already); what the page shows of it is added all the same, as a guard.
+        # The assessment follows from the claim's file, the day and kb.toml: the day is in no
+        # key of claimkb's templates (see `common`), so what the page shows of it is here.
         shown = None if a is None else (
             a.status, a.derived, a.verdict, a.reason, a.due_for_review,
             a.last_review.toordinal() if a.last_review else None)
