@@ -71,7 +71,7 @@ def check(root: Path, options: CheckOptions | None = None,
         digests = inputs.digests()
         keep = inputs.kinds_and_paths()
         if rules.empty and jobs > 1 and len(kb.files) >= PARALLEL_MIN:
-            # Nothing to reuse (first run, new day, new code): the rules run on two processes
+            # Nothing to reuse (first run, new code or settings): the rules run on two processes
             # as without a cache, and the helper fills both caches once its rules are done.
             def after(background: bool) -> None:
                 fill(kb, ctx, digests, rules)

@@ -3,12 +3,14 @@
 Most of the rules' work at 10,000 claims is local: a claim's kind and fields, its dates, its
 verdict and reviews (and its Assessment, which the graph and the pages read too), its quotes
 against the text snapshots it cites, an id against its file name. That part is a function of
-the file's bytes, the day, the review age and the code, so it is cached per file (keyed by
-all of them) and only the edited files' local rules run again. What needs the other files —
-duplicate ids (I203), unknown references (R301), records nothing refers to (T605, T606) and
-the claim network (N701, N702) — runs every time, on ids kept with each file's entry. The
-report is the same as the rules' (kb.validate.RULES) run on the whole knowledge base; the
-tests compare the two on every bad case.
+the file's bytes, the review age, the code and the day, so it is cached per file (keyed by
+the first three, with the days it holds on: days_alike) and only the edited files' local
+rules run again; on a new day, those of the files whose verdicts the day changes. What needs
+the other files — duplicate ids (I203), unknown references (R301), records nothing refers to
+(T605, T606) and the claim network (N701, N702) — runs every time, on ids kept with each
+file's entry. The report is the same as the rules' (kb.validate.RULES) run on the whole
+knowledge base; the tests compare the two on every bad case, and on days on either side of
+each date the rules compare with the day.
 
 Each shard of the cache also keeps what all its files say together (an Aggregate): when none
 of them changed, run_cached takes the shard's problems, assessments and ids at once, not file
@@ -18,6 +20,7 @@ one by one only at the files of the shards an edit reached.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,21 +46,26 @@ from kb.validate import (
     unused,
 )
 
+# The days a result holds on, as proleptic ordinals: from the first to before the end.
+Days = tuple[int, int]
+EVERY_DAY: Days = (1, dt.date.max.toordinal() + 1)
+
 # What one file's rules leave behind: (problems of every file, problems of the first record
 # with its id, entity ids, source ids and claim ids it refers to, its Assessment (claims),
-# and the ids of the sources it cites with the keys of their text snapshots then, which its
-# Q501 depends on).
+# the ids of the sources it cites with the keys of their text snapshots then, which its
+# Q501 depends on, and the days all that holds on).
 Deps = tuple[tuple[str, ...], tuple[str | None, ...]]
 Local = tuple[tuple[Problem, ...], tuple[Problem, ...], tuple[str, ...], tuple[str, ...],
-              tuple[str, ...], Assessment | None, Deps]
+              tuple[str, ...], Assessment | None, Deps, Days]
 
 # What a shard's files say together, under the key AGGREGATE in the shard: their paths and
 # digests, the sources its claims cite and the keys of their text snapshots then (Q501 depends
-# on them), their problems, their claims' Assessments, and the entity, source and claim ids
-# they refer to. Kept only when each id has one record: each is then the first with its id.
+# on them), their problems, their claims' Assessments, the entity, source and claim ids
+# they refer to, and the days on which all of their files' Locals hold. Kept only when each id
+# has one record: each is then the first with its id.
 Aggregate = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str | None, ...],
                   tuple[Problem, ...], dict[str, Assessment], frozenset[str], frozenset[str],
-                  frozenset[str]]
+                  frozenset[str], Days]
 AGGREGATE = ("", "")  # no file's (kind, path)
 
 # Every kb module that `import kb.rulecache` loads (a test keeps this list in step): only
@@ -69,14 +77,15 @@ _KINDS: dict[type, str] = {m.Claim: "claim", m.Source: "source", m.Entity: "enti
 
 
 class RuleCache(ParseCache):
-    """Per file: its Local, under a key of the rules' code, the day and the review age
-    (kb.toml), so a new day or setting runs every rule again."""
+    """Per file: its Local, under a key of the rules' code and the review age (kb.toml), so a
+    new setting runs every rule again. A Local holds on the days it names (days_alike): on
+    another, that file's rules run again."""
 
     what = "rules"
     pinned = frozenset({AGGREGATE})
 
     def __init__(self, root: Path, ctx: Context, folder: Path | None = None) -> None:
-        super().__init__(root, folder, (ctx.today.isoformat(), ctx.review_age_days))
+        super().__init__(root, folder, (ctx.review_age_days,))
 
     def fingerprint(self) -> str:
         return code_fingerprint(RULE_MODULES)
@@ -91,17 +100,19 @@ class RuleCache(ParseCache):
         if k == AGGREGATE:
             return _aggregate_well_formed(v)
         if not (type(k) is tuple and len(k) == 2 and type(v) is tuple and len(v) == 2
-                and type(v[0]) is str and type(v[1]) is tuple and len(v[1]) == 7):
+                and type(v[0]) is str and type(v[1]) is tuple and len(v[1]) == 8):
             return False
-        a, b, c, d, e, f, g = v[1]
+        a, b, c, d, e, f, g, h = v[1]
         return (type(a) is tuple and type(b) is tuple and type(c) is tuple and type(d) is tuple
                 and type(e) is tuple and (f is None or type(f) is Assessment)
                 and type(g) is tuple and len(g) == 2 and type(g[0]) is tuple
-                and type(g[1]) is tuple and len(g[0]) == len(g[1]))
+                and type(g[1]) is tuple and len(g[0]) == len(g[1]) and _days_well_formed(h))
 
-    def aggregates(self, digests: dict[str, str], snaps: dict[str, str]) -> dict[int, Aggregate]:
-        """The shards' aggregates that still hold: each file they were made from has the digest
-        it had, and each snapshot their claims quote is the one it was."""
+    def aggregates(self, digests: dict[str, str], snaps: dict[str, str],
+                   day: int) -> dict[int, Aggregate]:
+        """The shards' aggregates that still hold: on `day` (an ordinal), each file they were
+        made from has the digest it had, and each snapshot their claims quote is the one it
+        was."""
         held: dict[int, Aggregate] = {}
         get, snap = digests.get, snaps.get
         for index, shard in enumerate(self.shards):
@@ -109,7 +120,9 @@ class RuleCache(ParseCache):
             if entry is None:
                 continue
             agg = entry[1]
-            if list(map(get, agg[0])) == list(agg[1]) and list(map(snap, agg[2])) == list(agg[3]):
+            first, end = agg[9]
+            if (first <= day < end and list(map(get, agg[0])) == list(agg[1])
+                    and list(map(snap, agg[2])) == list(agg[3])):
                 held[index] = agg
         return held
 
@@ -124,22 +137,26 @@ class RuleCache(ParseCache):
             self.dirty.add(index)
 
 
+def _days_well_formed(days: Any) -> bool:
+    return type(days) is tuple and len(days) == 2 and type(days[0]) is type(days[1]) is int
+
+
 def _aggregate_well_formed(v: Any) -> bool:
-    if not (type(v) is tuple and len(v) == 2 and type(v[1]) is tuple and len(v[1]) == 9):
+    if not (type(v) is tuple and len(v) == 2 and type(v[1]) is tuple and len(v[1]) == 10):
         return False
-    paths, digests, cited, keys, problems, assessed, entities, sources, claims = v[1]
+    paths, digests, cited, keys, problems, assessed, entities, sources, claims, days = v[1]
     return (type(paths) is tuple and type(digests) is tuple and len(paths) == len(digests)
             and type(cited) is tuple and type(keys) is tuple and len(cited) == len(keys)
             and type(problems) is tuple and type(assessed) is dict
             and type(entities) is frozenset and type(sources) is frozenset
-            and type(claims) is frozenset)
+            and type(claims) is frozenset and _days_well_formed(days))
 
 
 class _Gathered:
     """What the files of one shard looked at one by one say together (an Aggregate's parts)."""
 
-    __slots__ = ("assessed", "cited", "claims", "digests", "entities", "paths", "problems",
-                 "sources")
+    __slots__ = ("assessed", "cited", "claims", "days", "digests", "entities", "paths",
+                 "problems", "sources")
 
     def __init__(self) -> None:
         self.paths: list[str] = []
@@ -150,6 +167,7 @@ class _Gathered:
         self.entities: set[str] = set()
         self.sources: set[str] = set()
         self.claims: set[str] = set()
+        self.days = EVERY_DAY  # those on which every file's Local holds
 
     def add(self, path: str, digest_: str, record_id: str, found: Local) -> None:
         self.paths.append(path)
@@ -163,6 +181,7 @@ class _Gathered:
         self.entities.update(found[2])
         self.sources.update(found[3])
         self.claims.update(found[4])
+        self.days = _within(self.days, found[7])
 
     def aggregate(self, last: Aggregate | None) -> Aggregate:
         if last is not None:
@@ -173,9 +192,16 @@ class _Gathered:
             self.entities.update(last[6])
             self.sources.update(last[7])
             self.claims.update(last[8])
+            self.days = _within(self.days, last[9])
         return (tuple(self.paths), tuple(self.digests), tuple(self.cited),
                 tuple(self.cited.values()), tuple(self.problems), self.assessed,
-                frozenset(self.entities), frozenset(self.sources), frozenset(self.claims))
+                frozenset(self.entities), frozenset(self.sources), frozenset(self.claims),
+                self.days)
+
+
+def _within(a: Days, b: Days) -> Days:
+    """The days of both spans (an empty span when they do not meet: it holds on no day)."""
+    return max(a[0], b[0]), min(a[1], b[1])
 
 
 def snapshot_keys(kb: m.KnowledgeBase) -> dict[str, str]:
@@ -198,16 +224,62 @@ def local(kb: m.KnowledgeBase, ctx: Context, path: str, record: m.Record,
         if record.claimant:
             entities += (record.claimant.id,)
         return (always, first, entities, cited, tuple(r.claim.id for r in record.related), a,
-                (cited, tuple(map(snaps.get, cited))))
+                (cited, tuple(map(snaps.get, cited))), days_alike(record, ctx))
     if isinstance(record, m.Source):
         entities = tuple(r.id for r in record.authors)
         if record.publisher:
             entities += (record.publisher.id,)
-        return always, tuple(source_future_dates(record, ctx)), entities, (), (), None, NO_DEPS
-    return always, (), (), (), (), None, NO_DEPS
+        return (always, tuple(source_future_dates(record, ctx)), entities, (), (), None,
+                NO_DEPS, days_alike(record, ctx))
+    return always, (), (), (), (), None, NO_DEPS, EVERY_DAY
 
 
 NO_DEPS: Deps = ((), ())
+
+
+def days_alike(record: m.Record, ctx: Context) -> Days:
+    """The days on which the local rules say of `record` what they say on ctx.today.
+
+    Each comparison they make with the day, mirrored (tests/test_rule_cache.py counts the
+    uses of the day in the rules' modules, so that a new one is not missed):
+    - kb.status.derive_status: a prediction is not checkable before its date;
+    - kb.status.assess: a claim is due for review `review_age_days` after its last review;
+    - kb.validate.claim_verdict (T602): a prediction's date has passed without a verdict;
+    - kb.validate.claim_future_dates, source_future_dates (V407): a date after today. Its
+      message names the day, so a record with one holds on this day alone.
+    """
+    day = ctx.today.toordinal()
+    first, end = EVERY_DAY
+
+    def since(threshold: dt.date, after: int = 0) -> None:
+        """A decision the rules take as `today >= threshold + after`."""
+        nonlocal first, end
+        at = threshold.toordinal() + after
+        if day >= at:
+            first = max(first, at)
+        else:
+            end = min(end, at)
+
+    if isinstance(record, m.Source):
+        if record.accessed:
+            if record.accessed > ctx.today:
+                return day, day + 1
+            since(record.accessed)
+        return first, end
+    if not isinstance(record, m.Claim):
+        return first, end
+    dates = [r.date for r in record.reviews if r.date is not None]
+    if any(d > ctx.today for d in dates):
+        return day, day + 1
+    if dates:  # none is after today, nor after it on any day from the last one on (V407)
+        last = max(dates)
+        since(last)
+        since(last, ctx.review_age_days + 1)  # due for review
+    if record.kind == "prediction" and record.resolves_by is not None:
+        since(record.resolves_by)  # checkable from its date
+        if record.verdict is None:
+            since(record.resolves_by, 1)  # overdue from the day after
+    return first, end
 
 
 def fill(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str], cache: RuleCache) -> None:
@@ -242,18 +314,20 @@ def run_cached(kb: m.KnowledgeBase, ctx: Context, digests: dict[str, str],
     sources: set[str] = set()
     claims: set[str] = set()
     unique = kb.one_record_per_id()  # then each record is the first with its id
-    held = cache.aggregates(digests, snaps) if unique else {}
+    day = ctx.today.toordinal()
+    held = cache.aggregates(digests, snaps, day) if unique else {}
     covered: set[str] = set()  # the files of the shards whose aggregate holds
     for agg in held.values():
         covered.update(agg[0])
     gathered: dict[int, _Gathered] = {}
 
     def cached(path: str, record: m.Record, kind: str, d: str | None, index: int) -> Local:
-        """The file's Local from its entry, when that is of these bytes and the snapshots it
-        quotes are as they were; else worked out, and kept."""
+        """The file's Local from its entry, when that is of these bytes, holds on this day and
+        the snapshots it quotes are as they were; else worked out, and kept."""
         entry = shards[index].get((kind, path))
         found: Local | None = entry[1] if entry is not None and entry[0] == d else None
-        if found is None or (found[6][0] and tuple(map(get, found[6][0])) != found[6][1]):
+        if (found is None or not found[7][0] <= day < found[7][1]
+                or (found[6][0] and tuple(map(get, found[6][0])) != found[6][1])):
             found = local(kb, ctx, path, record, snaps)
             if d is not None:
                 cache.put(kind, path, d, found)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -85,11 +86,104 @@ def test_edits_between_runs_give_the_reports_of_fresh_runs(make_kb: MakeKB) -> N
     assert {"R301", "Q501", "I202", "I203", "T605", "N701", "N702"} <= codes
 
 
-def test_a_new_day_is_a_new_key(make_kb: MakeKB) -> None:
+def test_a_later_day_finds_a_review_overdue(make_kb: MakeKB) -> None:
     root = make_kb()
     assert not any("T604" in line for line in same(root))
     later = same(root, TODAY + dt.timedelta(days=400))  # the review is now overdue
     assert any("T604" in line for line in later)
+
+
+# Records whose rules change their verdicts on some day near TODAY (each date is a threshold
+# of kb.rulecache.days_alike), and one whose never do.
+DATED = {
+    # due for review from 2026-12-02 (the last review + 365 + 1 days)
+    "claims/reviewed.yaml": "id: reviewed\nclaim: r\nkind: fact\nabout: [russia]\n"
+                            "reviews: [{by: e, date: 2025-12-01}, {by: e, date: 2025-11-01}]\n",
+    # checkable from 2026-12-03, overdue without a verdict (T602) from 2026-12-04
+    "claims/forecast.yaml": "id: forecast\nclaim: f\nkind: prediction\nabout: [russia]\n"
+                            "resolves_by: 2026-12-03\nevidence: [{source: report, stance: "
+                            "supports}]\nreviews: [{by: e, date: 2026-11-20}]\n",
+    # a review dated after today until 2026-12-05 (V407, which names the day)
+    "claims/ahead.yaml": "id: ahead\nclaim: a\nkind: fact\nabout: [russia]\n"
+                         "reviews: [{by: e, date: 2026-12-05}]\n",
+    # accessed after today until 2026-12-01 (V407)
+    "sources/later.yaml": "id: later\ntitle: L\nkind: report\nurl: https://example.org/l\n"
+                          "accessed: 2026-12-01\n",
+    "claims/cites-later.yaml": "id: cites-later\nclaim: c\nkind: opinion\nabout: [russia]\n"
+                               "appearances: [{source: later}]\n",
+}
+
+
+def test_each_day_reports_what_a_fresh_run_of_that_day_reports(make_kb: MakeKB) -> None:
+    """The cache is filled on one day and used on others, forward, back and across each
+    threshold: every report is a fresh run's."""
+    root = make_kb(DATED)
+    offsets = [0, 1, 2, 3, 4, 5, 6, 7, 8, 30, 400, 3, -1, -30, 5, 2, 6, 0, 1000, -400, 4]
+    reports = {tuple(same(root, TODAY + dt.timedelta(days=n))) for n in offsets}
+    assert len(reports) >= 6  # the days did change what the rules say
+
+
+def test_a_new_day_runs_again_only_the_rules_of_files_it_changes(
+        make_kb: MakeKB, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.rulecache
+
+    root = make_kb(DATED)
+    run(root, True, dt.date(2026, 11, 29))
+    ran: list[str] = []
+    real = kb.rulecache.local
+
+    def counting(*args: object) -> object:
+        ran.append(args[2])  # type: ignore[arg-type]
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kb.rulecache, "local", counting)
+    # A date after today is in a message that names the day: its file runs every day until then.
+    ahead, later = "claims/ahead.yaml", "sources/later.yaml"
+    expected = {
+        dt.date(2026, 11, 30): [ahead, later],
+        dt.date(2026, 12, 1): [ahead, later],  # accessed no longer in the future
+        dt.date(2026, 12, 2): [ahead, "claims/reviewed.yaml"],  # due for review
+        dt.date(2026, 12, 3): [ahead, "claims/forecast.yaml"],  # checkable
+        dt.date(2026, 12, 4): [ahead, "claims/forecast.yaml"],  # overdue
+        dt.date(2026, 12, 5): [ahead],  # its review no longer in the future
+        dt.date(2026, 12, 6): [],
+        dt.date(2026, 12, 30): [],
+    }
+    for day, files in expected.items():
+        ran.clear()
+        checked = run(root, True, day)
+        assert sorted(ran) == sorted(files), day
+        assert lines(checked) == lines(run(root, False, day)), day
+
+
+def test_every_use_of_the_day_by_the_rules_is_known_to_the_cache() -> None:
+    """kb.rulecache.days_alike mirrors each comparison the rules make with the day. A new use
+    of it in the rules' modules fails here: teach days_alike about it, then count it."""
+    import io
+    import tokenize
+
+    import kb
+    from kb.rulecache import RULE_MODULES
+
+    folder = Path(kb.__file__).parent
+    uses = {}
+    for name in RULE_MODULES:
+        if name in ("rulecache", "cache"):  # the cache itself, and the code that keys it
+            continue
+        text = (folder / f"{name}.py").read_text(encoding="utf-8")
+        tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+        found = 0
+        for t in tokens:
+            if t.type == tokenize.NAME and t.string == "today":
+                found += 1
+            elif t.type == tokenize.STRING and t.string[:2].lower() in ("f'", 'f"'):
+                # before Python 3.12 an f-string is one token: the day in its {…} parts
+                found += len(re.findall(r"\{[^{}]*\btoday\b[^{}]*\}", t.string))
+        if found:
+            uses[name] = found
+    # validate: Context's field and assessment(), V407 twice (test, message) for claims and
+    # sources, T602; status: derive_status's parameter and test, assess's parameter, call, due
+    assert uses == {"validate": 7, "status": 5}
 
 
 def shards(root: Path) -> list[Path]:
