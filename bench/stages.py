@@ -472,3 +472,45 @@ def _one_claim_reworded_and_committed(b: Bench) -> None:
        prepare=_one_claim_reworded_and_committed, requires=("git",))
 def build_edit_git(b: Bench) -> list[str]:
     return _kb_at(b, b.work / "git-kb", "build", "--out", str(b.work / "git-site"))
+
+
+# The generated reviews are 0-330 days old on KB_TODAY, so none falls due before day 35; from
+# day 60 on, about one claim in 330 falls due each day, as in a knowledge base kept for years.
+_FIRST_DAY = 60
+
+
+def _day(b: Bench, days: int) -> str:
+    import datetime as dt
+
+    today = dt.date.fromisoformat(b.env.get("KB_TODAY", "2026-11-28"))
+    return (today + dt.timedelta(days=_FIRST_DAY + days)).isoformat()
+
+
+def _days_on(b: Bench) -> int:
+    """How many days after _FIRST_DAY the next timed build runs (one more each run)."""
+    try:
+        return int((b.work / "days").read_text())
+    except (OSError, ValueError):
+        return 1
+
+
+def _built_the_day_before(b: Bench) -> None:
+    """A copy of the knowledge base, built (untimed) on the day before the timed build's day;
+    each run's day is the one after the last run's. Nothing else changes."""
+    days = _days_on(b)
+    copy, site = b.work / "day-kb", b.work / "day-site"
+    if not copy.is_dir():
+        shutil.copytree(b.root, copy)
+    b.run(["env", f"KB_TODAY={_day(b, days - 1)}", *_kb_at(b, copy, "build", "--out",
+                                                            str(site))])
+    _wait_for_removal(site)
+    (b.work / "days").write_text(str(days + 1))
+
+
+@stage("build-next-day", "`kb build` on the day after the last build, nothing else changed: "
+       "the claims whose last review falls due that day (about 1 in 330) change",
+       prepare=_built_the_day_before)
+def build_next_day(b: Bench) -> list[str]:
+    # the prepare has counted this run's day
+    return ["env", f"KB_TODAY={_day(b, _days_on(b) - 1)}",
+            *_kb_at(b, b.work / "day-kb", "build", "--out", str(b.work / "day-site"))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import shutil
@@ -168,6 +169,32 @@ def test_an_edit_stage_times_an_edit_even_after_a_site_it_did_not_build(tmp_path
                               "--format=%s"], capture_output=True, text=True, check=True)
         assert log.stdout.split("\n")[:3] == ["Reworded", "Reworded",
                                               "The generated knowledge base"]
+
+
+def test_the_next_day_stage_builds_each_run_a_day_after_the_last(tmp_path: Path) -> None:
+    import re
+
+    from bench.stages import STAGES, Bench
+
+    root = tmp_path / "kb"
+    generate(root, 40, seed=0)
+    env = dict(os.environ, KB_TODAY="2026-11-28", KB_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(REPO))
+    b = Bench(root=root, claims=40, files=52, work=tmp_path / "work", env=env)
+    stage = STAGES["build-next-day"]
+    assert stage.prepare is not None
+    days = []
+    for _ in range(3):
+        stage.prepare(b)
+        command = stage.command(b)
+        days.append(dt.date.fromisoformat(command[1].removeprefix("KB_TODAY=")))
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        found = re.search(r"(\d+) pages rendered", done.stdout + done.stderr)
+        assert found is not None and int(found.group(1)) < 52, done.stdout  # not a whole build
+    assert days[0] > dt.date(2026, 11, 28) + dt.timedelta(days=35)  # some reviews fall due
+    assert [(d - days[0]).days for d in days] == [0, 1, 2]
 
 
 @pytest.mark.skipif(shutil.which("git") is None and not os.environ.get("CI"), reason="no git")
