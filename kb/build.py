@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,9 @@ class BuildOptions:
     # Once set, a build that has not begun its commit stops there (BuildStopped), the site
     # unchanged: `kb serve` sets it as it ends (see COMMITTING).
     stop: threading.Event | None = None
+    # Called once when another build of the knowledge base holds its lock (kb.buildlock), and
+    # this one waits for it to end.
+    waiting: Callable[[], None] | None = None
 
 
 # Held by a build from its commit to its saved manifest, in whichever thread it runs. `kb
@@ -84,18 +88,29 @@ def build_site(root: Path, out: Path, options: BuildOptions | None = None) -> Bu
 
     Returns without writing anything when the check finds errors (`result.ok` is False).
     Raises kb.load.NotAKnowledgeBase, kb.write.WriteError or kb.search.SearchError when the
-    build cannot be done, and BuildStopped when `options.stop` was set before the commit;
+    build cannot be done, and BuildStopped when `options.stop` was set before the commit (or
+    while the build waited for another build of the knowledge base: kb.buildlock);
     `out` is then unchanged (but for an in-place commit that fails half-way, a full disk: the
     last manifest is kept, and the next build makes again what differs from it). Ctrl-C or
     SIGTERM raise KeyboardInterrupt: before the commit `out` is unchanged; during it, the
     commit and its manifest end first (StoppedAfterCommit). With `options.incremental`, pages
     whose inputs did not change since the last build into `out` are kept (kb.plan).
     """
+    from kb.buildlock import LockWaitStopped, build_lock
+
+    options = options or BuildOptions()
+    try:
+        with build_lock(root, options.waiting, options.stop):
+            return _locked_build(root, out, options)
+    except LockWaitStopped:
+        raise BuildStopped("the build was stopped while it waited for another") from None
+
+
+def _locked_build(root: Path, out: Path, options: BuildOptions) -> BuildResult:
     from kb.manifest import load_manifest
     from kb.plan import SiteScanner
     from kb.prefetch import InputsReader
 
-    options = options or BuildOptions()
     # The files' history (git log) and the files themselves (in a child, kb.prefetch) are
     # looked at while the caches load.
     log: GitLog | None = None

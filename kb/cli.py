@@ -273,6 +273,11 @@ def new_cmd(ctx: click.Context, /, what: str, id_: str | None, kind_: str | None
     ctx.exit(run(_root(ctx), what, {**given, "id": id_, "kind": kind_}, interactive))
 
 
+def _say_waiting() -> None:
+    click.echo("kb: another build of this knowledge base is running; waiting for it to end",
+               err=True)
+
+
 @main.command("build")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The site folder [default: site/ in the knowledge base].")
@@ -287,7 +292,8 @@ def build_cmd(ctx: click.Context, out: Path | None, jobs: int | None, timings: b
     from kb.build import BuildOptions, build_command
 
     outcome = build_command(_root(ctx), out or _root(ctx) / "site",
-                            BuildOptions(jobs=jobs, incremental=not full, keep_graph=False),
+                            BuildOptions(jobs=jobs, incremental=not full, keep_graph=False,
+                                         waiting=_say_waiting),
                             timings)
     if _KEEP is not None:
         _KEEP.append(outcome)

@@ -13,11 +13,11 @@ manifest: 8 MB at 10,000 claims, ~80 MB at 100,000), is kept as that file (its b
 journal beside it: what changed since the base was written (read_journaled, write_journaled).
 The journal names the base's digest, so one left by another base (a base written since, by
 this or another build) is not applied; once it has grown to an eighth of its base, the whole
-memo is written again and the journal removed. Two builds of one knowledge base at once are not
-locked out of each other: the last whole save wins over a journal written after it against an
-older base. Each user can afford that: a manifest's pages are kept only where the site's files
-still have the recorded Stat, and the other memos are keyed by content, so an older value costs
-time, never a wrong page.
+memo is written again and the journal removed. Two builds of one knowledge base do not run at
+once (kb.buildlock); where they can (a file system without locks), the last whole save wins
+over a journal written after it against an older base. Each user can afford that: a manifest's
+pages are kept only where the site's files still have the recorded Stat, and the other memos
+are keyed by content, so an older value costs time, never a wrong page.
 """
 
 from __future__ import annotations

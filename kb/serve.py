@@ -155,7 +155,10 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
     """
     from kb.build import build_command
 
-    first = build_command(root, out)
+    def waiting() -> None:
+        echo("kb: another build of this knowledge base is running; waiting for it to end")
+
+    first = build_command(root, out, BuildOptions(waiting=waiting))
     for line in first.lines:
         echo(line)
     if first.code == 2:
@@ -206,7 +209,7 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
     def loop() -> None:
         for _ in changes(root, stop=stop):
             try:
-                result = build_site(root, out, BuildOptions(stop=stop))
+                result = build_site(root, out, BuildOptions(stop=stop, waiting=waiting))
             except BuildStopped:
                 return
             except Exception as exc:
