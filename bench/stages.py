@@ -474,9 +474,12 @@ def build_edit_git(b: Bench) -> list[str]:
     return _kb_at(b, b.work / "git-kb", "build", "--out", str(b.work / "git-site"))
 
 
-# The generated reviews are 0-330 days old on KB_TODAY, so none falls due before day 35; from
-# day 60 on, about one claim in 330 falls due each day, as in a knowledge base kept for years.
+# The generated reviews are 0-330 days old on KB_TODAY, so the first falls due on day 36 and
+# the last on day 366; from day 60 on, about one claim in 330 falls due each day, as in a
+# knowledge base kept for years. The timed builds run from day 61; after _DAYS of them the
+# count starts again (with a new copy), so that reviews keep falling due.
 _FIRST_DAY = 60
+_DAYS = 250
 
 
 def _day(b: Bench, days: int) -> str:
@@ -499,8 +502,11 @@ def _built_the_day_before(b: Bench) -> None:
     each run's day is the one after the last run's. Nothing else changes."""
     days = _days_on(b)
     copy, site = b.work / "day-kb", b.work / "day-site"
+    if days > _DAYS:
+        shutil.rmtree(copy, ignore_errors=True)
     if not copy.is_dir():
         shutil.copytree(b.root, copy)
+        days = 1  # a new copy, built afresh on the first day
     b.run(["env", f"KB_TODAY={_day(b, days - 1)}", *_kb_at(b, copy, "build", "--out",
                                                             str(site))])
     _wait_for_removal(site)

@@ -1,4 +1,4 @@
-"""One build of a knowledge base at a time, across processes.
+"""One build of a knowledge base at a time, across processes and threads.
 
 Two builds of one knowledge base at once (`kb serve` rebuilding while an editor runs `kb
 build`, two terminals) each planned against the site and manifest they found, then committed
@@ -37,35 +37,61 @@ def lock_path(root: Path, folder: Path | None = None) -> Path:
     return cache_path(root, "build", folder).with_suffix(".lock")
 
 
+# lockf's locks are the process's: two threads of one process would both get one, and the
+# first to close its descriptor would drop the other's. So a thread takes this lock first.
+_THREADS: dict[str, threading.Lock] = {}
+_THREADS_LOCK = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.Lock:
+    with _THREADS_LOCK:
+        return _THREADS.setdefault(str(path), threading.Lock())
+
+
 @contextmanager
 def build_lock(root: Path, waiting: Callable[[], None] | None = None,
                stop: threading.Event | None = None,
                folder: Path | None = None) -> Iterator[None]:
-    """Hold the knowledge base's build lock; `waiting` is called once if another build holds
-    it. Polled rather than blocked on, so that a signal (Ctrl-C) or `stop` ends the wait.
-    Without a cache folder to put the lock in (a read-only home), builds are not kept apart."""
+    """Hold the knowledge base's build lock; `waiting` is called once if another build (of this
+    process or another) holds it. Polled rather than blocked on, so that a signal (Ctrl-C) or
+    `stop` ends the wait (LockWaitStopped). Without a cache folder to put the lock in (a
+    read-only home) or locks on its file system, builds of other processes are not kept apart."""
     path = lock_path(root, folder)
+    told = False
+
+    def wait() -> None:
+        nonlocal told
+        if stop is not None and stop.is_set():
+            raise LockWaitStopped
+        if not told and waiting is not None:
+            waiting()
+            told = True
+
+    threads = _thread_lock(path)
+    held = threads.acquire(blocking=False)
+    while not held:
+        wait()
+        held = threads.acquire(timeout=POLL)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        yield
-        return
-    try:
-        told = False
-        while True:
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                    break  # a file system without locks (ENOLCK): not kept apart, as above
-                if stop is not None and stop.is_set():
-                    raise LockWaitStopped from None
-                if not told and waiting is not None:
-                    waiting()
-                    told = True
+        fd: int | None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            fd = None
+        try:
+            while fd is not None:
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                        break  # a file system without locks (ENOLCK)
+                wait()
                 time.sleep(POLL)
-        yield
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)  # and with it the lock
     finally:
-        os.close(fd)  # and with it the lock
+        threads.release()

@@ -57,7 +57,7 @@ class Context:
     def take_assessments(self, claims: dict[str, m.Claim],
                          given: Iterable[dict[str, Assessment]]) -> None:
         """Assessments of the claims of `claims` (by id), worked out before for the same files
-        on the same day."""
+        on a day they hold on too (kb.rulecache.days_alike)."""
         self._of = claims
         for assessed in given:
             self._given.update(assessed)

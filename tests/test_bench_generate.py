@@ -171,10 +171,21 @@ def test_an_edit_stage_times_an_edit_even_after_a_site_it_did_not_build(tmp_path
                                               "The generated knowledge base"]
 
 
-def test_the_next_day_stage_builds_each_run_a_day_after_the_last(tmp_path: Path) -> None:
+def test_the_next_day_stage_builds_each_run_a_day_after_the_last(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import re
 
     from bench.stages import STAGES, Bench
+
+    untimed: list[dt.date] = []  # the day of each build the prepare runs
+    run = Bench.run
+
+    def recording(self: Bench, argv: list[str]) -> None:
+        if argv[0] == "env":
+            untimed.append(dt.date.fromisoformat(argv[1].removeprefix("KB_TODAY=")))
+        run(self, argv)
+
+    monkeypatch.setattr(Bench, "run", recording)
 
     root = tmp_path / "kb"
     generate(root, 40, seed=0)
@@ -195,6 +206,7 @@ def test_the_next_day_stage_builds_each_run_a_day_after_the_last(tmp_path: Path)
         assert found is not None and int(found.group(1)) < 52, done.stdout  # not a whole build
     assert days[0] > dt.date(2026, 11, 28) + dt.timedelta(days=35)  # some reviews fall due
     assert [(d - days[0]).days for d in days] == [0, 1, 2]
+    assert [d + dt.timedelta(days=1) for d in untimed] == days  # built the day before
 
 
 @pytest.mark.skipif(shutil.which("git") is None and not os.environ.get("CI"), reason="no git")

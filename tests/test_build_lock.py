@@ -115,3 +115,43 @@ def test_a_stop_ends_the_wait_and_nothing_is_written(make_kb: MakeKB, tmp_path: 
         holder.wait(timeout=60)
     assert told == ["waiting"]
     assert not (tmp_path / "site").exists()
+
+
+def test_the_lock_is_held_from_the_manifest_read_to_its_save(
+        make_kb: MakeKB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two builds at once (here two threads: kb serve's rebuild is one): the second reads the
+    manifest only after the first saved its own."""
+    import kb.manifest
+
+    root = make_kb()
+    events: list[str] = []
+    load, save = kb.manifest.load_manifest, kb.manifest.save_manifest
+
+    def loading(*args: object, **kwargs: object) -> object:
+        events.append("load")
+        time.sleep(0.2)  # time for the other to start and reach the lock
+        return load(*args, **kwargs)  # type: ignore[arg-type]
+
+    def saving(*args: object, **kwargs: object) -> object:
+        time.sleep(0.2)
+        save(*args, **kwargs)  # type: ignore[arg-type]
+        events.append("save")
+        return None
+
+    monkeypatch.setattr(kb.manifest, "load_manifest", loading)
+    monkeypatch.setattr(kb.manifest, "save_manifest", saving)
+    told: list[str] = []
+    results = []
+
+    def build() -> None:
+        results.append(build_site(root, tmp_path / "site",
+                                  BuildOptions(waiting=lambda: told.append("waiting"))))
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(results) == 2 and all(r.ok for r in results)
+    assert events == ["load", "save", "load", "save"]
+    assert told == ["waiting"]

@@ -156,6 +156,24 @@ def test_a_new_day_runs_again_only_the_rules_of_files_it_changes(
         assert lines(checked) == lines(run(root, False, day)), day
 
 
+def test_a_file_added_to_a_shard_keeps_the_days_of_its_aggregate(make_kb: MakeKB) -> None:
+    """A shard whose aggregate holds takes a new file in: the aggregate it keeps must still end
+    where its old files' verdicts change (here: a review falls due)."""
+    from kb.cache import shard_of
+
+    root = make_kb(DATED)
+    day = dt.date(2026, 11, 29)
+    same(root, day)
+    shard = shard_of("claims/reviewed.yaml")
+    name = next(f"claims/n{i}.yaml" for i in range(10_000)
+                if shard_of(f"claims/n{i}.yaml") == shard)
+    (root / name).write_text(f"id: {name[7:-5]}\nclaim: n\nkind: opinion\nabout: [russia]\n",
+                             encoding="utf-8")
+    same(root, day)  # the shard's aggregate holds; the new file joins it
+    due = same(root, dt.date(2026, 12, 2))  # the review in that shard falls due
+    assert any("T604" in line and "reviewed.yaml" in line for line in due)
+
+
 def test_every_use_of_the_day_by_the_rules_is_known_to_the_cache() -> None:
     """kb.rulecache.days_alike mirrors each comparison the rules make with the day. A new use
     of it in the rules' modules fails here: teach days_alike about it, then count it."""
