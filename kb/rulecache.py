@@ -94,6 +94,15 @@ class RuleCache(ParseCache):
     def empty(self) -> bool:
         return not any(self.shards)
 
+    def keep_only(self, keep: set[tuple[str, str]]) -> None:
+        """As ParseCache's; and a shard with no file left loses its aggregate, which could no
+        longer hold."""
+        super().keep_only(keep)
+        for index, shard in enumerate(self.shards):
+            if len(shard) == 1 and AGGREGATE in shard:
+                del shard[AGGREGATE]
+                self.dirty.add(index)
+
     def well_formed(self, item: tuple[Any, Any]) -> bool:
         """An entry as run_cached puts it (checked for all 13,000 at each load: kept cheap)."""
         k, v = item
@@ -131,7 +140,7 @@ class RuleCache(ParseCache):
         looked at one by one added (files new in that shard); or those files alone, when the
         shard's did not hold (then each of its files was looked at). A file without a digest
         is in none: it is looked at every time. The aggregate of a shard with no file left
-        is let be: it cannot hold while its files are gone."""
+        goes when the cache is saved (keep_only)."""
         for index, parts in gathered.items():
             self.shards[index][AGGREGATE] = ("", parts.aggregate(held.get(index)))
             self.dirty.add(index)

@@ -174,6 +174,26 @@ def test_a_file_added_to_a_shard_keeps_the_days_of_its_aggregate(make_kb: MakeKB
     assert any("T604" in line and "reviewed.yaml" in line for line in due)
 
 
+def test_a_shard_whose_files_are_all_gone_keeps_no_aggregate(make_kb: MakeKB) -> None:
+    from kb.cache import shard_of
+    from kb.rulecache import AGGREGATE, RuleCache
+    from kb.validate import Context
+
+    root = make_kb({"claims/alone.yaml": "id: alone\nclaim: a\nkind: opinion\n"
+                                         "about: [russia]\n"})
+    run(root, True)
+    index = shard_of("claims/alone.yaml")
+    others = [p for p in root.rglob("*.yaml") if p.name != "alone.yaml"
+              and shard_of(p.relative_to(root).as_posix()) == index]
+    for path in others:  # the shard holds alone.yaml only
+        path.rename(path.with_name("x-" + path.name))
+    run(root, True)
+    assert AGGREGATE in RuleCache(root, Context(TODAY)).shards[index]
+    (root / "claims/alone.yaml").unlink()
+    run(root, True)
+    assert RuleCache(root, Context(TODAY)).shards[index] == {}
+
+
 def test_every_use_of_the_day_by_the_rules_is_known_to_the_cache() -> None:
     """kb.rulecache.days_alike mirrors each comparison the rules make with the day. A new use
     of it in the rules' modules fails here: teach days_alike about it, then count it."""
