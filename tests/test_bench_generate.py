@@ -209,6 +209,23 @@ def test_the_next_day_stage_builds_each_run_a_day_after_the_last(
     assert [d + dt.timedelta(days=1) for d in untimed] == days  # built the day before
 
 
+def test_the_next_day_copy_moves_only_predictions_still_to_come(tmp_path: Path) -> None:
+    """Its builds run 61 days on and later: a generated prediction whose date passes then
+    has no verdict, an error (T602) that would stop them."""
+    from bench.stages import _predictions_resolve_later
+
+    claims = tmp_path / "claims" / "topic"
+    claims.mkdir(parents=True)
+    soon = "id: soon\nkind: prediction\nresolves_by: 2027-01-05\nclaim: s\n"
+    past = "id: past\nkind: prediction\nresolves_by: 2026-06-01\nverdict: {status: refuted}\n"
+    (claims / "soon.yaml").write_text(soon, encoding="utf-8")
+    (claims / "past.yaml").write_text(past, encoding="utf-8")
+    _predictions_resolve_later(tmp_path, "2026-11-28")
+    assert (claims / "soon.yaml").read_text(encoding="utf-8") == soon.replace(
+        "2027-01-05", "2035-12-31")
+    assert (claims / "past.yaml").read_text(encoding="utf-8") == past
+
+
 @pytest.mark.skipif(shutil.which("git") is None and not os.environ.get("CI"), reason="no git")
 def test_the_git_stage_never_commits_outside_its_copy(tmp_path: Path) -> None:
     """A run stopped while making the stage's checkout left a copy without .git: git then
