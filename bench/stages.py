@@ -483,6 +483,7 @@ _DAYS = 250
 # The generated predictions' dates run from day 30 to this one; a date that passes without a
 # verdict is an error (T602), which stops a build.
 _LAST_DATE = "2035-12-31"
+_COPY_FORMAT = "2"  # 2: predictions to come moved to _LAST_DATE (a copy of format 1 is not)
 
 
 def _day(b: Bench, days: int) -> str:
@@ -505,11 +506,14 @@ def _built_the_day_before(b: Bench) -> None:
     each run's day is the one after the last run's. Nothing else changes."""
     days = _days_on(b)
     copy, site = b.work / "day-kb", b.work / "day-site"
-    if days > _DAYS:
+    made = b.work / "day-kb.made"  # says the copy was made as this code makes it
+    if days > _DAYS or not made.is_file() or made.read_text() != _COPY_FORMAT:
         shutil.rmtree(copy, ignore_errors=True)
+        made.unlink(missing_ok=True)
     if not copy.is_dir():
         shutil.copytree(b.root, copy)
         _predictions_resolve_later(copy, b.env.get("KB_TODAY", "2026-11-28"))
+        made.write_text(_COPY_FORMAT)
         days = 1  # a new copy, built afresh on the first day
     b.run(["env", f"KB_TODAY={_day(b, days - 1)}", *_kb_at(b, copy, "build", "--out",
                                                             str(site))])
