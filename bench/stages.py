@@ -483,7 +483,9 @@ _DAYS = 250
 # The generated predictions' dates run from day 30 to this one; a date that passes without a
 # verdict is an error (T602), which stops a build.
 _LAST_DATE = "2035-12-31"
-_COPY_FORMAT = "2"  # 2: predictions to come moved to _LAST_DATE (a copy of format 1 is not)
+# Written beside a copy made as this code makes it (its predictions moved); a copy without it
+# was made by an older version of the stage and is made again.
+_COPY_FORMAT = "2"
 
 
 def _day(b: Bench, days: int) -> str:
