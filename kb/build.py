@@ -184,6 +184,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         engine = "pagefind" if executable else "json"
     if engine == "pagefind" and executable is None:
         raise search.SearchError("pagefind is not installed (pip install 'pagefind[bin]')")
+    if engine != "pagefind":  # a pagefind build does as it plans its index (kb.searchshards)
+        search.remove_left_behind()  # what killed pagefind builds left on tmpfs (memory)
     # The named queries run in a child beside the planning (kb.extras.LaterResults), unless
     # the store is kept (`kb serve` queries it) or the knowledge base is so large that the
     # store's copy beside the planning would raise the peak (STAGGERED_FROM, as for the dumps).

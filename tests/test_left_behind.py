@@ -15,7 +15,7 @@ import pytest
 from kb import write
 from kb.write import remove_left_behind
 
-from conftest import alive, children, until
+from conftest import MakeKB, alive, children, until
 
 GENERATED = (60, 5)
 
@@ -256,6 +256,21 @@ def test_every_indexing_removes_what_killed_builds_left(
     with pytest.raises(searchshards.SearchError):
         running.wait()
     assert calls == [1]
+
+
+def test_a_build_without_pagefind_removes_what_killed_pagefind_builds_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_kb: MakeKB) -> None:
+    from kb import search
+    from kb.build import BuildOptions, build_site
+
+    scratch = tmp_path / "shm"
+    scratch.mkdir()
+    monkeypatch.setattr(search, "_scratch_parent", lambda: str(scratch))
+    gone = scratch / f"kb-pagefind-{_dead_pid()}.{write._where()}-a1"
+    (gone / "claims").mkdir(parents=True)
+    result = build_site(make_kb(), tmp_path / "site", BuildOptions(search="json"))
+    assert result.ok and result.search == "json"
+    assert until(lambda: not gone.exists())
 
 
 @pytest.mark.parametrize("with_rm", [True, False])
