@@ -5,10 +5,10 @@ which changed) and reads the changed ones and the text snapshots: 0.09 s at 10,0
 1.4 s at 100,000, of this process's time before it could parse anything. None of it depends on
 the caches the check loads first (the parse cache's records, the rules' results: 0.23 s and
 ~3.4 s), so a child forked as the build starts does it on the other core meanwhile, and sends
-back what it found as marshal data (plain data: it loads fast and cannot run code). When it
-cannot be forked (`kb serve`'s threads), fails, or found a file it could not read (whose
-problem a Problem says, which marshal cannot carry), the files are read here, as without it:
-the inputs are the same either way (tests/test_prefetch.py).
+back what it found as marshal data (plain data: it loads fast and cannot run code), the
+problems of files it could not read as their fields. When it cannot be forked (`kb serve`'s
+threads) or fails, the files are read here, as without it: the inputs are the same either way
+(tests/test_prefetch.py).
 """
 
 from __future__ import annotations
@@ -18,28 +18,31 @@ from typing import Any
 
 from kb.forks import Forked
 from kb.load import FileInput, Inputs, read_inputs
+from kb.problems import Loc, problem
 
 
 def _as_data(inputs: Inputs) -> Any:
-    if inputs.problems:
-        return None  # read again where the problems can be kept
     return (str(inputs.root),
             [(f.kind, f.path, f._data, f._digest, f._source) for f in inputs.records],
-            inputs.snapshots)
+            inputs.snapshots,
+            [(p.loc.path, p.loc.line, p.loc.col, p.code, p.message, p.hint)
+             for p in inputs.problems])
 
 
 def _of_data(value: Any) -> Inputs | None:
     try:
-        root, records, snapshots = value
+        root, records, snapshots, found = value
         files = [FileInput(kind, path, data, digest_, source)
                  for kind, path, data, digest_, source in records]
-    except (TypeError, ValueError):  # not what _as_data makes
+        problems = [problem(Loc(path, line, col), code, message, hint)
+                    for path, line, col, code, message, hint in found]
+    except (TypeError, ValueError, KeyError):  # not what _as_data makes
         return None
     if not (isinstance(root, str) and isinstance(snapshots, list)
             and all(isinstance(path, str) and isinstance(data, bytes)
                     for path, data in snapshots)):
         return None
-    return Inputs(Path(root), files, snapshots, [])
+    return Inputs(Path(root), files, snapshots, problems)
 
 
 class InputsReader:
