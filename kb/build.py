@@ -41,8 +41,9 @@ class BuildOptions:
     # False: the graph is dropped once planned (KBGraph.forget) and BuildResult.graph is
     # None, so the page workers are not forked holding it (`kb build`; `kb serve` queries it)
     keep_graph: bool = True
-    # Once set, a build that has not begun its commit stops there (BuildStopped), the site
-    # unchanged: `kb serve` sets it as it ends (see COMMITTING).
+    # Once set, a build that has not begun its commit stops (BuildStopped), the site unchanged:
+    # while it waits for another build, between the batches it renders, or before its commit.
+    # `kb serve` sets it as it ends (see COMMITTING).
     stop: threading.Event | None = None
     # Called once when another build of the knowledge base holds its lock (kb.buildlock), and
     # this one waits for it to end.
@@ -324,7 +325,8 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
             model.take_rows(lastrows.last_rows(out, keys, manifest))
         written, indexed = _fill(
             staging, model, extras, checked, todo, kept, statics, dumps, records, page_keys,
-            engine, executable or "", index, options.jobs, timings, in_place, with_pages)
+            engine, executable or "", index, options.jobs, timings, in_place, with_pages,
+            options.stop)
         # From the commit to the manifest that records it, Ctrl-C and SIGTERM wait: stopped
         # within an in-place commit, the site was part new and part old, and stopped before
         # the manifest, the next build took the site for one it did not know (a full build).
@@ -441,12 +443,13 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
           todo: list[Spec], kept: list[Link], statics: list[Page], dumps: Workers,
           records: tuple[str, ...], page_keys: dict[str, str], engine: str, executable: str,
           index: IndexPlan, jobs: int | None, timings: dict[str, float],
-          in_place: bool = False, with_pages: tuple[str, ...] = ()
-          ) -> tuple[WriteResult, Indexed]:
+          in_place: bool = False, with_pages: tuple[str, ...] = (),
+          stop: threading.Event | None = None) -> tuple[WriteResult, Indexed]:
     """Write the site's files into `staging`: made files, the search index, and the kept ones
     (hard-linked, or, `in_place`, only counted: they stay where they are). The dumps' workers
     are running already; the pages' workers start here, with the data files `with_pages`, and
-    pagefind after them, unless it was started before (`index.running`)."""
+    pagefind after them, unless it was started before (`index.running`). `stop` set: the
+    next batch done raises BuildStopped (the workers are stopped)."""
     from kb import search
     from kb.produce import State, Workers, page_tasks
     from kb.render import PARALLEL_FROM, sitemap
@@ -486,6 +489,8 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
                 settled = time.perf_counter() - waiting
         for running in (pages, dumps):
             for done in running.results():
+                if stop is not None and stop.is_set():
+                    raise BuildStopped("the build was stopped while it rendered")
                 made.update(done.stats)
                 size += done.bytes
         timings["render"] = time.perf_counter() - t - settled  # pages, alternates, dumps

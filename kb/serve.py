@@ -146,6 +146,9 @@ def changes(root: Path, interval: float = 0.5,
             yield None
 
 
+STOP_PATIENCE = 10.0  # seconds `kb serve` waits, as it ends, for a rebuild to stop
+
+
 def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = True,
                   echo: Callable[[str], None] = print) -> int:
     """`kb serve`: the exit code (2 when the folder is no knowledge base or the port is taken).
@@ -220,7 +223,8 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
                     return
                 report(result)
 
-    threading.Thread(target=loop, daemon=True, name="kb-watch").start()
+    watcher = threading.Thread(target=loop, daemon=True, name="kb-watch")
+    watcher.start()
     if threading.current_thread() is threading.main_thread():
         # `kill` stops the server like Ctrl-C does, so the endpoint's workers are stopped too
         signal.signal(signal.SIGTERM, raise_interrupt)  # children get the default (kb.forks)
@@ -235,6 +239,9 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
                 pass
             with reporting:  # and one being loaded into the endpoint its loading
                 pass
+            # A rebuild rendering stops at its next batch and removes its staging folder and
+            # workers; one still checking or planning is not waited for past this.
+            watcher.join(timeout=STOP_PATIENCE)
         finally:
             server.server_close()
             if endpoint is not None:

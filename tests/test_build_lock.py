@@ -17,7 +17,7 @@ from kb.build import BuildOptions, BuildStopped, build_site
 from kb.buildlock import build_lock
 from kb.cli import main
 
-from conftest import MakeKB
+from conftest import MakeKB, until
 
 HOLD = """\
 import sys, time
@@ -155,3 +155,32 @@ def test_the_lock_is_held_from_the_manifest_read_to_its_save(
     assert len(results) == 2 and all(r.ok for r in results)
     assert events == ["load", "save", "load", "save"]
     assert told == ["waiting"]
+
+
+def test_a_stop_while_rendering_ends_the_build_and_leaves_nothing(
+        make_kb: MakeKB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kb serve` ending while its rebuild renders: the build stops at the next batch, its
+    staging folder goes, and the site is as it was."""
+    import kb.produce
+
+    root = make_kb()
+    out = tmp_path / "site"
+    stop = threading.Event()
+    real = kb.produce.run_task
+    batches: list[int] = []
+
+    def one_then_stop(*args: object) -> object:
+        batches.append(1)
+        stop.set()
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kb.produce, "run_task", one_then_stop)
+    with pytest.raises(BuildStopped):
+        build_site(root, out, BuildOptions(stop=stop))
+    assert batches == [1]  # not one batch more
+    assert not out.exists()
+    # set aside at once, then deleted by a process of its own (kb.write.remove_later)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site.new-")]
+    assert until(lambda: not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")])
+    monkeypatch.setattr(kb.produce, "run_task", real)
+    assert build_site(root, out).ok  # and the next build builds
