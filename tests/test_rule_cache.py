@@ -26,6 +26,21 @@ def run(root: Path, use_cache: bool, today: dt.date = TODAY) -> Checked:
     return checked
 
 
+def local_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths whose local rules run from now on (kb.rulecache.local), in order."""
+    import kb.rulecache
+
+    ran: list[str] = []
+    real = kb.rulecache.local
+
+    def counting(*args: object) -> object:
+        ran.append(args[2])  # type: ignore[arg-type]
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kb.rulecache, "local", counting)
+    return ran
+
+
 def lines(checked: Checked) -> list[str]:
     return [text_line(p) for p in checked.report]
 
@@ -125,18 +140,9 @@ def test_each_day_reports_what_a_fresh_run_of_that_day_reports(make_kb: MakeKB) 
 
 def test_a_new_day_runs_again_only_the_rules_of_files_it_changes(
         make_kb: MakeKB, monkeypatch: pytest.MonkeyPatch) -> None:
-    import kb.rulecache
-
     root = make_kb(DATED)
     run(root, True, dt.date(2026, 11, 29))
-    ran: list[str] = []
-    real = kb.rulecache.local
-
-    def counting(*args: object) -> object:
-        ran.append(args[2])  # type: ignore[arg-type]
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(kb.rulecache, "local", counting)
+    ran = local_runs(monkeypatch)
     # A date after today is in a message that names the day: its file runs every day until then.
     ahead, later = "claims/ahead.yaml", "sources/later.yaml"
     expected = {
@@ -254,20 +260,11 @@ def test_a_bad_rule_cache_is_ignored(make_kb: MakeKB, damage: str) -> None:
 
 def test_only_the_edited_file_runs_its_local_rules(make_kb: MakeKB,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import kb.rulecache
-
     files = {f"claims/c{i}.yaml": f"id: c{i}\nclaim: c{i}\nkind: fact\nabout: [russia]\n"
              for i in range(5)}
     root = make_kb(files)
     run(root, True)
-    ran: list[str] = []
-    real = kb.rulecache.local
-
-    def counting(*args: object) -> object:
-        ran.append(args[2])  # type: ignore[arg-type]
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(kb.rulecache, "local", counting)
+    ran = local_runs(monkeypatch)
     (root / "claims/c3.yaml").write_text("id: c3\nclaim: c3\nkind: fact\nabout: [nobody]\n")
     checked = run(root, True)
     assert ran == ["claims/c3.yaml"]
