@@ -146,7 +146,10 @@ def changes(root: Path, interval: float = 0.5,
             yield None
 
 
-STOP_PATIENCE = 10.0  # seconds `kb serve` waits, as it ends, for a rebuild to stop
+# Seconds `kb serve` waits, as it ends, for a rebuild to stop: a rendering one reaches its next
+# batch well within it (a batch is at most 200 claim pages); serve itself still ends promptly
+# when the rebuild is checking or planning (tests/test_site_serve.py gives it 10 s in all).
+STOP_PATIENCE = 3.0
 
 
 def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = True,
