@@ -474,7 +474,7 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
     try:
         t = time.perf_counter()
         model.warm()  # work every worker would otherwise repeat after the fork
-        state = State(model, extras, checked.kb.root, staging.path, checked)
+        state = State(model, extras, checked.kb.root, staging.path, checked, dumps.state.cache)
         work = page_tasks(todo, jobs or 2, records, with_pages)
         pages = Workers(state, work, jobs, parallel=len(todo) >= PARALLEL_FROM)
         # Only after the fork: a process forked while pagefind's is being started would hold

@@ -454,6 +454,31 @@ def test_after_an_edit_the_dumps_come_from_the_graph_cache(kb: Path, tmp_path: P
     assert_same_site(site, tmp_path / "fresh2")
 
 
+@pytest.mark.parametrize("workers", [False, True], ids=["with-the-dumps", "with-the-pages"])
+def test_a_whole_build_keeps_the_csv_rows_for_the_edit_build_after_it(
+        kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: bool) -> None:
+    """A whole build makes data/claims.csv in a worker process (with the dumps; with many
+    claims, with the pages) and keeps its rows in the cache (kb.csvmemo), so the edit build
+    after it takes them rather than writing every row again: a row changed in the memo under
+    its own key comes back as it is."""
+    from kb import csvmemo, render
+
+    if workers:
+        monkeypatch.setattr(render, "PARALLEL_FROM", 10)
+    site = tmp_path / "site"
+    base = build(kb, site).graph.iris.base
+    lines, _read = csvmemo.load_lines(kb, base)
+    made = (site / "data" / "claims.csv").read_text(encoding="utf-8")
+    assert set(lines) == set(check(kb, CheckOptions(today=TODAY)).kb.claims)
+    assert made.split("\n", 1)[1] == "".join(lines[cid][1] for cid in sorted(lines))
+    other = sorted(lines)[-1]  # not the claim _review changes: the first with reviews
+    lines[other] = (lines[other][0], "kept,as,it,was\n")
+    csvmemo.save_lines(kb, base, lines, None)
+    _review(kb)
+    build(kb, site)
+    assert "kept,as,it,was\n" in (site / "data" / "claims.csv").read_text(encoding="utf-8")
+
+
 def test_an_edit_build_reads_few_shards_of_the_graph_cache(kb: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
