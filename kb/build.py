@@ -42,7 +42,8 @@ class BuildOptions:
     # None, so the page workers are not forked holding it (`kb build`; `kb serve` queries it)
     keep_graph: bool = True
     # Once set, a build that has not begun its commit stops (BuildStopped), the site unchanged:
-    # while it waits for another build, between the batches it renders, or before its commit.
+    # while it waits for another build, between its stages and the batches it renders, or
+    # before its commit.
     # `kb serve` sets it as it ends (see COMMITTING).
     stop: threading.Event | None = None
     # Called once when another build of the knowledge base holds its lock (kb.buildlock), and
@@ -163,6 +164,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     result = BuildResult(checked, timings=timings)
     if checked.report.errors:
         return result
+    _stop_if_set(options.stop, "after its check")
     inputs.release()  # parsed: only their digests are read from here on
     digests = inputs.digests()
     t = time.perf_counter()
@@ -208,6 +210,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     dumps: Workers | None = None
     index: IndexPlan | None = None
     try:  # from here on, a failure stops the children (the queries', the dumps')
+        _stop_if_set(options.stop, "after its graph")
         # One walk of the last site: what is kept is checked against it, file by file (a hand
         # edit changes a file's Stat), and a file no build wrote makes the build a whole new one.
         site = scanner.result() if scanner is not None else None
@@ -283,6 +286,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         timings["plan"] = time.perf_counter() - t - (timings["queries"] - waited)
 
         # -- render and write: workers fill the staging folder, this process keeps the books ----
+        _stop_if_set(options.stop, "after its plan")
         t = time.perf_counter()
         statics = static_files(root)
         check_unique([*page_keys, *dump_paths(extras), *(p.path for p in statics),
@@ -331,8 +335,7 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
         # within an in-place commit, the site was part new and part old, and stopped before
         # the manifest, the next build took the site for one it did not know (a full build).
         holding.enter_context(COMMITTING)
-        if options.stop is not None and options.stop.is_set():
-            raise BuildStopped("the build was stopped before its commit")
+        _stop_if_set(options.stop, "before its commit")
         holding.enter_context(signals_held())
         gone: list[str] = []
         if in_place and manifest is not None:
@@ -399,6 +402,13 @@ def _build_site(root: Path, out: Path, options: BuildOptions, manifest: Manifest
     result.search = engine
     result.rendered = len(todo)
     return result
+
+
+def _stop_if_set(stop: threading.Event | None, when: str) -> None:
+    """BuildStopped, once `stop` is set: checked between the stages, so that `kb serve` ending
+    while its rebuild checks, graphs or plans is not kept waiting by the next stage."""
+    if stop is not None and stop.is_set():
+        raise BuildStopped(f"the build was stopped {when}")
 
 
 def _recorded(written: WriteResult, page_keys: dict[str, str], index: dict[str, Stat],
@@ -489,8 +499,7 @@ def _fill(staging: Staging, model: Any, extras: Any, checked: Checked,
                 settled = time.perf_counter() - waiting
         for running in (pages, dumps):
             for done in running.results():
-                if stop is not None and stop.is_set():
-                    raise BuildStopped("the build was stopped while it rendered")
+                _stop_if_set(stop, "while it rendered")
                 made.update(done.stats)
                 size += done.bytes
         timings["render"] = time.perf_counter() - t - settled  # pages, alternates, dumps

@@ -184,3 +184,36 @@ def test_a_stop_while_rendering_ends_the_build_and_leaves_nothing(
     assert until(lambda: not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")])
     monkeypatch.setattr(kb.produce, "run_task", real)
     assert build_site(root, out).ok  # and the next build builds
+
+
+@pytest.mark.parametrize("stage", ["check", "graph", "plan"])
+def test_a_stop_between_stages_ends_the_build_before_the_next(
+        make_kb: MakeKB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str) -> None:
+    """`kb serve` ending while its rebuild checks, makes its graph or plans: the build stops
+    when that stage ends, renders nothing, and leaves no site and no staging folder."""
+    import kb.build
+    import kb.extras
+    import kb.plan
+    import kb.render
+
+    root = make_kb()
+    out = tmp_path / "site"
+    stop = threading.Event()
+    where = {"check": (kb.build, "check"), "graph": (kb.extras, "graph_extras"),
+             "plan": (kb.plan, "plan")}[stage]
+    real = getattr(*where)
+
+    def then_stop(*args: object, **kwargs: object) -> object:
+        done = real(*args, **kwargs)
+        stop.set()
+        return done
+
+    monkeypatch.setattr(*where, then_stop)
+    rendered: list[object] = []
+    monkeypatch.setattr(kb.render, "render_one", lambda spec: rendered.append(spec))
+    with pytest.raises(BuildStopped, match=f"after its {stage}"):
+        build_site(root, out, BuildOptions(stop=stop))
+    assert rendered == []
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site.new-")]
+    assert until(lambda: not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")])
