@@ -173,13 +173,14 @@ class KBGraph:
         """Drop every block but those of the graphs in `keep`, and the store: for a build that
         has made all it needs of the whole graph (kb.build, `keep_graph`), whose page workers
         would otherwise be forked holding them (1.3 GB at 100,000 claims). What is left is no
-        longer the knowledge base's graph; nothing but that build may use it."""
+        longer the knowledge base's graph; nothing but that build may use it. The blocks' keys
+        stay: they say what each graph was made from, not that its block is here, and the
+        claims' CSV that a page worker makes after this keys its rows by them (kb.csvmemo)."""
         wanted = set(keep)
         if isinstance(self.triples, Blocks):
             self.triples.release(wanted)
         for name in [name for name in self.triples if name not in wanted]:
             del self.triples[name]  # in place: what holds the dict holds no block either
-            self.block_keys.pop(name, None)
         self.drop_store()
         self.__dict__.pop("size", None)
 

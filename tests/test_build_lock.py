@@ -186,17 +186,34 @@ def test_a_stop_while_rendering_ends_the_build_and_leaves_nothing(
     assert build_site(root, out).ok  # and the next build builds
 
 
+@pytest.mark.parametrize("keep_graph", [True, False], ids=["serve", "build"])
 @pytest.mark.parametrize("stage", ["check", "graph", "plan"])
 def test_a_stop_between_stages_ends_the_build_before_the_next(
-        make_kb: MakeKB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str) -> None:
+        make_kb: MakeKB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str,
+        keep_graph: bool) -> None:
     """`kb serve` ending while its rebuild checks, makes its graph or plans: the build stops
-    when that stage ends, renders nothing, and leaves no site and no staging folder."""
+    when that stage ends, renders nothing, and leaves no site and no staging folder. As `kb
+    build` (the graph not kept), the named queries' child, forked with the graph, is stopped."""
     import kb.build
     import kb.extras
     import kb.plan
     import kb.render
 
-    root = make_kb()
+    root = make_kb({"queries/statuses.rq": "# title: Statuses\n"
+                    "SELECT ?claim ?status WHERE { ?claim kb:status ?status }\n"})
+    children: list[str] = []
+    started, closed = kb.extras.LaterResults.__init__, kb.extras.LaterResults.close
+
+    def starting(self: kb.extras.LaterResults, *args: object) -> None:
+        children.append("started")
+        started(self, *args)  # type: ignore[arg-type]
+
+    def closing(self: kb.extras.LaterResults) -> None:
+        children.append("closed")
+        closed(self)
+
+    monkeypatch.setattr(kb.extras.LaterResults, "__init__", starting)
+    monkeypatch.setattr(kb.extras.LaterResults, "close", closing)
     out = tmp_path / "site"
     stop = threading.Event()
     where = {"check": (kb.build, "check"), "graph": (kb.extras, "graph_extras"),
@@ -212,8 +229,9 @@ def test_a_stop_between_stages_ends_the_build_before_the_next(
     rendered: list[object] = []
     monkeypatch.setattr(kb.render, "render_one", lambda spec: rendered.append(spec))
     with pytest.raises(BuildStopped, match=f"after its {stage}"):
-        build_site(root, out, BuildOptions(stop=stop))
+        build_site(root, out, BuildOptions(stop=stop, keep_graph=keep_graph))
     assert rendered == []
+    assert children == ([] if keep_graph or stage == "check" else ["started", "closed"])
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site.new-")]
     assert until(lambda: not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")])
