@@ -39,6 +39,7 @@ class Sample:
     max_rss_mb: float  # ru_maxrss: the largest resident set of one process of the tree
     tree_pss_mb: float = 0.0  # the peak of the sampled PSS sum of the whole tree (0: not known)
     timed: bool = True  # False: a run for the memory figures only (run_stage)
+    system: float = 0.0  # of `cpu`, the seconds in the kernel (files made and removed …)
 
 
 @dataclass
@@ -139,7 +140,8 @@ def measure(argv: list[str], env: dict[str, str], log: Path,
         seconds = float(result.read_text().strip())
     cpu = usage.ru_utime + usage.ru_stime
     # ru_maxrss is in KiB on Linux
-    return Sample(seconds, cpu, usage.ru_maxrss / 1024, sampler.peak_mb)
+    return Sample(seconds, cpu, usage.ru_maxrss / 1024, sampler.peak_mb,
+                  system=usage.ru_stime)
 
 
 def warm_files(*roots: Path) -> int:
@@ -189,7 +191,8 @@ def run_stage(stage: Stage, corpus: Corpus, workdir: Path, repeat: int) -> Resul
         res.samples.append(sample)
         what = f"run {i + 1}/{repeat}" if timed else "memory run"
         print(f"  {stage.name:<14} {corpus.claims:>7} claims  {what}: "
-              f"{sample.seconds:7.2f} s  {sample.cpu:7.2f} s CPU  "
+              f"{sample.seconds:7.2f} s  {sample.cpu:7.2f} s CPU "
+              f"({sample.system:.2f} s system)  "
               f"{_mb(sample.tree_pss_mb):>8} PSS of the tree  "
               f"{sample.max_rss_mb:7.0f} MB max RSS of one process", file=sys.stderr)
     return res
@@ -213,7 +216,10 @@ def render(results: list[Result], corpora: list[Corpus], repeat: int,
         "Python's start-up. \"Cold\" means no claimkb cache; the operating system's file cache "
         "is warm in every run. CPU is user + system time of the process and its workers (the "
         "median): on a shared machine it shows the work done when the wall time shows the "
-        "queue. Peak memory (the largest of the runs) is given twice: \"tree PSS\" is the "
+        "queue. \"System\" is the part of it spent in the kernel, most of it making and "
+        "removing files: on this machine's disk it grows after many files are deleted "
+        "(bench.stages.set_aside), so it tells the file system's share of a slow run. Peak "
+        "memory (the largest of the runs) is given twice: \"tree PSS\" is the "
         "peak of the sum of the proportional set sizes of the process and all its "
         "descendants, sampled every 50 ms or more — what the machine must hold at once (with "
         "more than one run, the timed runs are not sampled: the sampler takes up to 1/8 of a "
@@ -238,13 +244,13 @@ def render(results: list[Result], corpora: list[Corpus], repeat: int,
     lines += [f"| {c.claims:,} | {c.sources:,} | {c.entities:,} | {c.snapshots:,} | "
               f"{c.files:,} | {c.megabytes:.1f} MB |" for c in corpora]
     lines += ["", "## Times", "",
-              "| claims | stage | median | min – max | CPU | files/s | tree PSS (peak) | "
-              "max RSS of one process | target |",
-              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+              "| claims | stage | median | min – max | CPU | system | files/s | "
+              "tree PSS (peak) | max RSS of one process | target |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
         if r.skipped:
             lines.append(f"| {r.claims:,} | {r.stage.name} | skipped ({r.skipped}) "
-                         "| | | | | | |")
+                         "| | | | | | | |")
             continue
         times = [s.seconds for s in r.timed]
         target = r.stage.targets.get(r.claims)
@@ -254,6 +260,7 @@ def render(results: list[Result], corpora: list[Corpus], repeat: int,
             f"| {r.claims:,} | {r.stage.name} | {_seconds(r.median)} s | "
             f"{_seconds(min(times))} – {_seconds(max(times))} s | "
             f"{_seconds(statistics.median(s.cpu for s in r.timed))} s | "
+            f"{_seconds(statistics.median(s.system for s in r.timed))} s | "
             f"{r.files / r.median:,.0f} | {_mb(max(s.tree_pss_mb for s in r.samples))} | "
             f"{max(s.max_rss_mb for s in r.samples):,.0f} MB | {verdict} |")
     lines += ["", "## Stages", ""]

@@ -113,14 +113,15 @@ def test_with_several_runs_the_timed_ones_are_not_sampled(tmp_path: Path,
     # The table's times and CPU are the timed runs', its tree PSS the memory run's: that run is
     # given a time and a CPU no timed run has.
     first, second, memory = result.samples
-    result.samples[:] = [dataclasses.replace(first, seconds=1.0, cpu=1.0),
-                         dataclasses.replace(second, seconds=3.0, cpu=3.0),
-                         dataclasses.replace(memory, seconds=100.0, cpu=50.0)]
+    result.samples[:] = [dataclasses.replace(first, seconds=1.0, cpu=1.0, system=0.25),
+                         dataclasses.replace(second, seconds=3.0, cpu=3.0, system=0.75),
+                         dataclasses.replace(memory, seconds=100.0, cpu=50.0, system=40.0)]
     table = render([result], [corpus], 2, "", "", "python -m bench")
     row = next(line for line in table.splitlines() if "| fake |" in line)
     cells = [c.strip() for c in row.split("|")]
-    assert cells[3:6] == ["2.00 s", "1.00 – 3.00 s", "2.00 s"], cells  # median, range, CPU
-    assert cells[7] == f"{memory.tree_pss_mb:,.0f} MB"
+    # median, range, CPU, its system part
+    assert cells[3:7] == ["2.00 s", "1.00 – 3.00 s", "2.00 s", "0.500 s"], cells
+    assert cells[8] == f"{memory.tree_pss_mb:,.0f} MB"
 
     single = run_stage(stage, corpus, tmp_path, repeat=1)
     assert len(single.samples) == 1 and single.samples[0].timed
