@@ -28,6 +28,10 @@ def test_a_cold_build_sets_the_last_site_aside_and_the_end_deletes_it(tmp_path: 
     page.parent.mkdir(parents=True)
     page.write_text("last run")
     inode = page.stat().st_ino
+    cached = Path(b.env["KB_CACHE_DIR"]) / "claimkb" / "parse-x" / "00.pickle"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"last run's cache")
+    cached_inode = cached.stat().st_ino
 
     prepare = STAGES["build"].prepare
     assert prepare is not None
@@ -36,6 +40,8 @@ def test_a_cold_build_sets_the_last_site_aside_and_the_end_deletes_it(tmp_path: 
     assert not (b.work / "site").exists()  # the build starts with no site, as before
     moved = list((b.work / TRASH).rglob("index.html"))
     assert [p.stat().st_ino for p in moved] == [inode]  # renamed, not copied nor deleted
+    assert not Path(b.env["KB_CACHE_DIR"]).exists()  # and with no cache: that too set aside
+    assert [p.stat().st_ino for p in (b.work / TRASH).rglob("00.pickle")] == [cached_inode]
     prepare(b)  # nothing to set aside the second time: no error, nothing new
     assert len(list((b.work / TRASH).rglob("index.html"))) == 1
 
