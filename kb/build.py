@@ -435,12 +435,9 @@ def _recorded(written: WriteResult, page_keys: dict[str, str], index: dict[str, 
 def _claims_csv(root: Path, checked: Checked, g: Any) -> Page:
     """data/claims.csv, from the last build's rows where their claims' graphs are unchanged."""
     from kb import csvmemo
-    from kb.export import CSV_FILE, claims_csv_lines
+    from kb.export import CSV_FILE
 
-    known, read = csvmemo.load_lines(root, g.iris.base)
-    data, lines = claims_csv_lines(checked, g, known)
-    csvmemo.save_lines(root, g.iris.base, lines, read)
-    return Page(CSV_FILE, data)
+    return Page(CSV_FILE, csvmemo.claims_csv(root, checked, g))
 
 
 def _as_recorded(manifest: Any, site: Any) -> bool:

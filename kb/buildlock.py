@@ -27,6 +27,8 @@ from pathlib import Path
 from kb.cache import cache_path
 
 POLL = 0.1  # seconds between tries while another build holds the lock
+# What `kb build` and `kb serve` say when their build waits (BuildOptions.waiting)
+WAITING = "kb: another build of this knowledge base is running; waiting for it to end"
 
 
 class LockWaitStopped(Exception):

@@ -274,8 +274,9 @@ def new_cmd(ctx: click.Context, /, what: str, id_: str | None, kind_: str | None
 
 
 def _say_waiting() -> None:
-    click.echo("kb: another build of this knowledge base is running; waiting for it to end",
-               err=True)
+    from kb.buildlock import WAITING
+
+    click.echo(WAITING, err=True)
 
 
 @main.command("build")

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import kb as kb_package
-from kb.export import CsvLines
+from kb.export import CsvLines, claims_csv_lines
 from kb.memo import Journaled, read_journaled, write_journaled
+
+if TYPE_CHECKING:
+    from kb.check import Checked
+    from kb.kbgraph import KBGraph
 
 _FORMAT = 1
 
@@ -52,3 +57,13 @@ def save_lines(root: Path, base: str, lines: CsvLines, read: Journaled | None,
                folder: Path | None = None) -> None:
     """Keep this build's rows: what changed since the memo was `read` (kb.memo's journal)."""
     write_journaled(memo_path(root, folder), _key(base), lines, read)
+
+
+def claims_csv(root: Path, checked: Checked, g: KBGraph) -> bytes:
+    """data/claims.csv, from the last build's rows where their claims' graphs are unchanged;
+    this build's rows are kept for the next. In an edit build's process, and in the worker that
+    makes a whole build's CSV."""
+    known, read = load_lines(root, g.iris.base)
+    data, lines = claims_csv_lines(checked, g, known)
+    save_lines(root, g.iris.base, lines, read)
+    return data

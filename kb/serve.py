@@ -147,8 +147,9 @@ def changes(root: Path, interval: float = 0.5,
 
 
 # Seconds `kb serve` waits, as it ends, for a rebuild to stop: a rendering one reaches its next
-# batch well within it (a batch is at most 200 claim pages); serve itself still ends promptly
-# when the rebuild is checking or planning (tests/test_site_serve.py gives it 10 s in all).
+# batch well within it (a batch is at most 200 claim pages), one checking or planning the end
+# of its stage at 10,000 claims; serve itself still ends promptly when a stage outlasts it
+# (tests/test_site_serve.py gives it 10 s in all).
 STOP_PATIENCE = 3.0
 
 
@@ -160,9 +161,10 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
     with the new graph after each successful rebuild.
     """
     from kb.build import build_command
+    from kb.buildlock import WAITING
 
     def waiting() -> None:
-        echo("kb: another build of this knowledge base is running; waiting for it to end")
+        echo(WAITING)
 
     first = build_command(root, out, BuildOptions(waiting=waiting))
     for line in first.lines:
@@ -242,8 +244,8 @@ def serve_command(root: Path, out: Path, host: str, port: int, sparql: bool = Tr
                 pass
             with reporting:  # and one being loaded into the endpoint its loading
                 pass
-            # A rebuild rendering stops at its next batch and removes its staging folder and
-            # workers; one still checking or planning is not waited for past this.
+            # A rebuild stops at the end of its stage or its next rendered batch, and removes
+            # its staging folder and workers; one whose stage outlasts this is not waited for.
             watcher.join(timeout=STOP_PATIENCE)
         finally:
             server.server_close()
