@@ -33,8 +33,9 @@ from typing import Any
 
 import kb
 from kb import model as m
+from kb.recordcodec import Entries, decode, encode
 
-_FORMAT = 2
+_FORMAT = 2  # a shard of records as marshal data is told apart by its shape (ParseCache.unpack)
 SHARDS = 64
 # Fewer shards than this to write (a few edited files): a fork would cost more than it saves.
 BACKGROUND_MIN = 4
@@ -91,8 +92,8 @@ def freeze_for_fork() -> None:
 
 # The modules a parsed file depends on: kb.load and what it imports (a test keeps this list
 # in step). Only they key the cache, so that work on the rest of the package keeps it warm.
-PARSER_MODULES = ("__init__", "cache", "load", "model", "problems", "schema", "specs",
-                  "statcache", "yamlstrict")
+PARSER_MODULES = ("__init__", "cache", "load", "model", "problems", "recordcodec", "schema",
+                  "specs", "statcache", "yamlstrict")
 
 
 def code_fingerprint(modules: tuple[str, ...] | None = None) -> str:
@@ -128,7 +129,13 @@ def _well_formed(item: tuple[Any, Any]) -> bool:
             and isinstance(v[1][1], list))
 
 
-Entries = dict[tuple[str, str], tuple[str, Any]]  # (kind, path) -> (digest, (record, problems))
+def plain_pack(entries: Entries) -> Any:
+    """A shard as it is: what the caches of other things than records store."""
+    return entries
+
+
+def plain_unpack(stored: Any) -> Entries | None:
+    return stored if isinstance(stored, dict) else None
 
 
 class ParseCache:
@@ -165,9 +172,27 @@ class ParseCache:
 
     def _load(self) -> None:
         for index in range(SHARDS):
-            entries = read_pickle(self.shard_path(index), self.key)
-            if isinstance(entries, dict) and all(map(self.well_formed, entries.items())):
+            entries = self.unpack(read_pickle(self.shard_path(index), self.key))
+            if entries is not None and all(map(self.well_formed, entries.items())):
                 self.shards[index] = entries
+
+    # A shard of parsed records is stored as marshal data (kb.recordcodec), with the entries
+    # it cannot hold pickled beside it; the subclasses' entries are pickled as they are.
+    def pack(self, entries: Entries) -> Any:
+        return encode(entries)
+
+    def unpack(self, stored: Any) -> Entries | None:
+        """The entries `pack` stored, or None when they are not as it stores them."""
+        if not (type(stored) is tuple and len(stored) == 2 and type(stored[0]) is bytes
+                and type(stored[1]) is dict):
+            return None
+        try:
+            with paused_gc():
+                entries = decode(stored[0])
+        except (ValueError, TypeError, KeyError, IndexError, EOFError):
+            return None
+        entries.update(stored[1])
+        return entries
 
     @property
     def entries(self) -> Entries:
@@ -214,7 +239,8 @@ class ParseCache:
 
     def _write(self) -> None:
         for index in sorted(self.dirty):
-            write_pickle(self.shard_path(index), self.key, self.shards[index], LAZY_RECORDS)
+            write_pickle(self.shard_path(index), self.key, self.pack(self.shards[index]),
+                         LAZY_RECORDS)
         with suppress(OSError):  # the one-file cache of claimkb before the shards
             self.folder.with_suffix(".pickle").unlink(missing_ok=True)
 
@@ -224,6 +250,7 @@ class BlobCache(ParseCache):
     digest says what they were made from (kb.graphcache) or what they are (kb.stubs)."""
 
     kind = ""
+    pack, unpack = staticmethod(plain_pack), staticmethod(plain_unpack)
 
     def well_formed(self, item: tuple[Any, Any]) -> bool:
         """Checked for every entry at each load (13,000 at 10,000 claims): kept cheap."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kb import model as m
-from kb.cache import ParseCache, code_fingerprint, digest, shard_of
+from kb.cache import ParseCache, code_fingerprint, digest, plain_pack, plain_unpack, shard_of
 from kb.network import depends_on_cycles, depends_on_weak
 from kb.problems import Problem
 from kb.status import Assessment, assess
@@ -71,7 +71,8 @@ AGGREGATE = ("", "")  # no file's (kind, path)
 # Every kb module that `import kb.rulecache` loads (a test keeps this list in step): only
 # they key the cache, so that work on the rest of the package keeps it warm.
 RULE_MODULES = ("__init__", "cache", "load", "model", "network", "problems", "quotes",
-                "rulecache", "schema", "specs", "statcache", "status", "validate", "yamlstrict")
+                "recordcodec", "rulecache", "schema", "specs", "statcache", "status", "validate",
+                "yamlstrict")
 
 _KINDS: dict[type, str] = {m.Claim: "claim", m.Source: "source", m.Entity: "entity"}
 
@@ -83,6 +84,7 @@ class RuleCache(ParseCache):
 
     what = "rules"
     pinned = frozenset({AGGREGATE})
+    pack, unpack = staticmethod(plain_pack), staticmethod(plain_unpack)
 
     def __init__(self, root: Path, ctx: Context, folder: Path | None = None) -> None:
         super().__init__(root, folder, (ctx.review_age_days,))

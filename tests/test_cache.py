@@ -115,7 +115,7 @@ def write_all(root: Path, key: object, entries: dict[object, object]) -> None:
     for index, shard in enumerate(shards):
         cache.shard_path(index).unlink(missing_ok=True)
         if shard:
-            cache.shard_path(index).write_bytes(pickle.dumps((key, shard)))
+            cache.shard_path(index).write_bytes(pickle.dumps((key, cache.pack(shard))))
 
 
 CORRUPTIONS: dict[str, Callable[[Path, bytes], bytes]] = {
@@ -134,8 +134,18 @@ CORRUPTIONS: dict[str, Callable[[Path, bytes], bytes]] = {
     "right key and digest, value of the wrong shape": lambda root, good: pickle.dumps(
         (ParseCache(root).key,
          {("claim", CLAIM): (digest((root / CLAIM).read_bytes()), "not a parse result")})),
-    "a class that does not exist": lambda root, good: good.replace(b"Claim", b"Clxim"),
+    # the records as marshal data (kb.recordcodec), inside a good pickle: no class is named
+    "right key, records' data cut short": lambda root, good: _recoded(
+        good, lambda data: data[: len(data) // 2]),
+    "right key, records of a kind that does not exist": lambda root, good: _recoded(
+        good, lambda data: data.replace(b"claim", b"clxim")),
 }
+
+
+def _recoded(good: bytes, change: Callable[[bytes], bytes]) -> bytes:
+    key, (data, rest) = pickle.loads(good)
+    assert data and change(data) != data
+    return pickle.dumps((key, (change(data), rest)))
 
 
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
