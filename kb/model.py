@@ -262,6 +262,8 @@ class Entity(RecordBase):
 
 
 Record = Claim | Source | Entity
+# Each kind of record's class, by the name its files' folder and kb.load give it
+RECORD_CLASSES: dict[str, type[Record]] = {"claim": Claim, "source": Source, "entity": Entity}
 
 # What a lazy record holds from the start: what a build reads of every record, also of those
 # whose file did not change (all a claim's row in a listing or the CSV shows: its statement,

@@ -25,7 +25,7 @@ from kb.problems import Loc
 
 Entries = dict[tuple[str, str], tuple[str, Any]]  # (kind, path) → (digest, (record, problems))
 
-_CLASSES: dict[str, type] = {"claim": m.Claim, "source": m.Source, "entity": m.Entity}
+_CLASSES: dict[str, type] = m.RECORD_CLASSES
 # A record's fields in the order they are written: those KEPT, then the lazy markers.
 FIELDS: dict[type, tuple[str, ...]] = {
     m.Claim: (*m.KEPT[m.Claim], "_cited", "_lazy"),
@@ -33,7 +33,7 @@ FIELDS: dict[type, tuple[str, ...]] = {
     m.Entity: (*m.KEPT[m.Entity], "_lazy"),
 }
 _NONE = type(None)
-_PLAIN = (str, int, float, bool, _NONE)  # marshal gives back these types exactly
+_PLAIN = (str, int, float, bool, bytes, _NONE)  # marshal gives back these types exactly
 _new = object.__new__
 _tuple = tuple.__new__
 
@@ -101,8 +101,6 @@ def _plain(value: Any) -> Any:
     if type(value) in _PLAIN:
         return value
     if type(value) is list and all(type(v) is str for v in value):
-        return value
-    if type(value) is bytes:
         return value
     raise Unfit
 

@@ -74,7 +74,7 @@ RULE_MODULES = ("__init__", "cache", "load", "model", "network", "problems", "qu
                 "recordcodec", "rulecache", "schema", "specs", "statcache", "status", "validate",
                 "yamlstrict")
 
-_KINDS: dict[type, str] = {m.Claim: "claim", m.Source: "source", m.Entity: "entity"}
+_KINDS: dict[type, str] = {cls: kind for kind, cls in m.RECORD_CLASSES.items()}
 
 
 class RuleCache(ParseCache):

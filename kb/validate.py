@@ -88,7 +88,7 @@ def _stem(path: str) -> str:
     return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
-_KINDS = {m.Claim: "claim", m.Source: "source", m.Entity: "entity"}
+_KINDS = {cls: kind for kind, cls in m.RECORD_CLASSES.items()}
 
 
 # Each rule is split into what one record alone decides (the "local" part, a function of the
